@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/auth"
+	"github.com/gatehouse-auth/gatehouse/internal/httpapi"
+	"github.com/gatehouse-auth/gatehouse/internal/secret"
+	"github.com/gatehouse-auth/gatehouse/internal/store/sqlite"
+)
+
+// storeConfig locates the database and the master secret; shared by every
+// command that opens the database.
+type storeConfig struct {
+	DB                string
+	SecretFile        string
+	SQLiteSynchronous string
+}
+
+func (c *storeConfig) bind(fs *flag.FlagSet) {
+	fs.StringVar(&c.DB, "db", "gatehouse.db", "SQLite database file (created on first run)")
+	fs.StringVar(&c.SecretFile, "secret-file", "", "master secret file, created 0600 if missing (default: gatehouse.secret beside the database); GATEHOUSE_SECRET overrides it")
+	fs.StringVar(&c.SQLiteSynchronous, "sqlite-synchronous", "NORMAL", "SQLite synchronous mode: NORMAL (commits survive a crash of the process) or FULL (also a power loss)")
+}
+
+// serveConfig is everything `gatehouse serve` takes.
+type serveConfig struct {
+	storeConfig
+	Addr               string
+	Issuer             string
+	AccessTTL          time.Duration
+	RefreshIdleTTL     time.Duration
+	SessionMaxAge      time.Duration
+	ReuseGrace         time.Duration
+	Registration       string
+	AllowedOrigins     string
+	InsecureDevCookies bool
+	HashConcurrency    int
+	LogLevel           string
+	LogFormat          string
+}
+
+func (c *serveConfig) bind(fs *flag.FlagSet) {
+	c.storeConfig.bind(fs)
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address")
+	fs.StringVar(&c.Issuer, "issuer", "", "token issuer (iss), the server's public base URL (default http://ADDR)")
+	fs.DurationVar(&c.AccessTTL, "access-ttl", auth.DefaultAccessTTL, "access-token lifetime")
+	fs.DurationVar(&c.RefreshIdleTTL, "refresh-idle-ttl", auth.DefaultRefreshIdleTTL, "a session not refreshed for this long expires")
+	fs.DurationVar(&c.SessionMaxAge, "session-max-age", auth.DefaultSessionMaxAge, "absolute session lifetime")
+	fs.DurationVar(&c.ReuseGrace, "reuse-grace", auth.DefaultReuseGrace, "how long the previous refresh token still returns the current one (racing tabs, lost responses)")
+	fs.StringVar(&c.Registration, "registration", "open", "public registration: open or closed")
+	fs.StringVar(&c.AllowedOrigins, "allowed-origin", "", "comma-separated origins (https://app.example.com) allowed to make cookie-authenticated requests cross-origin")
+	fs.BoolVar(&c.InsecureDevCookies, "insecure-dev-cookies", false, "drop Secure and the __Host-/__Secure- prefixes from cookies (plain-HTTP development only)")
+	fs.IntVar(&c.HashConcurrency, "hash-concurrency", runtime.GOMAXPROCS(0), "argon2id hashes running at once (each takes 19 MiB)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")
+}
+
+func (c *serveConfig) validate() error {
+	if c.Registration != "open" && c.Registration != "closed" {
+		return fmt.Errorf("--registration must be open or closed, not %q", c.Registration)
+	}
+	if c.AccessTTL < time.Second || c.AccessTTL > 24*time.Hour {
+		return fmt.Errorf("--access-ttl must be between 1s and 24h, not %v", c.AccessTTL)
+	}
+	if c.RefreshIdleTTL < time.Minute {
+		return fmt.Errorf("--refresh-idle-ttl must be at least 1m, not %v", c.RefreshIdleTTL)
+	}
+	if c.SessionMaxAge < c.RefreshIdleTTL {
+		return fmt.Errorf("--session-max-age (%v) must not be shorter than --refresh-idle-ttl (%v)", c.SessionMaxAge, c.RefreshIdleTTL)
+	}
+	if c.ReuseGrace < 0 || c.ReuseGrace > 5*time.Minute {
+		return fmt.Errorf("--reuse-grace must be between 0 and 5m, not %v", c.ReuseGrace)
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("--addr %q: %v", c.Addr, err)
+	}
+	if c.Issuer == "" {
+		c.Issuer = "http://" + c.Addr
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be json or text, not %q", format)
+}
+
+// app is an opened database with its keys and domain service.
+type app struct {
+	svc   *auth.Service
+	close func() error
+}
+
+func openApp(ctx context.Context, sc storeConfig, cfg auth.Config, getenv func(string) string) (*app, error) {
+	if dir := filepath.Dir(sc.DB); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create database directory: %w", err)
+		}
+	}
+	secretFile := sc.SecretFile
+	if secretFile == "" {
+		secretFile = filepath.Join(filepath.Dir(sc.DB), "gatehouse.secret")
+	}
+	master, created, err := secret.Load(getenv("GATEHOUSE_SECRET"), secretFile)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		cfg.Logger.Info("generated a new master secret", slog.String("file", secretFile))
+	}
+	st, err := sqlite.Open(ctx, sc.DB, sqlite.Options{Synchronous: sc.SQLiteSynchronous})
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	if cfg.Now != nil {
+		now = cfg.Now()
+	}
+	keys, err := auth.LoadKeys(ctx, st, master.NewSealer("signing-keys"), max(cfg.AccessTTL, auth.DefaultAccessTTL), now)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	svc := auth.New(cfg, st, keys, master.Derive("refresh-token-mac"))
+	if err := svc.LoadRevocations(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &app{svc: svc, close: st.Close}, nil
+}
+
+// graceFlag maps --reuse-grace=0 ("no grace") to the domain's negative
+// value; the domain reads 0 as "default".
+func graceFlag(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("gatehouse serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c serveConfig
+	c.bind(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: gatehouse serve [flags]\n\nRuns the server. With no flags: 127.0.0.1:8080, SQLite database ./gatehouse.db.\nGATEHOUSE_ADMIN_USERNAME and GATEHOUSE_ADMIN_PASSWORD create a first admin if that user does not exist.\n\nFlags (env GATEHOUSE_<FLAG>):")
+		fs.PrintDefaults()
+	}
+	if code := parseFlags(fs, args, os.Getenv); code >= 0 {
+		return code
+	}
+	if err := c.validate(); err != nil {
+		fmt.Fprintf(stderr, "gatehouse serve: %v\n", err)
+		return exitUsage
+	}
+	log, err := newLogger(stderr, c.LogLevel, c.LogFormat)
+	if err != nil {
+		fmt.Fprintf(stderr, "gatehouse serve: %v\n", err)
+		return exitUsage
+	}
+	if err := serve(ctx, c, log, os.Getenv, nil); err != nil {
+		log.Error("gatehouse stopped", slog.Any("err", err))
+		return exitFailure
+	}
+	return exitOK
+}
+
+// serve runs the server until ctx ends. If ready is not nil it receives the
+// bound address once the server accepts connections (tests).
+func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(string) string, ready chan<- string) error {
+	a, err := openApp(ctx, c.storeConfig, auth.Config{
+		Issuer:           c.Issuer,
+		AccessTTL:        c.AccessTTL,
+		RefreshIdleTTL:   c.RefreshIdleTTL,
+		SessionMaxAge:    c.SessionMaxAge,
+		ReuseGrace:       graceFlag(c.ReuseGrace),
+		RegistrationOpen: c.Registration == "open",
+		HashConcurrency:  c.HashConcurrency,
+		HashQueue:        64 * c.HashConcurrency,
+		Logger:           log,
+	}, getenv)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+
+	if user, pw := getenv("GATEHOUSE_ADMIN_USERNAME"), getenv("GATEHOUSE_ADMIN_PASSWORD"); user != "" || pw != "" {
+		if user == "" || pw == "" {
+			return errors.New("set both GATEHOUSE_ADMIN_USERNAME and GATEHOUSE_ADMIN_PASSWORD, or neither")
+		}
+		created, err := a.svc.EnsureUser(ctx, user, pw, "admin")
+		if err != nil {
+			return fmt.Errorf("bootstrap admin: %w", err)
+		}
+		if created {
+			log.Info("created admin account from GATEHOUSE_ADMIN_USERNAME", slog.String("username", user))
+		}
+	}
+
+	var origins []string
+	for o := range strings.SplitSeq(c.AllowedOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			origins = append(origins, o)
+		}
+	}
+	h, err := httpapi.New(a.svc, httpapi.Config{
+		AllowedOrigins: origins, InsecureDevCookies: c.InsecureDevCookies, Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("--allowed-origin: %w", err)
+	}
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	bg, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go a.svc.Run(bg)
+	log.Info("gatehouse listening", slog.String("addr", ln.Addr().String()),
+		slog.String("issuer", c.Issuer), slog.String("db", c.DB))
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	return srv.Shutdown(shutdown)
+}

@@ -1,0 +1,23 @@
+package auth
+
+import "errors"
+
+// Domain errors. internal/httpapi maps each to one API error code in one
+// table; nothing else decides what a client sees.
+var (
+	ErrInvalidRequest       = errors.New("invalid request")
+	ErrWeakPassword         = errors.New("password does not meet the length requirements")
+	ErrUsernameTaken        = errors.New("username taken")
+	ErrRegistrationDisabled = errors.New("registration disabled")
+	ErrInvalidCredentials   = errors.New("invalid credentials")
+	ErrAccountDisabled      = errors.New("account disabled")
+	ErrInvalidToken         = errors.New("invalid access token")
+	ErrTokenExpired         = errors.New("access token expired")
+	ErrTokenRevoked         = errors.New("access token revoked")
+	ErrInvalidRefreshToken  = errors.New("invalid refresh token")
+	ErrRefreshTokenReused   = errors.New("refresh token reused")
+	ErrSessionExpired       = errors.New("session expired")
+	ErrSessionRevoked       = errors.New("session revoked")
+	ErrNotFound             = errors.New("not found")
+	ErrRateLimited          = errors.New("rate limited")
+)

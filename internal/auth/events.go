@@ -1,0 +1,58 @@
+package auth
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+)
+
+// Security event types (API.md "Objects").
+const (
+	EventLoginSucceeded     = "login_succeeded"
+	EventLoginFailed        = "login_failed"
+	EventRefreshTokenReused = "refresh_token_reused"
+	EventIPChanged          = "ip_changed"
+	EventSessionRevoked     = "session_revoked"
+	EventSessionsRevoked    = "sessions_revoked"
+	EventPasswordChanged    = "password_changed"
+	EventAccountDisabled    = "account_disabled"
+	EventAccountEnabled     = "account_enabled"
+	EventRoleChanged        = "role_changed"
+	EventGlobalRevoke       = "global_revoke"
+	EventSessionLimit       = "session_limit_evicted"
+	EventRateLimited        = "rate_limited"
+	EventCSRFFailed         = "csrf_failed"
+)
+
+// Event records a security event in the store and as a structured log
+// record. It never carries a secret: callers pass ids and fixed phrases,
+// and slog's handlers quote user-controlled strings (no log injection).
+// A failure to store is logged, not returned: losing an audit row must not
+// turn a revocation into an error for the caller.
+func (s *Service) Event(ctx context.Context, typ string, m Meta, userID, sessionID, detail string) {
+	s.event(ctx, typ, m, userID, sessionID, detail)
+}
+
+func (s *Service) event(ctx context.Context, typ string, m Meta, userID, sessionID, detail string) {
+	e := store.Event{ID: newID(), Type: typ, At: s.now(), UserID: userID, SessionID: sessionID,
+		IP: m.IP, UserAgent: m.UserAgent, Detail: detail}
+	level := slog.LevelInfo
+	if typ == EventRefreshTokenReused || typ == EventCSRFFailed || typ == EventLoginFailed {
+		level = slog.LevelWarn
+	}
+	s.log.LogAttrs(ctx, level, "security event",
+		slog.String("type", typ), slog.String("user_id", userID), slog.String("session_id", sessionID),
+		slog.String("ip", m.IP), slog.String("user_agent", m.UserAgent), slog.String("detail", detail))
+	// The event outlives a cancelled request: it describes something that
+	// already happened.
+	if err := s.store.AddEvent(context.WithoutCancel(ctx), e); err != nil {
+		s.log.Error("store security event", slog.String("type", typ), slog.Any("err", err))
+	}
+}
+
+// Events lists a user's events, newest first (admin API lands in a later
+// issue; tests and the CLI use this).
+func (s *Service) Events(ctx context.Context, userID string, limit int) ([]store.Event, error) {
+	return s.store.ListEvents(ctx, userID, limit)
+}

@@ -1,0 +1,127 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"strings"
+)
+
+// MaxBodyBytes is the largest request body accepted (413 beyond).
+const MaxBodyBytes = 64 << 10
+
+// readBody reads the whole body under the size limit.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, errTooLarge
+	}
+	if err != nil {
+		return nil, errInvalidRequest("The request body could not be read.")
+	}
+	return b, nil
+}
+
+// decodeJSON reads a JSON object body into dst strictly: the media type
+// must be application/json, the body one object whose keys are exactly
+// (case-sensitively) the json names of dst's fields, each at most once, with
+// the right types and nothing after it. encoding/json alone would accept
+// "USERNAME" for "username" and let a second "password" key win, which
+// lets a proxy and this server read different credentials.
+//
+// An empty body decodes to dst's zero value when allowEmpty is set.
+func decodeJSON(w http.ResponseWriter, r *http.Request, dst any, allowEmpty bool) error {
+	body, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if allowEmpty {
+			return nil
+		}
+		return errInvalidRequest("A JSON body is required.")
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return errInvalidRequest("Content-Type must be application/json.")
+	}
+	return decodeStrict(body, dst)
+}
+
+// decodeStrict is decodeJSON's parser, separate for fuzzing.
+func decodeStrict(body []byte, dst any) error {
+	allowed := jsonFields(reflect.TypeOf(dst).Elem())
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return errInvalidRequest("The body is not valid JSON.")
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return errInvalidRequest("The body must be a JSON object.")
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return errInvalidRequest("The body is not valid JSON.")
+		}
+		key, _ := tok.(string)
+		if !allowed[key] {
+			return errInvalidRequest(fmt.Sprintf("Unknown field %q.", truncate(key, 64)))
+		}
+		if seen[key] {
+			return errInvalidRequest(fmt.Sprintf("Duplicate field %q.", key))
+		}
+		seen[key] = true
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return errInvalidRequest("The body is not valid JSON.")
+		}
+	}
+	if _, err := dec.Token(); err != nil { // closing brace
+		return errInvalidRequest("The body is not valid JSON.")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errInvalidRequest("Unexpected data after the JSON object.")
+	}
+	strict := json.NewDecoder(bytes.NewReader(body))
+	strict.DisallowUnknownFields()
+	if err := strict.Decode(dst); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return errInvalidRequest(fmt.Sprintf("Field %q has the wrong type.", te.Field))
+		}
+		return errInvalidRequest("The body is not valid JSON.")
+	}
+	return nil
+}
+
+// jsonFields lists the json names of a struct's fields.
+func jsonFields(t reflect.Type) map[string]bool {
+	out := map[string]bool{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = true
+	}
+	return out
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

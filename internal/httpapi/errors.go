@@ -1,0 +1,132 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/gatehouse-auth/gatehouse/internal/auth"
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+)
+
+// apiError is an error as the contract shows it:
+// {"error": code, "error_description": description} with status.
+type apiError struct {
+	status      int
+	code        string
+	description string
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.description }
+
+func errInvalidRequest(desc string) *apiError {
+	return &apiError{http.StatusBadRequest, "invalid_request", desc}
+}
+
+var (
+	errNotFound       = &apiError{http.StatusNotFound, "not_found", "No such resource."}
+	errTooLarge       = &apiError{http.StatusRequestEntityTooLarge, "request_too_large", "The request body is larger than 64 KiB."}
+	errQueryToken     = &apiError{http.StatusBadRequest, "query_token_disabled", "Tokens are not accepted in the query string; send an Authorization header or the cookie."}
+	errCSRF           = &apiError{http.StatusForbidden, "csrf_failed", "Cross-site request refused."}
+	errMissingToken   = &apiError{http.StatusUnauthorized, "invalid_token", "An access token is required."}
+	errMissingRefresh = &apiError{http.StatusUnauthorized, "invalid_refresh_token", "A refresh token is required."}
+	errUnavailable    = &apiError{http.StatusServiceUnavailable, "unavailable", "The service is temporarily unavailable; nothing was changed."}
+)
+
+// domainErrors maps every domain sentinel to what the client sees. The
+// descriptions are fixed sentences: an error's own text (which may wrap
+// driver messages) never reaches a client.
+var domainErrors = []struct {
+	err error
+	api apiError
+}{
+	{auth.ErrInvalidRequest, apiError{400, "invalid_request", ""}}, // description from the error
+	{auth.ErrWeakPassword, apiError{400, "weak_password", ""}},
+	{auth.ErrUsernameTaken, apiError{409, "username_taken", "That username is taken."}},
+	{auth.ErrRegistrationDisabled, apiError{403, "registration_disabled", "Registration is closed on this server."}},
+	{auth.ErrInvalidCredentials, apiError{401, "invalid_credentials", "Wrong username or password."}},
+	{auth.ErrAccountDisabled, apiError{403, "account_disabled", "This account is disabled."}},
+	{auth.ErrInvalidToken, apiError{401, "invalid_token", "The access token is invalid."}},
+	{auth.ErrTokenExpired, apiError{401, "token_expired", "The access token has expired."}},
+	{auth.ErrTokenRevoked, apiError{401, "token_revoked", "The access token has been revoked."}},
+	{auth.ErrInvalidRefreshToken, apiError{401, "invalid_refresh_token", "The refresh token is invalid."}},
+	{auth.ErrRefreshTokenReused, apiError{401, "refresh_token_reused", "The refresh token was already used; the session has been revoked."}},
+	{auth.ErrSessionExpired, apiError{401, "session_expired", "The session has expired; log in again."}},
+	{auth.ErrSessionRevoked, apiError{401, "session_revoked", "The session has been revoked; log in again."}},
+	{auth.ErrNotFound, apiError{404, "not_found", "No such resource."}},
+	{auth.ErrRateLimited, apiError{429, "rate_limited", "Too many requests; retry later."}},
+}
+
+// toAPIError maps any error to its contract form. Unknown errors (the store
+// failing, a cancelled context) are 503 unavailable: every write path is a
+// single transaction, so nothing is half-written.
+func toAPIError(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	for _, m := range domainErrors {
+		if errors.Is(err, m.err) {
+			out := m.api
+			if out.description == "" {
+				out.description = sentence(err.Error())
+			}
+			return &out
+		}
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return errNotFound
+	}
+	return errUnavailable
+}
+
+// sentence turns a domain error text into a description (capitalised, with
+// a full stop). Only used for errors whose text the domain wrote itself.
+func sentence(s string) string {
+	if s == "" {
+		return s
+	}
+	b := []byte(s)
+	if b[0] >= 'a' && b[0] <= 'z' {
+		b[0] -= 'a' - 'A'
+	}
+	if b[len(b)-1] != '.' {
+		b = append(b, '.')
+	}
+	return string(b)
+}
+
+// writeError writes err in the contract format. A 503 that is not a
+// plain outage is logged, without the request body or any token.
+func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	ae := toAPIError(err)
+	if ae == errUnavailable && !errors.Is(err, context.Canceled) {
+		h.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("err", err))
+	}
+	hdr := w.Header()
+	switch ae.status {
+	case http.StatusUnauthorized:
+		if bearerRequest(r) {
+			hdr.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		}
+	case http.StatusTooManyRequests:
+		hdr.Set("Retry-After", "1")
+	case http.StatusServiceUnavailable:
+		hdr.Set("Retry-After", "1")
+	}
+	writeJSON(w, ae.status, struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}{ae.code, ae.description})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(true)
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,257 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/auth"
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+)
+
+// Wire types (API.md "Objects").
+
+type userJSON struct {
+	ID        string `json:"id"`
+	Username  string `json:"username"`
+	Role      string `json:"role"`
+	Disabled  bool   `json:"disabled"`
+	CreatedAt string `json:"created_at"`
+}
+
+type sessionJSON struct {
+	ID            string `json:"id"`
+	CreatedAt     string `json:"created_at"`
+	LastUsedAt    string `json:"last_used_at"`
+	IdleExpiresAt string `json:"idle_expires_at"`
+	ExpiresAt     string `json:"expires_at"`
+	IP            string `json:"ip"`
+	UserAgent     string `json:"user_agent"`
+	Current       bool   `json:"current"`
+}
+
+type tokenResponse struct {
+	AccessToken      string   `json:"access_token,omitempty"`
+	TokenType        string   `json:"token_type"`
+	ExpiresIn        int      `json:"expires_in"`
+	RefreshToken     string   `json:"refresh_token,omitempty"`
+	RefreshExpiresIn int      `json:"refresh_expires_in"`
+	SessionID        string   `json:"session_id"`
+	User             userJSON `json:"user"`
+}
+
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func toUserJSON(u store.User) userJSON {
+	return userJSON{ID: u.ID, Username: u.Username, Role: u.Role, Disabled: u.Disabled, CreatedAt: rfc3339(u.CreatedAt)}
+}
+
+func toSessionJSON(s store.Session, currentID string) sessionJSON {
+	return sessionJSON{
+		ID: s.ID, CreatedAt: rfc3339(s.CreatedAt), LastUsedAt: rfc3339(s.LastUsedAt),
+		IdleExpiresAt: rfc3339(s.IdleExpiresAt), ExpiresAt: rfc3339(s.ExpiresAt),
+		IP: s.IP, UserAgent: s.UserAgent, Current: s.ID == currentID,
+	}
+}
+
+// --- public ---
+
+type credentials struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+func (h *handler) register(w http.ResponseWriter, r *http.Request) {
+	var in credentials
+	if err := decodeJSON(w, r, &in, false); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	u, err := h.svc.Register(r.Context(), in.Username, in.Password, clientMeta(r))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"user": toUserJSON(u)})
+}
+
+func (h *handler) login(w http.ResponseWriter, r *http.Request) {
+	cookies, err := cookieTransport(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var in credentials
+	if err := decodeJSON(w, r, &in, false); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	t, err := h.svc.Login(r.Context(), in.Username, in.Password, clientMeta(r))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.writeTokens(w, t, cookies)
+}
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (h *handler) refresh(w http.ResponseWriter, r *http.Request) {
+	cookies, err := cookieTransport(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var in refreshRequest
+	if err := decodeJSON(w, r, &in, true); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	tok, fromCookie := in.RefreshToken, false
+	if tok == "" {
+		tok, fromCookie = h.refreshFromCookie(r), true
+	}
+	if tok == "" {
+		h.writeError(w, r, errMissingRefresh)
+		return
+	}
+	t, err := h.svc.Refresh(r.Context(), tok, clientMeta(r))
+	if err != nil {
+		if fromCookie && toAPIError(err).status == http.StatusUnauthorized {
+			h.clearCookies(w) // a dead refresh cookie is of no use to keep
+		}
+		h.writeError(w, r, err)
+		return
+	}
+	h.writeTokens(w, t, cookies || fromCookie)
+}
+
+func (h *handler) writeTokens(w http.ResponseWriter, t auth.Tokens, cookies bool) {
+	now := t.IssuedAt
+	resp := tokenResponse{
+		TokenType:        "Bearer",
+		ExpiresIn:        secondsUntil(t.AccessExpiresAt, now),
+		RefreshExpiresIn: secondsUntil(t.RefreshExpiresAt, now),
+		SessionID:        t.Session.ID,
+		User:             toUserJSON(t.User),
+	}
+	if cookies {
+		h.setTokenCookies(w, t, now)
+	} else {
+		resp.AccessToken, resp.RefreshToken = t.AccessToken, t.RefreshToken
+	}
+	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (h *handler) logout(w http.ResponseWriter, r *http.Request) {
+	var in refreshRequest
+	if err := decodeJSON(w, r, &in, true); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	rt := in.RefreshToken
+	if rt == "" {
+		rt = h.refreshFromCookie(r)
+	}
+	at, _ := h.accessToken(r)
+	if err := h.svc.Logout(r.Context(), rt, at, clientMeta(r)); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.clearCookies(w)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *handler) jwks(w http.ResponseWriter, r *http.Request) {
+	// Public keys only; resource servers may cache briefly.
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	writeJSON(w, http.StatusOK, h.svc.Keys().JWKS())
+}
+
+func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := h.svc.Ping(ctx); err != nil {
+		h.writeError(w, r, errUnavailable)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// --- authenticated ---
+
+type authedHandler func(http.ResponseWriter, *http.Request, auth.Principal)
+
+// authed verifies the access token (no database involved) before next.
+func (h *handler) authed(next authedHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, err := h.accessToken(r)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		p, err := h.svc.Authenticate(tok)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		next(w, r, p)
+	}
+}
+
+func (h *handler) me(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	u, s, err := h.svc.Me(r.Context(), p)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user": toUserJSON(u), "session": toSessionJSON(s, p.SessionID)})
+}
+
+func (h *handler) listSessions(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	list, err := h.svc.ListSessions(r.Context(), p)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	out := make([]sessionJSON, 0, len(list))
+	for _, s := range list {
+		out = append(out, toSessionJSON(s, p.SessionID))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
+}
+
+func (h *handler) deleteSession(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	if err := h.svc.RevokeOwnSession(r.Context(), p, r.PathValue("id"), clientMeta(r)); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *handler) deleteSessions(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	var all bool
+	switch r.URL.Query().Get("scope") {
+	case "others":
+	case "all":
+		all = true
+	default:
+		h.writeError(w, r, errInvalidRequest(`scope must be "others" or "all".`))
+		return
+	}
+	if err := h.svc.RevokeOwnSessions(r.Context(), p, all, clientMeta(r)); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if all {
+		h.clearCookies(w)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,140 @@
+// Package httpapi serves the Gatehouse HTTP contract (shared/API.md): routes,
+// bodies, cookies, CSRF, error mapping. The domain work is in internal/auth;
+// this package turns requests into calls and results into responses, and is
+// the one place where errors become status codes (errors.go).
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gatehouse-auth/gatehouse/internal/auth"
+)
+
+// Config configures the HTTP layer.
+type Config struct {
+	// AllowedOrigins are origins (scheme://host[:port]) trusted to make
+	// cookie-authenticated unsafe requests besides the server's own.
+	AllowedOrigins []string
+	// InsecureDevCookies drops Secure and the cookie-name prefixes.
+	InsecureDevCookies bool
+	Logger             *slog.Logger
+	// Registry receives the metrics; nil makes a fresh one.
+	Registry *prometheus.Registry
+}
+
+type handler struct {
+	svc     *auth.Service
+	cfg     Config
+	log     *slog.Logger
+	cop     *http.CrossOriginProtection
+	metrics *metrics
+}
+
+// New returns the HTTP handler for svc.
+func New(svc *auth.Service, cfg Config) (http.Handler, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	cop := http.NewCrossOriginProtection()
+	for _, o := range cfg.AllowedOrigins {
+		if err := cop.AddTrustedOrigin(o); err != nil {
+			return nil, err
+		}
+	}
+	h := &handler{svc: svc, cfg: cfg, log: cfg.Logger, cop: cop, metrics: newMetrics(cfg.Registry, svc)}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/auth/register", h.register)
+	mux.HandleFunc("POST /v1/auth/login", h.login)
+	mux.HandleFunc("POST /v1/auth/refresh", h.refresh)
+	mux.HandleFunc("POST /v1/auth/logout", h.logout)
+	mux.HandleFunc("GET /v1/me", h.authed(h.me))
+	mux.HandleFunc("GET /v1/sessions", h.authed(h.listSessions))
+	mux.HandleFunc("DELETE /v1/sessions/{id}", h.authed(h.deleteSession))
+	mux.HandleFunc("DELETE /v1/sessions", h.authed(h.deleteSessions))
+	mux.HandleFunc("GET /.well-known/jwks.json", h.jwks)
+	mux.HandleFunc("GET /healthz", h.healthz)
+	mux.HandleFunc("GET /readyz", h.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { h.writeError(w, r, errNotFound) })
+
+	return h.middleware(mux), nil
+}
+
+// middleware wraps every request: panic recovery, security headers, the
+// query-token refusal, CSRF, metrics and the request log.
+func (h *handler) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				h.log.Error("panic serving request", slog.String("method", r.Method),
+					slog.String("path", r.URL.Path), slog.Any("panic", v))
+				if !sw.wrote {
+					h.writeError(sw, r, errUnavailable)
+				}
+			}
+			d := time.Since(start)
+			h.metrics.observe(r, sw.status, d)
+			// The path only: query strings may carry tokens and are never
+			// logged. Paths never contain secrets in this API.
+			h.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.Int("status", sw.status), slog.Duration("duration", d),
+				slog.String("ip", clientMeta(r).IP))
+		}()
+		hdr := sw.Header()
+		hdr.Set("X-Content-Type-Options", "nosniff")
+		hdr.Set("Cache-Control", "no-store")
+		hdr.Set("Referrer-Policy", "no-referrer")
+		if hasQueryToken(r) {
+			h.writeError(sw, r, errQueryToken)
+			return
+		}
+		if !isSafe(r.Method) && !bearerRequest(r) {
+			if err := h.cop.Check(r); err != nil {
+				h.svc.Event(r.Context(), auth.EventCSRFFailed, clientMeta(r), "", "",
+					r.Method+" "+r.URL.Path)
+				h.writeError(sw, r, errCSRF)
+				return
+			}
+		}
+		next.ServeHTTP(sw, r)
+	})
+}
+
+func isSafe(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,123 @@
+package httpapi
+
+import (
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/auth"
+)
+
+// Cookie names (API.md "Transport"). The __Host-/__Secure- prefixes make
+// browsers refuse them over plain HTTP or from a subdomain;
+// --insecure-dev-cookies drops them (and Secure) for plain-HTTP development.
+const (
+	accessCookie  = "__Host-gatehouse_access"
+	refreshCookie = "__Secure-gatehouse_refresh"
+	devAccess     = "gatehouse_access"
+	devRefresh    = "gatehouse_refresh"
+	refreshPath   = "/v1/auth"
+)
+
+// cookieNames returns the access and refresh cookie names in use.
+func (h *handler) cookieNames() (access, refresh string) {
+	if h.cfg.InsecureDevCookies {
+		return devAccess, devRefresh
+	}
+	return accessCookie, refreshCookie
+}
+
+// bearerRequest reports whether the request carries an Authorization header:
+// such a request is not cookie-authenticated and cannot be forged
+// cross-site (a browser never adds the header on its own).
+func bearerRequest(r *http.Request) bool {
+	return r.Header.Get("Authorization") != ""
+}
+
+// accessToken returns the caller's access token: the Bearer header first,
+// then the access cookie. A non-Bearer Authorization header is an error,
+// not a reason to fall back to the cookie.
+func (h *handler) accessToken(r *http.Request) (string, error) {
+	if v := r.Header.Get("Authorization"); v != "" {
+		scheme, tok, ok := strings.Cut(v, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+			return "", auth.ErrInvalidToken
+		}
+		return strings.TrimSpace(tok), nil
+	}
+	name, _ := h.cookieNames()
+	if c, err := r.Cookie(name); err == nil && c.Value != "" {
+		return c.Value, nil
+	}
+	return "", errMissingToken
+}
+
+// refreshFromCookie returns the refresh cookie's value, if any.
+func (h *handler) refreshFromCookie(r *http.Request) string {
+	_, name := h.cookieNames()
+	if c, err := r.Cookie(name); err == nil {
+		return c.Value
+	}
+	return ""
+}
+
+// cookieTransport reads the Gatehouse-Transport header.
+func cookieTransport(r *http.Request) (bool, error) {
+	switch v := r.Header.Get("Gatehouse-Transport"); strings.ToLower(v) {
+	case "", "body":
+		return false, nil
+	case "cookie":
+		return true, nil
+	default:
+		return false, errInvalidRequest(`Gatehouse-Transport must be "cookie" or "body".`)
+	}
+}
+
+func (h *handler) setTokenCookies(w http.ResponseWriter, t auth.Tokens, now time.Time) {
+	access, refresh := h.cookieNames()
+	http.SetCookie(w, &http.Cookie{
+		Name: access, Value: t.AccessToken, Path: "/",
+		MaxAge:   secondsUntil(t.AccessExpiresAt, now),
+		HttpOnly: true, Secure: !h.cfg.InsecureDevCookies, SameSite: http.SameSiteLaxMode,
+	})
+	http.SetCookie(w, &http.Cookie{
+		Name: refresh, Value: t.RefreshToken, Path: refreshPath,
+		MaxAge:   secondsUntil(t.RefreshExpiresAt, now),
+		HttpOnly: true, Secure: !h.cfg.InsecureDevCookies, SameSite: http.SameSiteStrictMode,
+	})
+}
+
+// clearCookies expires both cookies with the attributes they were set with,
+// so the browser matches and drops them.
+func (h *handler) clearCookies(w http.ResponseWriter) {
+	access, refresh := h.cookieNames()
+	http.SetCookie(w, &http.Cookie{Name: access, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: !h.cfg.InsecureDevCookies, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: refresh, Value: "", Path: refreshPath, MaxAge: -1,
+		HttpOnly: true, Secure: !h.cfg.InsecureDevCookies, SameSite: http.SameSiteStrictMode})
+}
+
+func secondsUntil(t, now time.Time) int {
+	s := int(t.Sub(now).Round(time.Second) / time.Second)
+	return max(s, 1)
+}
+
+// clientMeta is what the domain records about the caller. The IP is the
+// socket's peer (proxy headers are not trusted here).
+func clientMeta(r *http.Request) auth.Meta {
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	return auth.Meta{IP: ip, UserAgent: truncate(r.UserAgent(), 512)}
+}
+
+// hasQueryToken reports a token-looking query parameter.
+func hasQueryToken(r *http.Request) bool {
+	if r.URL.RawQuery == "" {
+		return false
+	}
+	q := r.URL.Query()
+	return q.Has("access_token") || q.Has("token") || q.Has("refresh_token")
+}

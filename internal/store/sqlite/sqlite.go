@@ -1,0 +1,493 @@
+// Package sqlite is the embedded, zero-setup Store: a single SQLite file in
+// WAL mode through the pure-Go modernc.org/sqlite driver (no cgo).
+//
+// Writes go through one connection (SQLite has one writer anyway; queueing in
+// Go is cheaper than spinning on SQLITE_BUSY) and reads through a small pool
+// of read-only connections, which WAL lets run beside the writer. With
+// synchronous=NORMAL a committed transaction survives a process crash
+// (kill -9); only a power loss can drop the last commits. Set
+// Options.Synchronous to "FULL" to pay an fsync per commit instead.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+)
+
+// Options tunes the database.
+type Options struct {
+	// Synchronous is SQLite's synchronous pragma: "NORMAL" (default) or "FULL".
+	Synchronous string
+}
+
+// Store is a SQLite-backed store.Store.
+type Store struct {
+	w *sql.DB // single writer connection
+	r *sql.DB // read-only pool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database file at path and applies
+// migrations.
+func Open(ctx context.Context, path string, opt Options) (*Store, error) {
+	syncMode := strings.ToUpper(opt.Synchronous)
+	if syncMode == "" {
+		syncMode = "NORMAL"
+	}
+	if syncMode != "NORMAL" && syncMode != "FULL" {
+		return nil, fmt.Errorf("sqlite: synchronous must be NORMAL or FULL, not %q", opt.Synchronous)
+	}
+	dsn := func(readOnly bool) string {
+		q := url.Values{}
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous("+syncMode+")")
+		q.Add("_pragma", "foreign_keys(1)")
+		if readOnly {
+			q.Add("_pragma", "query_only(1)")
+		} else {
+			q.Add("_txlock", "immediate")
+		}
+		return "file:" + path + "?" + q.Encode()
+	}
+	// The file holds password hashes: create it private. SQLite gives the
+	// -wal and -shm files the same mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+		f.Close()
+	}
+	w, err := sql.Open("sqlite", dsn(false))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", dsn(true))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	n := max(2, runtime.GOMAXPROCS(0)*2)
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	r.SetConnMaxIdleTime(0)
+	r.SetConnMaxLifetime(0)
+	return &Store{w: w, r: r}, nil
+}
+
+var migrations = []string{
+	// v1: accounts, sessions, keys, events.
+	`CREATE TABLE users (
+		id            TEXT PRIMARY KEY,
+		username      TEXT NOT NULL,
+		username_norm TEXT NOT NULL UNIQUE,
+		password_hash TEXT NOT NULL,
+		role          TEXT NOT NULL,
+		disabled      INTEGER NOT NULL DEFAULT 0,
+		created_at    INTEGER NOT NULL
+	);
+	CREATE TABLE sessions (
+		id              TEXT PRIMARY KEY,
+		user_id         TEXT NOT NULL REFERENCES users(id),
+		nonce           BLOB NOT NULL,
+		generation      INTEGER NOT NULL,
+		rotated_at      INTEGER NOT NULL,
+		created_at      INTEGER NOT NULL,
+		last_used_at    INTEGER NOT NULL,
+		idle_expires_at INTEGER NOT NULL,
+		expires_at      INTEGER NOT NULL,
+		access_exp      INTEGER NOT NULL,
+		ip              TEXT NOT NULL,
+		user_agent      TEXT NOT NULL,
+		revoked_at      INTEGER,
+		revoke_reason   TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX sessions_user ON sessions(user_id, created_at);
+	CREATE INDEX sessions_revoked ON sessions(access_exp) WHERE revoked_at IS NOT NULL;
+	CREATE TABLE signing_keys (
+		id             TEXT PRIMARY KEY,
+		algorithm      TEXT NOT NULL,
+		public_key     BLOB NOT NULL,
+		sealed_private BLOB NOT NULL,
+		created_at     INTEGER NOT NULL,
+		retired_at     INTEGER
+	);
+	CREATE TABLE events (
+		seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+		id         TEXT NOT NULL UNIQUE,
+		type       TEXT NOT NULL,
+		at         INTEGER NOT NULL,
+		user_id    TEXT NOT NULL,
+		session_id TEXT NOT NULL,
+		ip         TEXT NOT NULL,
+		user_agent TEXT NOT NULL,
+		detail     TEXT NOT NULL
+	);
+	CREATE INDEX events_user ON events(user_id, seq);`,
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", mapErr(err))
+	}
+	defer tx.Rollback()
+	var v int
+	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+		return fmt.Errorf("sqlite: read schema version: %w", mapErr(err))
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("sqlite: database schema version %d is newer than this binary (%d)", v, len(migrations))
+	}
+	for i := v; i < len(migrations); i++ {
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(migrations))); err != nil {
+		return fmt.Errorf("sqlite: set schema version: %w", err)
+	}
+	return tx.Commit()
+}
+
+// Ping checks both pools.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return mapErr(err)
+	}
+	return mapErr(s.r.PingContext(ctx))
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+func ns(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, v).UTC()
+}
+
+func nullNS(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixNano()
+}
+
+// mapErr turns driver errors into store sentinels.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_CONSTRAINT:
+			return fmt.Errorf("%w: %v", store.ErrAlreadyExists, err)
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR,
+			sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY:
+			return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
+		}
+	}
+	return err
+}
+
+// --- users ---
+
+const userCols = `id, username, password_hash, role, disabled, created_at`
+
+func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
+	var u store.User
+	var created int64
+	err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.Role, &u.Disabled, &created)
+	u.CreatedAt = fromNS(created)
+	return u, mapErr(err)
+}
+
+func (s *Store) CreateUser(ctx context.Context, u store.User) error {
+	_, err := s.w.ExecContext(ctx,
+		`INSERT INTO users (id, username, username_norm, password_hash, role, disabled, created_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.Username, strings.ToLower(u.Username), u.PasswordHash, u.Role, u.Disabled, ns(u.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("create user: %w", mapErr(err))
+	}
+	return nil
+}
+
+func (s *Store) GetUserByID(ctx context.Context, id string) (store.User, error) {
+	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
+	if err != nil {
+		return u, fmt.Errorf("get user: %w", err)
+	}
+	return u, nil
+}
+
+func (s *Store) GetUserByUsername(ctx context.Context, username string) (store.User, error) {
+	u, err := scanUser(s.r.QueryRowContext(ctx,
+		`SELECT `+userCols+` FROM users WHERE username_norm = ?`, strings.ToLower(username)))
+	if err != nil {
+		return u, fmt.Errorf("get user by name: %w", err)
+	}
+	return u, nil
+}
+
+// --- sessions ---
+
+const sessionCols = `id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
+	idle_expires_at, expires_at, access_exp, ip, user_agent, COALESCE(revoked_at, 0), revoke_reason`
+
+func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
+	var x store.Session
+	var rotated, created, last, idle, exp, access, revoked int64
+	err := row.Scan(&x.ID, &x.UserID, &x.Nonce, &x.Generation, &rotated, &created, &last,
+		&idle, &exp, &access, &x.IP, &x.UserAgent, &revoked, &x.RevokeReason)
+	x.RotatedAt, x.CreatedAt, x.LastUsedAt = fromNS(rotated), fromNS(created), fromNS(last)
+	x.IdleExpiresAt, x.ExpiresAt, x.AccessExpiresAt = fromNS(idle), fromNS(exp), fromNS(access)
+	x.RevokedAt = fromNS(revoked)
+	return x, mapErr(err)
+}
+
+func (s *Store) CreateSession(ctx context.Context, x store.Session) error {
+	_, err := s.w.ExecContext(ctx,
+		`INSERT INTO sessions (id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
+		   idle_expires_at, expires_at, access_exp, ip, user_agent)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		x.ID, x.UserID, x.Nonce, x.Generation, ns(x.RotatedAt), ns(x.CreatedAt), ns(x.LastUsedAt),
+		ns(x.IdleExpiresAt), ns(x.ExpiresAt), ns(x.AccessExpiresAt), x.IP, x.UserAgent)
+	if err != nil {
+		return fmt.Errorf("create session: %w", mapErr(err))
+	}
+	return nil
+}
+
+func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {
+	x, err := scanSession(s.r.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE id = ?`, id))
+	if err != nil {
+		return x, fmt.Errorf("get session: %w", err)
+	}
+	return x, nil
+}
+
+func (s *Store) RotateSession(ctx context.Context, r store.Rotation) (store.Session, error) {
+	// One statement, one write transaction: the compare-and-swap and the
+	// read-back happen together.
+	x, err := scanSession(s.w.QueryRowContext(ctx,
+		`UPDATE sessions SET generation = generation + 1, rotated_at = ?, last_used_at = ?,
+		   idle_expires_at = ?, access_exp = MAX(access_exp, ?), ip = ?, user_agent = ?
+		 WHERE id = ? AND generation = ? AND revoked_at IS NULL
+		 RETURNING `+sessionCols,
+		ns(r.Now), ns(r.Now), ns(r.IdleExpiresAt), ns(r.AccessExpiresAt), r.IP, r.UserAgent,
+		r.SessionID, r.FromGeneration))
+	if errors.Is(err, store.ErrNotFound) {
+		// Tell a lost race from a missing session.
+		if _, gerr := s.GetSession(ctx, r.SessionID); gerr != nil {
+			return x, gerr
+		}
+		return x, fmt.Errorf("rotate session: %w", store.ErrConflict)
+	}
+	if err != nil {
+		return x, fmt.Errorf("rotate session: %w", err)
+	}
+	return x, nil
+}
+
+func (s *Store) ExtendAccess(ctx context.Context, id string, t time.Time) error {
+	_, err := s.w.ExecContext(ctx,
+		`UPDATE sessions SET access_exp = MAX(access_exp, ?) WHERE id = ?`, ns(t), id)
+	if err != nil {
+		return fmt.Errorf("extend access: %w", mapErr(err))
+	}
+	return nil
+}
+
+func (s *Store) RevokeSession(ctx context.Context, id, reason string, now time.Time) (bool, error) {
+	res, err := s.w.ExecContext(ctx,
+		`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL`,
+		ns(now), reason, id)
+	if err != nil {
+		return false, fmt.Errorf("revoke session: %w", mapErr(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("revoke session: %w", mapErr(err))
+	}
+	if n == 0 {
+		if _, err := s.GetSession(ctx, id); err != nil {
+			return false, err
+		}
+	}
+	return n == 1, nil
+}
+
+func (s *Store) RevokeUserSessions(ctx context.Context, userID, exceptID, reason string, now time.Time) ([]store.RevokedSession, error) {
+	rows, err := s.w.QueryContext(ctx,
+		`UPDATE sessions SET revoked_at = ?, revoke_reason = ?
+		 WHERE user_id = ? AND id != ? AND revoked_at IS NULL
+		 RETURNING id, access_exp`,
+		ns(now), reason, userID, exceptID)
+	if err != nil {
+		return nil, fmt.Errorf("revoke user sessions: %w", mapErr(err))
+	}
+	return scanRevoked(rows)
+}
+
+func scanRevoked(rows *sql.Rows) ([]store.RevokedSession, error) {
+	defer rows.Close()
+	var out []store.RevokedSession
+	for rows.Next() {
+		var r store.RevokedSession
+		var until int64
+		if err := rows.Scan(&r.SessionID, &until); err != nil {
+			return nil, mapErr(err)
+		}
+		r.Until = fromNS(until)
+		out = append(out, r)
+	}
+	return out, mapErr(rows.Err())
+}
+
+func (s *Store) ListActiveSessions(ctx context.Context, userID string, now time.Time) ([]store.Session, error) {
+	rows, err := s.r.QueryContext(ctx,
+		`SELECT `+sessionCols+` FROM sessions
+		 WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? AND idle_expires_at > ?
+		 ORDER BY created_at DESC, id DESC`, userID, ns(now), ns(now))
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var out []store.Session
+	for rows.Next() {
+		x, err := scanSession(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list sessions: %w", err)
+		}
+		out = append(out, x)
+	}
+	return out, mapErr(rows.Err())
+}
+
+func (s *Store) ListRevokedSessions(ctx context.Context, now time.Time) ([]store.RevokedSession, error) {
+	rows, err := s.r.QueryContext(ctx,
+		`SELECT id, access_exp FROM sessions WHERE revoked_at IS NOT NULL AND access_exp > ?`, ns(now))
+	if err != nil {
+		return nil, fmt.Errorf("list revoked sessions: %w", mapErr(err))
+	}
+	return scanRevoked(rows)
+}
+
+// --- keys ---
+
+func (s *Store) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
+	rows, err := s.r.QueryContext(ctx,
+		`SELECT id, algorithm, public_key, sealed_private, created_at, COALESCE(retired_at, 0)
+		 FROM signing_keys ORDER BY created_at`)
+	if err != nil {
+		return nil, fmt.Errorf("list signing keys: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var out []store.SigningKey
+	for rows.Next() {
+		var k store.SigningKey
+		var created, retired int64
+		if err := rows.Scan(&k.ID, &k.Algorithm, &k.PublicKey, &k.SealedPrivate, &created, &retired); err != nil {
+			return nil, fmt.Errorf("list signing keys: %w", mapErr(err))
+		}
+		k.CreatedAt, k.RetiredAt = fromNS(created), fromNS(retired)
+		out = append(out, k)
+	}
+	return out, mapErr(rows.Err())
+}
+
+func (s *Store) AddSigningKey(ctx context.Context, k store.SigningKey, ifNone bool) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("add signing key: %w", mapErr(err))
+	}
+	defer tx.Rollback()
+	var active int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM signing_keys WHERE retired_at IS NULL`).Scan(&active); err != nil {
+		return fmt.Errorf("add signing key: %w", mapErr(err))
+	}
+	if ifNone && active > 0 {
+		return fmt.Errorf("add signing key: %w", store.ErrAlreadyExists)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL`, ns(k.CreatedAt)); err != nil {
+		return fmt.Errorf("add signing key: %w", mapErr(err))
+	}
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO signing_keys (id, algorithm, public_key, sealed_private, created_at, retired_at)
+		 VALUES (?, ?, ?, ?, ?, NULL)`,
+		k.ID, k.Algorithm, k.PublicKey, k.SealedPrivate, ns(k.CreatedAt)); err != nil {
+		return fmt.Errorf("add signing key: %w", mapErr(err))
+	}
+	return mapErr(tx.Commit())
+}
+
+// --- events ---
+
+func (s *Store) AddEvent(ctx context.Context, e store.Event) error {
+	_, err := s.w.ExecContext(ctx,
+		`INSERT INTO events (id, type, at, user_id, session_id, ip, user_agent, detail)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.ID, e.Type, ns(e.At), e.UserID, e.SessionID, e.IP, e.UserAgent, e.Detail)
+	if err != nil {
+		return fmt.Errorf("add event: %w", mapErr(err))
+	}
+	return nil
+}
+
+func (s *Store) ListEvents(ctx context.Context, userID string, limit int) ([]store.Event, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	rows, err := s.r.QueryContext(ctx,
+		`SELECT id, type, at, user_id, session_id, ip, user_agent, detail FROM events
+		 WHERE (? = '' OR user_id = ?) ORDER BY seq DESC LIMIT ?`, userID, userID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var out []store.Event
+	for rows.Next() {
+		var e store.Event
+		var at int64
+		if err := rows.Scan(&e.ID, &e.Type, &at, &e.UserID, &e.SessionID, &e.IP, &e.UserAgent, &e.Detail); err != nil {
+			return nil, fmt.Errorf("list events: %w", mapErr(err))
+		}
+		e.At = fromNS(at)
+		out = append(out, e)
+	}
+	return out, mapErr(rows.Err())
+}

@@ -1,0 +1,160 @@
+// Package store is Gatehouse's persistence contract: plain data types, the
+// Store interface every backend implements, and the sentinel errors they
+// return. The domain (internal/auth) depends only on this package, never on a
+// concrete backend; storetest holds the conformance suite every backend must
+// pass.
+//
+// Times are stored with nanosecond precision (Unix nanoseconds in SQL) so a
+// revocation and a token issued in the same second can still be ordered.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them; callers test with errors.Is.
+var (
+	ErrNotFound      = errors.New("store: not found")
+	ErrAlreadyExists = errors.New("store: already exists")
+	// ErrConflict reports a failed compare-and-swap: the row was changed by
+	// someone else (another refresh won the race) or revoked meanwhile.
+	ErrConflict = errors.New("store: conflict")
+	// ErrUnavailable reports that the database could not be reached. The
+	// HTTP layer answers 503 unavailable.
+	ErrUnavailable = errors.New("store: unavailable")
+)
+
+// Roles.
+const (
+	RoleUser  = "user"
+	RoleAdmin = "admin"
+)
+
+// User is an account.
+type User struct {
+	ID           string
+	Username     string // as registered; uniqueness is on the lower-cased form
+	PasswordHash string // PHC string
+	Role         string
+	Disabled     bool
+	CreatedAt    time.Time
+}
+
+// Session is one login. Its refresh token is not stored: it is recomputed from
+// (ID, Generation, Nonce) under a key derived from the master secret, so the
+// row stays one row however often the session is refreshed, and a database
+// leak alone yields no usable token.
+type Session struct {
+	ID            string
+	UserID        string
+	Nonce         []byte // 32 random bytes mixed into the refresh-token MAC
+	Generation    int64  // generation of the current refresh token
+	RotatedAt     time.Time
+	CreatedAt     time.Time
+	LastUsedAt    time.Time
+	IdleExpiresAt time.Time
+	ExpiresAt     time.Time // absolute end of the session
+	// AccessExpiresAt is the latest expiry of any access token issued for the
+	// session; a revocation entry is needed until then and no longer.
+	AccessExpiresAt time.Time
+	IP              string
+	UserAgent       string
+	RevokedAt       time.Time // zero while live
+	RevokeReason    string
+}
+
+// Revoked reports whether the session has been revoked.
+func (s *Session) Revoked() bool { return !s.RevokedAt.IsZero() }
+
+// Rotation is the compare-and-swap of a refresh: it succeeds only if the
+// session is live and still at FromGeneration.
+type Rotation struct {
+	SessionID       string
+	FromGeneration  int64
+	Now             time.Time
+	IdleExpiresAt   time.Time
+	AccessExpiresAt time.Time
+	IP              string
+	UserAgent       string
+}
+
+// RevokedSession is an entry of the revocation list: access tokens carrying
+// SessionID are refused until Until, after which none can be unexpired.
+type RevokedSession struct {
+	SessionID string
+	Until     time.Time
+}
+
+// SigningKey is an access-token signing key. The private key is sealed under
+// the master secret by the caller; the store only keeps bytes.
+type SigningKey struct {
+	ID            string // kid
+	Algorithm     string
+	PublicKey     []byte
+	SealedPrivate []byte
+	CreatedAt     time.Time
+	// RetiredAt is when the key stopped signing; zero for the active key.
+	RetiredAt time.Time
+}
+
+// Event is a security event.
+type Event struct {
+	ID        string
+	Type      string
+	At        time.Time
+	UserID    string
+	SessionID string
+	IP        string
+	UserAgent string
+	Detail    string
+}
+
+// Store is everything the domain needs from a database. Every method is
+// safe for concurrent use.
+type Store interface {
+	Ping(ctx context.Context) error
+	Close() error
+
+	// CreateUser fails with ErrAlreadyExists when the lower-cased username
+	// is taken.
+	CreateUser(ctx context.Context, u User) error
+	GetUserByID(ctx context.Context, id string) (User, error)
+	// GetUserByUsername matches case-insensitively.
+	GetUserByUsername(ctx context.Context, username string) (User, error)
+
+	CreateSession(ctx context.Context, s Session) error
+	GetSession(ctx context.Context, id string) (Session, error)
+	// RotateSession advances the session to FromGeneration+1 in one write,
+	// only if it is still at FromGeneration and not revoked; otherwise
+	// ErrConflict (ErrNotFound if it does not exist). It returns the row as
+	// written.
+	RotateSession(ctx context.Context, r Rotation) (Session, error)
+	// ExtendAccess raises the session's AccessExpiresAt to at least t.
+	ExtendAccess(ctx context.Context, sessionID string, t time.Time) error
+	// RevokeSession marks one session revoked. It reports whether this call
+	// revoked it (false if it was already revoked). ErrNotFound if absent.
+	RevokeSession(ctx context.Context, id, reason string, now time.Time) (bool, error)
+	// RevokeUserSessions revokes every live session of the user except
+	// exceptID (may be empty) and returns the entries it revoked.
+	RevokeUserSessions(ctx context.Context, userID, exceptID, reason string, now time.Time) ([]RevokedSession, error)
+	// ListActiveSessions returns the user's live, unexpired sessions, newest
+	// first.
+	ListActiveSessions(ctx context.Context, userID string, now time.Time) ([]Session, error)
+	// ListRevokedSessions returns the revocations still needed at now:
+	// those whose sessions may still have an unexpired access token.
+	ListRevokedSessions(ctx context.Context, now time.Time) ([]RevokedSession, error)
+
+	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+	// AddSigningKey stores a new key. If the store holds no active key
+	// already, or replaceActive is set, it becomes the active key.
+	// ErrAlreadyExists when ifNone is set and an active key exists: two
+	// processes starting at once on one database then agree on one key.
+	AddSigningKey(ctx context.Context, k SigningKey, ifNone bool) error
+
+	AddEvent(ctx context.Context, e Event) error
+	// ListEvents returns events newest first; a test and debugging aid
+	// until the admin API pages them.
+	ListEvents(ctx context.Context, userID string, limit int) ([]Event, error)
+}
