@@ -68,10 +68,13 @@ func (d NumericDate) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads a JSON number of seconds.
 func (d *NumericDate) UnmarshalJSON(b []byte) error {
 	var f float64
+	if string(b) == "null" {
+		return errors.New("numeric date is null")
+	}
 	if err := json.Unmarshal(b, &f); err != nil {
 		return err
 	}
-	if math.IsNaN(f) || f < 0 || f > 1e11 {
+	if math.IsNaN(f) || f <= 0 || f > 1e11 {
 		return errors.New("numeric date out of range")
 	}
 	sec, frac := math.Modf(f)

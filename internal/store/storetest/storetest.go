@@ -1,0 +1,364 @@
+// Package storetest is the conformance suite every store.Store backend must
+// pass. A backend's test calls Run with a constructor for an empty store;
+// new behaviour the domain relies on is specified here once.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+)
+
+// Run runs the whole suite. newStore must return an empty store; it is
+// called once per subtest.
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"Users", testUsers},
+		{"SessionLifecycle", testSessionLifecycle},
+		{"RotateCompareAndSwap", testRotateCAS},
+		{"RotateConcurrent", testRotateConcurrent},
+		{"RevokeUserSessions", testRevokeUserSessions},
+		{"ListRevokedSessions", testListRevoked},
+		{"ListActiveSessions", testListActive},
+		{"SigningKeys", testSigningKeys},
+		{"Events", testEvents},
+		{"TimePrecision", testTimePrecision},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			t.Cleanup(func() { s.Close() })
+			tc.fn(t, s)
+		})
+	}
+}
+
+var base = time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
+
+func id() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func mkUser(t *testing.T, s store.Store, name string) store.User {
+	t.Helper()
+	u := store.User{ID: id(), Username: name, PasswordHash: "$argon2id$x", Role: store.RoleUser, CreatedAt: base}
+	if err := s.CreateUser(context.Background(), u); err != nil {
+		t.Fatalf("CreateUser(%s): %v", name, err)
+	}
+	return u
+}
+
+func mkSession(t *testing.T, s store.Store, userID string, created time.Time) store.Session {
+	t.Helper()
+	x := store.Session{
+		ID: id(), UserID: userID, Nonce: []byte("0123456789abcdef0123456789abcdef"), Generation: 1,
+		RotatedAt: created, CreatedAt: created, LastUsedAt: created,
+		IdleExpiresAt: created.Add(time.Hour), ExpiresAt: created.Add(24 * time.Hour),
+		AccessExpiresAt: created.Add(5 * time.Minute), IP: "192.0.2.1", UserAgent: "ua",
+	}
+	if err := s.CreateSession(context.Background(), x); err != nil {
+		t.Fatalf("CreateSession: %v", err)
+	}
+	return x
+}
+
+func testUsers(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mkUser(t, s, "Ann")
+	got, err := s.GetUserByID(ctx, u.ID)
+	if err != nil || got.Username != "Ann" || got.Role != store.RoleUser || got.Disabled || !got.CreatedAt.Equal(base) {
+		t.Fatalf("GetUserByID = %+v, %v", got, err)
+	}
+	for _, name := range []string{"ann", "ANN", "Ann"} {
+		got, err := s.GetUserByUsername(ctx, name)
+		if err != nil || got.ID != u.ID {
+			t.Errorf("GetUserByUsername(%q) = %+v, %v; want user %s", name, got, err, u.ID)
+		}
+	}
+	err = s.CreateUser(ctx, store.User{ID: id(), Username: "aNN", PasswordHash: "x", Role: "user", CreatedAt: base})
+	if !errors.Is(err, store.ErrAlreadyExists) {
+		t.Errorf("CreateUser with a name differing only in case: %v, want ErrAlreadyExists", err)
+	}
+	if _, err := s.GetUserByID(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetUserByID(missing) = %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetUserByUsername(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetUserByUsername(missing) = %v, want ErrNotFound", err)
+	}
+}
+
+func testSessionLifecycle(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mkUser(t, s, "bob")
+	x := mkSession(t, s, u.ID, base)
+	got, err := s.GetSession(ctx, x.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.UserID != u.ID || got.Generation != 1 || string(got.Nonce) != string(x.Nonce) ||
+		!got.ExpiresAt.Equal(x.ExpiresAt) || !got.IdleExpiresAt.Equal(x.IdleExpiresAt) ||
+		!got.AccessExpiresAt.Equal(x.AccessExpiresAt) || got.IP != "192.0.2.1" || got.Revoked() {
+		t.Fatalf("GetSession = %+v", got)
+	}
+	if err := s.CreateSession(ctx, x); !errors.Is(err, store.ErrAlreadyExists) {
+		t.Errorf("CreateSession(duplicate id) = %v, want ErrAlreadyExists", err)
+	}
+	if err := s.ExtendAccess(ctx, x.ID, base.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ExtendAccess(ctx, x.ID, base.Add(time.Minute)); err != nil { // lower: no effect
+		t.Fatal(err)
+	}
+	got, _ = s.GetSession(ctx, x.ID)
+	if !got.AccessExpiresAt.Equal(base.Add(time.Hour)) {
+		t.Errorf("AccessExpiresAt = %v, want it raised to %v and never lowered", got.AccessExpiresAt, base.Add(time.Hour))
+	}
+	changed, err := s.RevokeSession(ctx, x.ID, "logout", base.Add(time.Second))
+	if err != nil || !changed {
+		t.Fatalf("RevokeSession = %v, %v; want true", changed, err)
+	}
+	changed, err = s.RevokeSession(ctx, x.ID, "again", base.Add(2*time.Second))
+	if err != nil || changed {
+		t.Fatalf("second RevokeSession = %v, %v; want false, nil", changed, err)
+	}
+	got, _ = s.GetSession(ctx, x.ID)
+	if !got.Revoked() || got.RevokeReason != "logout" || !got.RevokedAt.Equal(base.Add(time.Second)) {
+		t.Errorf("revoked session = %+v; want the first revocation kept", got)
+	}
+	if _, err := s.RevokeSession(ctx, "missing", "x", base); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("RevokeSession(missing) = %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetSession(ctx, "missing"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetSession(missing) = %v, want ErrNotFound", err)
+	}
+}
+
+func testRotateCAS(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mkUser(t, s, "carol")
+	x := mkSession(t, s, u.ID, base)
+	now := base.Add(time.Minute)
+	rot := store.Rotation{SessionID: x.ID, FromGeneration: 1, Now: now, IdleExpiresAt: now.Add(time.Hour),
+		AccessExpiresAt: now.Add(5 * time.Minute), IP: "198.51.100.7", UserAgent: "ua2"}
+	got, err := s.RotateSession(ctx, rot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Generation != 2 || !got.RotatedAt.Equal(now) || !got.LastUsedAt.Equal(now) ||
+		!got.IdleExpiresAt.Equal(now.Add(time.Hour)) || got.IP != "198.51.100.7" || got.UserAgent != "ua2" ||
+		!got.CreatedAt.Equal(base) || !got.ExpiresAt.Equal(x.ExpiresAt) || string(got.Nonce) != string(x.Nonce) {
+		t.Fatalf("RotateSession returned %+v", got)
+	}
+	stored, _ := s.GetSession(ctx, x.ID)
+	if stored.Generation != 2 {
+		t.Fatalf("stored generation = %d, want 2", stored.Generation)
+	}
+	// The same swap again loses: the row is no longer at generation 1.
+	if _, err := s.RotateSession(ctx, rot); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("stale RotateSession = %v, want ErrConflict", err)
+	}
+	if _, err := s.RotateSession(ctx, store.Rotation{SessionID: "missing", FromGeneration: 1, Now: now}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("RotateSession(missing) = %v, want ErrNotFound", err)
+	}
+	// A revoked session never rotates.
+	if _, err := s.RevokeSession(ctx, x.ID, "r", now); err != nil {
+		t.Fatal(err)
+	}
+	rot.FromGeneration = 2
+	if _, err := s.RotateSession(ctx, rot); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("RotateSession(revoked) = %v, want ErrConflict", err)
+	}
+	if stored, _ := s.GetSession(ctx, x.ID); stored.Generation != 2 {
+		t.Errorf("revoked session rotated to generation %d", stored.Generation)
+	}
+}
+
+// testRotateConcurrent races many callers on one generation: exactly one
+// may win, the rest must see ErrConflict, and the row advances once.
+func testRotateConcurrent(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mkUser(t, s, "dave")
+	x := mkSession(t, s, u.ID, base)
+	const n = 64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins, conflicts := 0, 0
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			now := base.Add(time.Duration(i) * time.Millisecond)
+			_, err := s.RotateSession(ctx, store.Rotation{SessionID: x.ID, FromGeneration: 1, Now: now,
+				IdleExpiresAt: now.Add(time.Hour), AccessExpiresAt: now.Add(time.Minute)})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+			case errors.Is(err, store.ErrConflict):
+				conflicts++
+			default:
+				t.Errorf("RotateSession: %v", err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if wins != 1 || conflicts != n-1 {
+		t.Fatalf("wins=%d conflicts=%d; want exactly one winner of %d", wins, conflicts, n)
+	}
+	if got, _ := s.GetSession(ctx, x.ID); got.Generation != 2 {
+		t.Fatalf("generation = %d after the race, want 2", got.Generation)
+	}
+}
+
+func testRevokeUserSessions(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mkUser(t, s, "erin")
+	other := mkUser(t, s, "frank")
+	a := mkSession(t, s, u.ID, base)
+	b := mkSession(t, s, u.ID, base.Add(time.Second))
+	c := mkSession(t, s, u.ID, base.Add(2*time.Second))
+	o := mkSession(t, s, other.ID, base)
+	if _, err := s.RevokeSession(ctx, c.ID, "earlier", base); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.RevokeUserSessions(ctx, u.ID, a.ID, "others", base.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].SessionID != b.ID || !got[0].Until.Equal(b.AccessExpiresAt) {
+		t.Fatalf("RevokeUserSessions(except a) = %+v; want only b, with its access expiry", got)
+	}
+	if x, _ := s.GetSession(ctx, a.ID); x.Revoked() {
+		t.Error("the excepted session was revoked")
+	}
+	if x, _ := s.GetSession(ctx, c.ID); x.RevokeReason != "earlier" {
+		t.Errorf("an already revoked session was revoked again: reason %q", x.RevokeReason)
+	}
+	if x, _ := s.GetSession(ctx, o.ID); x.Revoked() {
+		t.Error("another user's session was revoked")
+	}
+	got, err = s.RevokeUserSessions(ctx, u.ID, "", "all", base.Add(time.Minute))
+	if err != nil || len(got) != 1 || got[0].SessionID != a.ID {
+		t.Fatalf("RevokeUserSessions(all) = %+v, %v; want a", got, err)
+	}
+}
+
+func testListRevoked(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mkUser(t, s, "gina")
+	a := mkSession(t, s, u.ID, base) // access until base+5m
+	b := mkSession(t, s, u.ID, base)
+	mkSession(t, s, u.ID, base) // live: never listed
+	if err := s.ExtendAccess(ctx, b.ID, base.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []store.Session{a, b} {
+		if _, err := s.RevokeSession(ctx, x.ID, "r", base.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.ListRevokedSessions(ctx, base.Add(time.Minute))
+	if err != nil || len(got) != 2 {
+		t.Fatalf("ListRevokedSessions(+1m) = %+v, %v; want a and b", got, err)
+	}
+	got, err = s.ListRevokedSessions(ctx, base.Add(10*time.Minute))
+	if err != nil || len(got) != 1 || got[0].SessionID != b.ID || !got[0].Until.Equal(base.Add(time.Hour)) {
+		t.Fatalf("ListRevokedSessions(+10m) = %+v, %v; want only b (a's tokens have all expired)", got, err)
+	}
+}
+
+func testListActive(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mkUser(t, s, "hal")
+	old := mkSession(t, s, u.ID, base)
+	newer := mkSession(t, s, u.ID, base.Add(time.Minute))
+	revoked := mkSession(t, s, u.ID, base.Add(2*time.Minute))
+	if _, err := s.RevokeSession(ctx, revoked.ID, "r", base); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ListActiveSessions(ctx, u.ID, base.Add(2*time.Minute))
+	if err != nil || len(got) != 2 || got[0].ID != newer.ID || got[1].ID != old.ID {
+		t.Fatalf("ListActiveSessions = %+v, %v; want newer then old", got, err)
+	}
+	// old idles out at base+1h, newer at base+1h1m.
+	got, _ = s.ListActiveSessions(ctx, u.ID, base.Add(time.Hour+30*time.Second))
+	if len(got) != 1 || got[0].ID != newer.ID {
+		t.Fatalf("after old's idle expiry: %+v; want only newer", got)
+	}
+}
+
+func testSigningKeys(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	k1 := store.SigningKey{ID: "k1", Algorithm: "EdDSA", PublicKey: []byte("pub1"), SealedPrivate: []byte("sealed1"), CreatedAt: base}
+	if err := s.AddSigningKey(ctx, k1, true); err != nil {
+		t.Fatal(err)
+	}
+	k2 := k1
+	k2.ID = "k2"
+	if err := s.AddSigningKey(ctx, k2, true); !errors.Is(err, store.ErrAlreadyExists) {
+		t.Fatalf("AddSigningKey(ifNone) with an active key = %v, want ErrAlreadyExists", err)
+	}
+	k2.CreatedAt = base.Add(time.Hour)
+	if err := s.AddSigningKey(ctx, k2, false); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := s.ListSigningKeys(ctx)
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("ListSigningKeys = %+v, %v", keys, err)
+	}
+	if keys[0].ID != "k1" || !keys[0].RetiredAt.Equal(base.Add(time.Hour)) || string(keys[0].SealedPrivate) != "sealed1" {
+		t.Errorf("k1 = %+v; want retired when k2 was added", keys[0])
+	}
+	if keys[1].ID != "k2" || !keys[1].RetiredAt.IsZero() {
+		t.Errorf("k2 = %+v; want active", keys[1])
+	}
+}
+
+func testEvents(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for i := range 5 {
+		uid := "u1"
+		if i%2 == 1 {
+			uid = "u2"
+		}
+		if err := s.AddEvent(ctx, store.Event{ID: id(), Type: fmt.Sprintf("t%d", i), At: base.Add(time.Duration(i) * time.Second),
+			UserID: uid, SessionID: "s", IP: "ip", UserAgent: "ua", Detail: "d"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.ListEvents(ctx, "u1", 10)
+	if err != nil || len(got) != 3 || got[0].Type != "t4" || got[2].Type != "t0" {
+		t.Fatalf("ListEvents(u1) = %+v, %v; want t4, t2, t0", got, err)
+	}
+	all, _ := s.ListEvents(ctx, "", 2)
+	if len(all) != 2 || all[0].Type != "t4" || all[1].Type != "t3" {
+		t.Fatalf("ListEvents(all, 2) = %+v", all)
+	}
+}
+
+// testTimePrecision: revocation ordering relies on sub-second times.
+func testTimePrecision(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mkUser(t, s, "ivy")
+	x := mkSession(t, s, u.ID, base)
+	got, _ := s.GetSession(ctx, x.ID)
+	if !got.CreatedAt.Equal(base) {
+		t.Fatalf("CreatedAt = %v, want %v exactly (sub-second precision kept)", got.CreatedAt, base)
+	}
+}
