@@ -98,8 +98,14 @@ func (h *handler) clearCookies(w http.ResponseWriter) {
 		HttpOnly: true, Secure: !h.cfg.InsecureDevCookies, SameSite: http.SameSiteStrictMode})
 }
 
+// secondsUntil rounds up: exp claims are whole seconds, so a token issued at
+// 12:00:00.6 for 300s expires at 12:05:00 and is reported as 300, not 299.
 func secondsUntil(t, now time.Time) int {
-	s := int(t.Sub(now).Round(time.Second) / time.Second)
+	d := t.Sub(now)
+	s := int(d / time.Second)
+	if d%time.Second > 0 {
+		s++
+	}
 	return max(s, 1)
 }
 

@@ -140,7 +140,11 @@ func TestVerifyRejects(t *testing.T) {
 		{"missing sid", signRaw(k.Private, headerJSON(""), mustJSON(noSID)), ErrInvalid},
 		{"payload not JSON", signRaw(k.Private, headerJSON(""), "not json"), ErrInvalid},
 		{"expired", signRaw(k.Private, headerJSON(""), mustJSON(expired)), ErrExpired},
-		{"expired and badly signed", func() string { x := signRaw(k.Private, headerJSON(""), mustJSON(expired)); h, p, s := split(x); return h + "." + p + "." + flip(s, 5) }(), ErrInvalid},
+		{"expired and badly signed", func() string {
+			x := signRaw(k.Private, headerJSON(""), mustJSON(expired))
+			h, p, s := split(x)
+			return h + "." + p + "." + flip(s, 5)
+		}(), ErrInvalid},
 		{"padded base64 signature", good + "==", ErrInvalid},
 		{"four segments", good + ".x", ErrInvalid},
 		{"two segments", h + "." + p, ErrInvalid},

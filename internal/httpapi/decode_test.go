@@ -1,0 +1,48 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+)
+
+// FuzzDecodeRequest: the strict decoder never panics, only ever answers 400
+// on failure, and whatever it accepts is an object with only the known keys
+// that encoding/json reads the same way.
+func FuzzDecodeRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"username":"ann","password":"pw"}`,
+		`{"username":"ann","password":"a","password":"b"}`,
+		`{"USERNAME":"ann"}`,
+		`{"username":1}`,
+		`{}`, `[]`, `null`, `"x"`, `{"username":"ann"} x`, `{"username":"\u0000"}`,
+		`{"username":"ann","password":{"nested":[1,2,{"a":null}]}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var c credentials
+		err := decodeStrict(body, &c)
+		if err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) || ae.status != 400 || ae.code != "invalid_request" {
+				t.Fatalf("error %v is not a 400 invalid_request", err)
+			}
+			return
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatalf("accepted a body encoding/json rejects as an object: %q", body)
+		}
+		for k := range m {
+			if k != "username" && k != "password" {
+				t.Fatalf("accepted unknown key %q", k)
+			}
+		}
+		var again credentials
+		json.Unmarshal(body, &again)
+		if again != c {
+			t.Fatalf("decoders disagree: %+v vs %+v", c, again)
+		}
+	})
+}
