@@ -1,3 +1,220 @@
 package main
-import ("context";"io")
-func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int { return 0 }
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// runBench is a small closed-loop load generator for a running server:
+// each virtual user has its own account and session and, for refresh,
+// chains its own tokens (every request presents the token the previous
+// response returned), which is how real clients refresh.
+func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("gatehouse bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	base := fs.String("url", "http://127.0.0.1:8080", "server base URL (loopback only: this is a load test)")
+	duration := fs.Duration("duration", 5*time.Second, "how long each scenario runs at each concurrency")
+	levels := fs.String("concurrency", "1,8,32", "comma-separated concurrency levels")
+	scenarios := fs.String("scenarios", "login,refresh,me", "comma-separated: login, refresh, me")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: gatehouse bench [flags]\n\nDrives login, refresh and GET /v1/me against a running server (registration must be open)\nand prints requests per second, p50 and p99 per scenario and concurrency.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if code := parseFlags(fs, args, func(string) string { return "" }); code >= 0 {
+		return code
+	}
+	var cs []int
+	for f := range strings.SplitSeq(*levels, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 1024 {
+			fmt.Fprintf(stderr, "gatehouse bench: bad concurrency %q\n", f)
+			return exitUsage
+		}
+		cs = append(cs, n)
+	}
+	maxC := slices.Max(cs)
+	b := &bencher{base: strings.TrimRight(*base, "/"), client: &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{MaxIdleConns: 2 * maxC, MaxIdleConnsPerHost: 2 * maxC},
+	}}
+	users, err := b.setup(ctx, maxC)
+	if err != nil {
+		fmt.Fprintf(stderr, "gatehouse bench: setup: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "%-8s %5s %10s %10s %10s %8s\n", "scenario", "conc", "req/s", "p50", "p99", "errors")
+	for sc := range strings.SplitSeq(*scenarios, ",") {
+		op, ok := map[string]func(*vu) error{"login": b.login, "refresh": b.refresh, "me": b.me}[strings.TrimSpace(sc)]
+		if !ok {
+			fmt.Fprintf(stderr, "gatehouse bench: unknown scenario %q\n", sc)
+			return exitUsage
+		}
+		for _, c := range cs {
+			r := runLoad(ctx, users[:c], op, *duration)
+			fmt.Fprintf(stdout, "%-8s %5d %10.0f %10s %10s %8d\n", strings.TrimSpace(sc), c, r.rps,
+				r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errors)
+			if ctx.Err() != nil {
+				return exitFailure
+			}
+		}
+	}
+	return exitOK
+}
+
+type bencher struct {
+	base   string
+	client *http.Client
+}
+
+type vu struct {
+	username, password string
+	access, refresh    string
+}
+
+func (b *bencher) post(path string, body any, out any) error {
+	j, _ := json.Marshal(body)
+	res, err := b.client.Post(b.base+path, "application/json", bytes.NewReader(j))
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		msg, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+		return fmt.Errorf("POST %s: %d %s", path, res.StatusCode, msg)
+	}
+	if out == nil {
+		_, err = io.Copy(io.Discard, res.Body)
+		return err
+	}
+	return json.NewDecoder(res.Body).Decode(out)
+}
+
+type benchTokens struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (b *bencher) setup(ctx context.Context, n int) ([]*vu, error) {
+	run := make([]byte, 4)
+	rand.Read(run)
+	users := make([]*vu, n)
+	for i := range users {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		u := &vu{username: fmt.Sprintf("bench-%s-%d", hex.EncodeToString(run), i), password: "bench-password-" + hex.EncodeToString(run)}
+		if err := b.post("/v1/auth/register", map[string]string{"username": u.username, "password": u.password}, nil); err != nil {
+			return nil, err
+		}
+		if err := b.login(u); err != nil {
+			return nil, err
+		}
+		users[i] = u
+	}
+	return users, nil
+}
+
+func (b *bencher) login(u *vu) error {
+	var t benchTokens
+	if err := b.post("/v1/auth/login", map[string]string{"username": u.username, "password": u.password}, &t); err != nil {
+		return err
+	}
+	u.access, u.refresh = t.AccessToken, t.RefreshToken
+	return nil
+}
+
+func (b *bencher) refresh(u *vu) error {
+	var t benchTokens
+	if err := b.post("/v1/auth/refresh", map[string]string{"refresh_token": u.refresh}, &t); err != nil {
+		return err
+	}
+	if t.RefreshToken == "" {
+		return errors.New("refresh returned no token")
+	}
+	u.access, u.refresh = t.AccessToken, t.RefreshToken
+	return nil
+}
+
+func (b *bencher) me(u *vu) error {
+	req, _ := http.NewRequest("GET", b.base+"/v1/me", nil)
+	req.Header.Set("Authorization", "Bearer "+u.access)
+	res, err := b.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	io.Copy(io.Discard, res.Body)
+	if res.StatusCode != 200 {
+		return fmt.Errorf("GET /v1/me: %d", res.StatusCode)
+	}
+	return nil
+}
+
+type loadResult struct {
+	rps      float64
+	p50, p99 time.Duration
+	errors   int
+}
+
+func runLoad(ctx context.Context, users []*vu, op func(*vu) error, d time.Duration) loadResult {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var mu sync.Mutex
+	var all []time.Duration
+	errs := 0
+	var firstErr error
+	var wg sync.WaitGroup
+	start := time.Now()
+	for _, u := range users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat := make([]time.Duration, 0, 4096)
+			e := 0
+			for ctx.Err() == nil {
+				t := time.Now()
+				err := op(u)
+				if err != nil {
+					e++
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					continue
+				}
+				lat = append(lat, time.Since(t))
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			errs += e
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		fmt.Fprintf(os.Stderr, "gatehouse bench: first error: %v\n", firstErr)
+	}
+	slices.Sort(all)
+	r := loadResult{rps: float64(len(all)) / elapsed.Seconds(), errors: errs}
+	if len(all) > 0 {
+		r.p50 = all[len(all)*50/100]
+		r.p99 = all[min(len(all)-1, len(all)*99/100)]
+	}
+	return r
+}

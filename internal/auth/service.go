@@ -331,7 +331,7 @@ func (s *Service) Refresh(ctx context.Context, tok string, m Meta) (Tokens, erro
 		return Tokens{}, ErrInvalidRefreshToken
 	}
 	for attempt := 0; ; attempt++ {
-		sess, err := s.store.GetSession(ctx, r.SessionID)
+		sess, u, err := s.store.GetSessionWithUser(ctx, r.SessionID)
 		if errors.Is(err, store.ErrNotFound) {
 			return Tokens{}, ErrInvalidRefreshToken
 		} else if err != nil {
@@ -348,10 +348,6 @@ func (s *Service) Refresh(ctx context.Context, tok string, m Meta) (Tokens, erro
 		now := s.now()
 		if !now.Before(sess.ExpiresAt) || !now.Before(sess.IdleExpiresAt) {
 			return Tokens{}, ErrSessionExpired
-		}
-		u, err := s.store.GetUserByID(ctx, sess.UserID)
-		if err != nil {
-			return Tokens{}, err
 		}
 		if u.Disabled {
 			return Tokens{}, ErrAccountDisabled
@@ -467,15 +463,11 @@ func (s *Service) Logout(ctx context.Context, refreshTok, accessTok string, m Me
 
 // Me returns the caller's account and session.
 func (s *Service) Me(ctx context.Context, p Principal) (store.User, store.Session, error) {
-	u, err := s.store.GetUserByID(ctx, p.UserID)
-	if err != nil {
-		return u, store.Session{}, s.notFound(err)
-	}
-	sess, err := s.store.GetSession(ctx, p.SessionID)
+	sess, u, err := s.store.GetSessionWithUser(ctx, p.SessionID)
 	if err != nil {
 		return u, sess, s.notFound(err)
 	}
-	if sess.Revoked() {
+	if sess.Revoked() || sess.UserID != p.UserID {
 		return u, sess, ErrTokenRevoked
 	}
 	return u, sess, nil

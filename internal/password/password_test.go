@@ -82,18 +82,13 @@ func TestLimiterBoundsConcurrencyAndQueue(t *testing.T) {
 	}
 	<-started
 	<-started
-	// Two hold slots and the third waits in the queue: a fourth is refused.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		probe, cancelProbe := context.WithTimeout(context.Background(), 10*time.Millisecond)
-		err := l.Do(probe, func() { t.Error("ran while both slots were held") })
-		cancelProbe()
-		if errors.Is(err, ErrBusy) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("limiter never reported ErrBusy with a full queue")
-		}
+	// Two hold slots; wait until the third is queued, then a fourth is
+	// refused at once.
+	for len(l.queue) < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := l.Do(context.Background(), func() { t.Error("ran past a full queue") }); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Do with a full queue = %v, want ErrBusy", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -126,6 +126,9 @@ type Store interface {
 
 	CreateSession(ctx context.Context, s Session) error
 	GetSession(ctx context.Context, id string) (Session, error)
+	// GetSessionWithUser reads a session and its user in one query: the
+	// refresh and /v1/me paths need both.
+	GetSessionWithUser(ctx context.Context, id string) (Session, User, error)
 	// RotateSession advances the session to FromGeneration+1 in one write,
 	// only if it is still at FromGeneration and not revoked; otherwise
 	// ErrConflict (ErrNotFound if it does not exist). It returns the row as

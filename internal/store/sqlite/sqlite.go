@@ -18,6 +18,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -34,8 +35,62 @@ type Options struct {
 
 // Store is a SQLite-backed store.Store.
 type Store struct {
-	w *sql.DB // single writer connection
-	r *sql.DB // read-only pool
+	w     *sql.DB // single writer connection
+	r     *sql.DB // read-only pool
+	stmts sync.Map // query text -> *sql.Stmt, per pool
+}
+
+type stmtKey struct {
+	db    *sql.DB
+	query string
+}
+
+// stmt returns a prepared statement for query on db, preparing it once.
+// Without it every call re-parses its SQL, which costs more than running
+// these single-row statements.
+func (s *Store) stmt(ctx context.Context, db *sql.DB, query string) (*sql.Stmt, error) {
+	k := stmtKey{db, query}
+	if st, ok := s.stmts.Load(k); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	if prev, loaded := s.stmts.LoadOrStore(k, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// exec, query and queryRow run a statement through the statement cache.
+func (s *Store) exec(ctx context.Context, db *sql.DB, query string, args ...any) (sql.Result, error) {
+	st, err := s.stmt(ctx, db, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (s *Store) query(ctx context.Context, db *sql.DB, query string, args ...any) (*sql.Rows, error) {
+	st, err := s.stmt(ctx, db, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+func (s *Store) queryRow(ctx context.Context, db *sql.DB, query string, args ...any) interface{ Scan(...any) error } {
+	st, err := s.stmt(ctx, db, query)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -178,6 +233,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
@@ -236,7 +292,7 @@ func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
 }
 
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
-	_, err := s.w.ExecContext(ctx,
+	_, err := s.exec(ctx, s.w,
 		`INSERT INTO users (id, username, username_norm, password_hash, role, disabled, created_at)
 		 VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		u.ID, u.Username, strings.ToLower(u.Username), u.PasswordHash, u.Role, u.Disabled, ns(u.CreatedAt))
@@ -247,7 +303,7 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 }
 
 func (s *Store) GetUserByID(ctx context.Context, id string) (store.User, error) {
-	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
+	u, err := scanUser(s.queryRow(ctx, s.r, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
 	if err != nil {
 		return u, fmt.Errorf("get user: %w", err)
 	}
@@ -255,7 +311,7 @@ func (s *Store) GetUserByID(ctx context.Context, id string) (store.User, error) 
 }
 
 func (s *Store) GetUserByUsername(ctx context.Context, username string) (store.User, error) {
-	u, err := scanUser(s.r.QueryRowContext(ctx,
+	u, err := scanUser(s.queryRow(ctx, s.r,
 		`SELECT `+userCols+` FROM users WHERE username_norm = ?`, strings.ToLower(username)))
 	if err != nil {
 		return u, fmt.Errorf("get user by name: %w", err)
@@ -280,7 +336,7 @@ func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
 }
 
 func (s *Store) CreateSession(ctx context.Context, x store.Session) error {
-	_, err := s.w.ExecContext(ctx,
+	_, err := s.exec(ctx, s.w,
 		`INSERT INTO sessions (id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
 		   idle_expires_at, expires_at, access_exp, ip, user_agent)
 		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -293,17 +349,38 @@ func (s *Store) CreateSession(ctx context.Context, x store.Session) error {
 }
 
 func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {
-	x, err := scanSession(s.r.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE id = ?`, id))
+	x, err := scanSession(s.queryRow(ctx, s.r, `SELECT `+sessionCols+` FROM sessions WHERE id = ?`, id))
 	if err != nil {
 		return x, fmt.Errorf("get session: %w", err)
 	}
 	return x, nil
 }
 
+func (s *Store) GetSessionWithUser(ctx context.Context, id string) (store.Session, store.User, error) {
+	var x store.Session
+	var u store.User
+	var rotated, created, last, idle, exp, access, revoked, ucreated int64
+	err := s.queryRow(ctx, s.r,
+		`SELECT s.id, s.user_id, s.nonce, s.generation, s.rotated_at, s.created_at, s.last_used_at,
+		   s.idle_expires_at, s.expires_at, s.access_exp, s.ip, s.user_agent, COALESCE(s.revoked_at, 0), s.revoke_reason,
+		   u.id, u.username, u.password_hash, u.role, u.disabled, u.created_at
+		 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?`, id).Scan(
+		&x.ID, &x.UserID, &x.Nonce, &x.Generation, &rotated, &created, &last,
+		&idle, &exp, &access, &x.IP, &x.UserAgent, &revoked, &x.RevokeReason,
+		&u.ID, &u.Username, &u.PasswordHash, &u.Role, &u.Disabled, &ucreated)
+	if err != nil {
+		return x, u, fmt.Errorf("get session with user: %w", mapErr(err))
+	}
+	x.RotatedAt, x.CreatedAt, x.LastUsedAt = fromNS(rotated), fromNS(created), fromNS(last)
+	x.IdleExpiresAt, x.ExpiresAt, x.AccessExpiresAt = fromNS(idle), fromNS(exp), fromNS(access)
+	x.RevokedAt, u.CreatedAt = fromNS(revoked), fromNS(ucreated)
+	return x, u, nil
+}
+
 func (s *Store) RotateSession(ctx context.Context, r store.Rotation) (store.Session, error) {
 	// One statement, one write transaction: the compare-and-swap and the
 	// read-back happen together.
-	x, err := scanSession(s.w.QueryRowContext(ctx,
+	x, err := scanSession(s.queryRow(ctx, s.w,
 		`UPDATE sessions SET generation = generation + 1, rotated_at = ?, last_used_at = ?,
 		   idle_expires_at = ?, access_exp = MAX(access_exp, ?), ip = ?, user_agent = ?
 		 WHERE id = ? AND generation = ? AND revoked_at IS NULL
@@ -324,7 +401,7 @@ func (s *Store) RotateSession(ctx context.Context, r store.Rotation) (store.Sess
 }
 
 func (s *Store) ExtendAccess(ctx context.Context, id string, t time.Time) error {
-	_, err := s.w.ExecContext(ctx,
+	_, err := s.exec(ctx, s.w,
 		`UPDATE sessions SET access_exp = MAX(access_exp, ?) WHERE id = ?`, ns(t), id)
 	if err != nil {
 		return fmt.Errorf("extend access: %w", mapErr(err))
@@ -333,7 +410,7 @@ func (s *Store) ExtendAccess(ctx context.Context, id string, t time.Time) error 
 }
 
 func (s *Store) RevokeSession(ctx context.Context, id, reason string, now time.Time) (bool, error) {
-	res, err := s.w.ExecContext(ctx,
+	res, err := s.exec(ctx, s.w,
 		`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL`,
 		ns(now), reason, id)
 	if err != nil {
@@ -352,7 +429,7 @@ func (s *Store) RevokeSession(ctx context.Context, id, reason string, now time.T
 }
 
 func (s *Store) RevokeUserSessions(ctx context.Context, userID, exceptID, reason string, now time.Time) ([]store.RevokedSession, error) {
-	rows, err := s.w.QueryContext(ctx,
+	rows, err := s.query(ctx, s.w,
 		`UPDATE sessions SET revoked_at = ?, revoke_reason = ?
 		 WHERE user_id = ? AND id != ? AND revoked_at IS NULL
 		 RETURNING id, access_exp`,
@@ -379,7 +456,7 @@ func scanRevoked(rows *sql.Rows) ([]store.RevokedSession, error) {
 }
 
 func (s *Store) ListActiveSessions(ctx context.Context, userID string, now time.Time) ([]store.Session, error) {
-	rows, err := s.r.QueryContext(ctx,
+	rows, err := s.query(ctx, s.r,
 		`SELECT `+sessionCols+` FROM sessions
 		 WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? AND idle_expires_at > ?
 		 ORDER BY created_at DESC, id DESC`, userID, ns(now), ns(now))
@@ -399,7 +476,7 @@ func (s *Store) ListActiveSessions(ctx context.Context, userID string, now time.
 }
 
 func (s *Store) ListRevokedSessions(ctx context.Context, now time.Time) ([]store.RevokedSession, error) {
-	rows, err := s.r.QueryContext(ctx,
+	rows, err := s.query(ctx, s.r,
 		`SELECT id, access_exp FROM sessions WHERE revoked_at IS NOT NULL AND access_exp > ?`, ns(now))
 	if err != nil {
 		return nil, fmt.Errorf("list revoked sessions: %w", mapErr(err))
@@ -410,7 +487,7 @@ func (s *Store) ListRevokedSessions(ctx context.Context, now time.Time) ([]store
 // --- keys ---
 
 func (s *Store) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
-	rows, err := s.r.QueryContext(ctx,
+	rows, err := s.query(ctx, s.r,
 		`SELECT id, algorithm, public_key, sealed_private, created_at, COALESCE(retired_at, 0)
 		 FROM signing_keys ORDER BY created_at`)
 	if err != nil {
@@ -458,7 +535,7 @@ func (s *Store) AddSigningKey(ctx context.Context, k store.SigningKey, ifNone bo
 // --- events ---
 
 func (s *Store) AddEvent(ctx context.Context, e store.Event) error {
-	_, err := s.w.ExecContext(ctx,
+	_, err := s.exec(ctx, s.w,
 		`INSERT INTO events (id, type, at, user_id, session_id, ip, user_agent, detail)
 		 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.ID, e.Type, ns(e.At), e.UserID, e.SessionID, e.IP, e.UserAgent, e.Detail)
@@ -472,7 +549,7 @@ func (s *Store) ListEvents(ctx context.Context, userID string, limit int) ([]sto
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
-	rows, err := s.r.QueryContext(ctx,
+	rows, err := s.query(ctx, s.r,
 		`SELECT id, type, at, user_id, session_id, ip, user_agent, detail FROM events
 		 WHERE (? = '' OR user_id = ?) ORDER BY seq DESC LIMIT ?`, userID, userID, limit)
 	if err != nil {

@@ -112,6 +112,14 @@ func testSessionLifecycle(t *testing.T, s store.Store) {
 		!got.AccessExpiresAt.Equal(x.AccessExpiresAt) || got.IP != "192.0.2.1" || got.Revoked() {
 		t.Fatalf("GetSession = %+v", got)
 	}
+	gs, gu, err := s.GetSessionWithUser(ctx, x.ID)
+	if err != nil || gs.ID != x.ID || gs.Generation != 1 || !gs.CreatedAt.Equal(x.CreatedAt) || string(gs.Nonce) != string(x.Nonce) ||
+		gu.ID != u.ID || gu.Username != "bob" || gu.Role != store.RoleUser || !gu.CreatedAt.Equal(base) {
+		t.Fatalf("GetSessionWithUser = %+v, %+v, %v", gs, gu, err)
+	}
+	if _, _, err := s.GetSessionWithUser(ctx, "missing"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetSessionWithUser(missing) = %v, want ErrNotFound", err)
+	}
 	if err := s.CreateSession(ctx, x); !errors.Is(err, store.ErrAlreadyExists) {
 		t.Errorf("CreateSession(duplicate id) = %v, want ErrAlreadyExists", err)
 	}
