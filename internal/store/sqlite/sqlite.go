@@ -35,8 +35,8 @@ type Options struct {
 
 // Store is a SQLite-backed store.Store.
 type Store struct {
-	w     *sql.DB // single writer connection
-	r     *sql.DB // read-only pool
+	w     *sql.DB  // single writer connection
+	r     *sql.DB  // read-only pool
 	stmts sync.Map // query text -> *sql.Stmt, per pool
 }
 
