@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -49,8 +50,21 @@ func freeAddr(t *testing.T) string {
 type proc struct {
 	cmd  *exec.Cmd
 	base string
-	logs *bytes.Buffer
+	logs *lockedBuffer
 }
+
+// lockedBuffer collects a child's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // start runs `gatehouse serve` on dir's database and waits until ready.
 func start(t *testing.T, dir string, env []string, args ...string) *proc {
@@ -59,7 +73,7 @@ func start(t *testing.T, dir string, env []string, args ...string) *proc {
 	// A fixed issuer: the default (http://ADDR) would change with the port.
 	cmd := exec.Command(binary, append([]string{"serve", "--addr", addr, "--issuer", "http://gatehouse.test", "--db", filepath.Join(dir, "gh.db")}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	logs := &bytes.Buffer{}
+	logs := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
