@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -52,7 +53,7 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	cfg := Config{
 		Issuer: "http://gatehouse.test", RegistrationOpen: true, HashParams: fastHash,
 		AccessTTL: 5 * time.Minute, RefreshIdleTTL: time.Hour, SessionMaxAge: 3 * time.Hour, ReuseGrace: 10 * time.Second,
-		Now: c.Now,
+		Now: c.Now, Logger: slog.New(slog.DiscardHandler),
 	}
 	if mod != nil {
 		mod(&cfg)
