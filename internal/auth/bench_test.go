@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/password"
 )
 
 // BenchmarkVerify compares the full access-token check of every protected
@@ -74,5 +76,28 @@ func BenchmarkRefresh(b *testing.B) {
 			b.Fatal(err)
 		}
 		rt = next.RefreshToken
+	}
+}
+
+// BenchmarkLogin compares a wrong password with an unknown user under the
+// real argon2id parameters: both must cost one hash (ratio ≈ 1), so timing
+// does not reveal which accounts exist.
+func BenchmarkLogin(b *testing.B) {
+	t := &testing.T{}
+	f := newFixture(t, func(c *Config) { c.Now = time.Now; c.HashParams = password.Default })
+	ctx := context.Background()
+	if _, err := f.svc.Register(ctx, "ann", "password-ann", meta); err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct{ name, user, pw string }{
+		{"WrongPassword", "ann", "not-the-password"},
+		{"UnknownUser", "nobody", "not-the-password"},
+		{"Success", "ann", "password-ann"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				f.svc.Login(ctx, tc.user, tc.pw, meta)
+			}
+		})
 	}
 }

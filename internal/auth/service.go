@@ -252,6 +252,9 @@ func (s *Service) Login(ctx context.Context, username, pw string, m Meta) (Token
 	}
 	var verr error
 	if err := s.limiter.Do(ctx, func() { verr = password.Verify(pw, hash) }); err != nil {
+		if errors.Is(err, password.ErrBusy) {
+			s.event(ctx, EventRateLimited, m, "", "", "password hashing queue full")
+		}
 		return Tokens{}, s.busy(err)
 	}
 	if !found || verr != nil {

@@ -38,6 +38,8 @@ type Store struct {
 	w     *sql.DB  // single writer connection
 	r     *sql.DB  // read-only pool
 	stmts sync.Map // query text -> *sql.Stmt, per pool
+	stop  chan struct{}
+	done  chan struct{}
 }
 
 type stmtKey struct {
@@ -116,6 +118,7 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 		// grows past the default 2 MB cache.
 		q.Add("_pragma", "mmap_size(268435456)")
 		q.Add("_pragma", "cache_size(-16384)")
+		q.Add("_pragma", "journal_size_limit(67108864)")
 		if readOnly {
 			q.Add("_pragma", "query_only(1)")
 		} else {
@@ -150,7 +153,31 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 	r.SetMaxIdleConns(n)
 	r.SetConnMaxIdleTime(0)
 	r.SetConnMaxLifetime(0)
-	return &Store{w: w, r: r}, nil
+	st := &Store{w: w, r: r, stop: make(chan struct{}), done: make(chan struct{})}
+	go st.checkpointLoop(time.Second)
+	return st, nil
+}
+
+// checkpointLoop resets the WAL regularly. SQLite's automatic checkpoints
+// are passive: under a steady stream of reads they copy pages back but never
+// get the moment without readers that lets the WAL start over, so the file
+// grows without bound (100 MB in seconds under load) and every read gets
+// slower. A RESTART checkpoint waits (busy_timeout) for the short reads in
+// flight and then lets the next write begin at the start of the file.
+func (s *Store) checkpointLoop(every time.Duration) {
+	defer close(s.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, _ = s.w.ExecContext(ctx, `PRAGMA wal_checkpoint(RESTART)`)
+			cancel()
+		}
+	}
 }
 
 var migrations = []string{
@@ -238,6 +265,12 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+		<-s.done
+	}
 	s.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
 	return errors.Join(s.r.Close(), s.w.Close())
 }
