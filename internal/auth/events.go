@@ -51,8 +51,3 @@ func (s *Service) event(ctx context.Context, typ string, m Meta, userID, session
 	}
 }
 
-// Events lists a user's events, newest first (admin API lands in a later
-// issue; tests and the CLI use this).
-func (s *Service) Events(ctx context.Context, userID string, limit int) ([]store.Event, error) {
-	return s.store.ListEvents(ctx, userID, limit)
-}

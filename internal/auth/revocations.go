@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
 
 // Revocations is the in-memory revocation list checked on every access
@@ -76,6 +78,28 @@ func (r *Revocations) SetGlobalNotBefore(t time.Time) {
 			return
 		}
 	}
+}
+
+// Apply adds an entry of the store's revocation log.
+func (r *Revocations) Apply(e store.Revocation) {
+	switch e.Kind {
+	case store.KindSession:
+		r.AddSession(e.Subject, e.Until)
+	case store.KindUser:
+		r.SetUserNotBefore(e.Subject, e.NotBefore, e.Until)
+	case store.KindGlobal:
+		r.SetGlobalNotBefore(e.NotBefore)
+	}
+}
+
+// NotBefore returns the latest cutoff (Unix ns, 0 for none) that applies to
+// the tokens of user sub: its own or the global one.
+func (r *Revocations) NotBefore(sub string) int64 {
+	g := r.global.Load()
+	r.mu.RLock()
+	u := r.users[sub].notBefore
+	r.mu.RUnlock()
+	return max(g, u)
 }
 
 // Prune drops entries that can no longer matter at now.

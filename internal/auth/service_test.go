@@ -132,7 +132,7 @@ func TestLoginFailures(t *testing.T) {
 	if _, err := f.svc.Login(ctx, "dis", "password-dis", meta); !errors.Is(err, ErrAccountDisabled) {
 		t.Fatalf("disabled, right password: %v", err)
 	}
-	evs, _ := f.svc.Events(ctx, "", 100)
+	evs, _, _ := f.svc.Events(ctx, EventQuery{UserID: "", Limit: 100})
 	failed := 0
 	for _, e := range evs {
 		if e.Type == EventLoginFailed {
@@ -215,7 +215,7 @@ func TestReuseRevokesSession(t *testing.T) {
 					t.Fatalf("access token after reuse: %v, want ErrTokenRevoked", err)
 				}
 			}
-			evs, _ := f.svc.Events(ctx, t1.User.ID, 10)
+			evs, _, _ := f.svc.Events(ctx, EventQuery{UserID: t1.User.ID, Limit: 10})
 			if len(evs) == 0 || evs[0].Type != EventRefreshTokenReused || evs[0].SessionID != t1.Session.ID {
 				t.Fatalf("events = %+v; want refresh_token_reused first", evs)
 			}

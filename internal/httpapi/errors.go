@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
@@ -33,6 +35,7 @@ var (
 	errMissingToken   = &apiError{http.StatusUnauthorized, "invalid_token", "An access token is required."}
 	errMissingRefresh = &apiError{http.StatusUnauthorized, "invalid_refresh_token", "A refresh token is required."}
 	errUnavailable    = &apiError{http.StatusServiceUnavailable, "unavailable", "The service is temporarily unavailable; nothing was changed."}
+	errForbidden      = &apiError{http.StatusForbidden, "forbidden", "This requires the admin role."}
 )
 
 // domainErrors maps every domain sentinel to what the client sees. The
@@ -113,7 +116,12 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 			hdr.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		}
 	case http.StatusTooManyRequests:
-		hdr.Set("Retry-After", "1")
+		retry := 1
+		var rl *auth.RateLimitError
+		if errors.As(err, &rl) {
+			retry = max(1, int(math.Ceil(rl.RetryAfter.Seconds())))
+		}
+		hdr.Set("Retry-After", strconv.Itoa(retry))
 	case http.StatusServiceUnavailable:
 		hdr.Set("Retry-After", "1")
 	}

@@ -67,7 +67,7 @@ func (h *handler) register(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	u, err := h.svc.Register(r.Context(), in.Username, in.Password, clientMeta(r))
+	u, err := h.svc.Register(r.Context(), in.Username, in.Password, h.meta(r))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -86,7 +86,7 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	t, err := h.svc.Login(r.Context(), in.Username, in.Password, clientMeta(r))
+	t, err := h.svc.Login(r.Context(), in.Username, in.Password, h.meta(r))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -117,7 +117,7 @@ func (h *handler) refresh(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, errMissingRefresh)
 		return
 	}
-	t, err := h.svc.Refresh(r.Context(), tok, clientMeta(r))
+	t, err := h.svc.Refresh(r.Context(), tok, h.meta(r))
 	if err != nil {
 		if fromCookie && toAPIError(err).status == http.StatusUnauthorized {
 			h.clearCookies(w) // a dead refresh cookie is of no use to keep
@@ -157,7 +157,7 @@ func (h *handler) logout(w http.ResponseWriter, r *http.Request) {
 		rt = h.refreshFromCookie(r)
 	}
 	at, _ := h.accessToken(r)
-	if err := h.svc.Logout(r.Context(), rt, at, clientMeta(r)); err != nil {
+	if err := h.svc.Logout(r.Context(), rt, at, h.meta(r)); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -229,7 +229,7 @@ func (h *handler) listSessions(w http.ResponseWriter, r *http.Request, p auth.Pr
 }
 
 func (h *handler) deleteSession(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	if err := h.svc.RevokeOwnSession(r.Context(), p, r.PathValue("id"), clientMeta(r)); err != nil {
+	if err := h.svc.RevokeOwnSession(r.Context(), p, r.PathValue("id"), h.meta(r)); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -246,7 +246,7 @@ func (h *handler) deleteSessions(w http.ResponseWriter, r *http.Request, p auth.
 		h.writeError(w, r, errInvalidRequest(`scope must be "others" or "all".`))
 		return
 	}
-	if err := h.svc.RevokeOwnSessions(r.Context(), p, all, clientMeta(r)); err != nil {
+	if err := h.svc.RevokeOwnSessions(r.Context(), p, all, h.meta(r)); err != nil {
 		h.writeError(w, r, err)
 		return
 	}

@@ -6,6 +6,7 @@ package httpapi
 
 import (
 	"log/slog"
+	"net/netip"
 	"net/http"
 	"time"
 
@@ -22,6 +23,8 @@ type Config struct {
 	AllowedOrigins []string
 	// InsecureDevCookies drops Secure and the cookie-name prefixes.
 	InsecureDevCookies bool
+	// TrustedProxies are the networks whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
 	Logger             *slog.Logger
 	// Registry receives the metrics; nil makes a fresh one.
 	Registry *prometheus.Registry
@@ -60,6 +63,15 @@ func New(svc *auth.Service, cfg Config) (http.Handler, error) {
 	mux.HandleFunc("GET /v1/sessions", h.authed(h.listSessions))
 	mux.HandleFunc("DELETE /v1/sessions/{id}", h.authed(h.deleteSession))
 	mux.HandleFunc("DELETE /v1/sessions", h.authed(h.deleteSessions))
+	mux.HandleFunc("POST /v1/me/password", h.authed(h.changePassword))
+	mux.HandleFunc("GET /v1/admin/users", h.admin(h.adminListUsers))
+	mux.HandleFunc("POST /v1/admin/users", h.admin(h.adminCreateUser))
+	mux.HandleFunc("PATCH /v1/admin/users/{id}", h.admin(h.adminUpdateUser))
+	mux.HandleFunc("GET /v1/admin/users/{id}/sessions", h.admin(h.adminUserSessions))
+	mux.HandleFunc("DELETE /v1/admin/users/{id}/sessions", h.admin(h.adminRevokeUserSessions))
+	mux.HandleFunc("DELETE /v1/admin/sessions/{id}", h.admin(h.adminRevokeSession))
+	mux.HandleFunc("POST /v1/admin/revoke-all", h.admin(h.adminRevokeAll))
+	mux.HandleFunc("GET /v1/admin/events", h.admin(h.adminEvents))
 	mux.HandleFunc("GET /.well-known/jwks.json", h.jwks)
 	mux.HandleFunc("GET /healthz", h.healthz)
 	mux.HandleFunc("GET /readyz", h.readyz)
@@ -93,7 +105,7 @@ func (h *handler) middleware(next http.Handler) http.Handler {
 			h.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("method", r.Method), slog.String("path", r.URL.Path),
 				slog.Int("status", sw.status), slog.Duration("duration", d),
-				slog.String("ip", clientMeta(r).IP))
+				slog.String("ip", h.clientIP(r)))
 		}()
 		hdr := sw.Header()
 		hdr.Set("X-Content-Type-Options", "nosniff")
@@ -105,7 +117,7 @@ func (h *handler) middleware(next http.Handler) http.Handler {
 		}
 		if !isSafe(r.Method) && !bearerRequest(r) {
 			if err := h.cop.Check(r); err != nil {
-				h.svc.Event(r.Context(), auth.EventCSRFFailed, clientMeta(r), "", "",
+				h.svc.Event(r.Context(), auth.EventCSRFFailed, h.meta(r), "", "",
 					r.Method+" "+r.URL.Path)
 				h.writeError(sw, r, errCSRF)
 				return

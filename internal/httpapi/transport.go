@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net"
+	"net/netip"
 	"net/http"
 	"strings"
 	"time"
@@ -109,14 +110,49 @@ func secondsUntil(t, now time.Time) int {
 	return max(s, 1)
 }
 
-// clientMeta is what the domain records about the caller. The IP is the
-// socket's peer (proxy headers are not trusted here).
-func clientMeta(r *http.Request) auth.Meta {
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+// meta is what the domain records about the caller.
+func (h *handler) meta(r *http.Request) auth.Meta {
+	return auth.Meta{IP: h.clientIP(r), UserAgent: truncate(r.UserAgent(), 512)}
+}
+
+// clientIP is the socket's peer address, unless the peer is a trusted proxy
+// (--trusted-proxy): then X-Forwarded-For is walked from the right, past
+// trusted hops, to the first address a trusted proxy saw. Anything a client
+// wrote further left is ignored, so it cannot pick its own IP.
+func (h *handler) clientIP(r *http.Request) string {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		ip = r.RemoteAddr
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		return host
 	}
-	return auth.Meta{IP: ip, UserAgent: truncate(r.UserAgent(), 512)}
+	ip := peer.Addr().Unmap()
+	if !h.trusted(ip) {
+		return ip.String()
+	}
+	hops := r.Header.Values("X-Forwarded-For")
+	for i := len(hops) - 1; i >= 0; i-- {
+		parts := strings.Split(hops[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return ip.String() // garbage: stop at the last hop we trust
+			}
+			ip = a.Unmap()
+			if !h.trusted(ip) {
+				return ip.String()
+			}
+		}
+	}
+	return ip.String()
+}
+
+func (h *handler) trusted(ip netip.Addr) bool {
+	for _, p := range h.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // hasQueryToken reports a token-looking query parameter.

@@ -87,6 +87,65 @@ type RevokedSession struct {
 	Until     time.Time
 }
 
+// Revocation kinds in the revocation log.
+const (
+	KindSession = "session" // Subject is a session id
+	KindUser    = "user"    // Subject is a user id; NotBefore is set
+	KindGlobal  = "global"  // no Subject; NotBefore is set
+)
+
+// Revocation is one entry of the revocation log: the ordered record of every
+// revocation, written in the same transaction as the change it records. The
+// running server (and, later, resource servers and other instances) follow it
+// by sequence number; an entry can be dropped after Until, when no access
+// token it covers can still be unexpired.
+type Revocation struct {
+	Seq       int64
+	Kind      string
+	Subject   string
+	NotBefore time.Time // user and global kinds: tokens issued before are dead
+	Until     time.Time
+}
+
+// SessionID is the revoked session of a session entry ("" otherwise).
+func (r Revocation) SessionID() string {
+	if r.Kind == KindSession {
+		return r.Subject
+	}
+	return ""
+}
+
+// Cutoff is a "not before" for a user's or everyone's access tokens.
+type Cutoff struct {
+	NotBefore time.Time
+	Until     time.Time
+}
+
+// UserUpdate is a change to an account, applied in one transaction with its
+// consequences (revoking sessions, recording a cutoff).
+type UserUpdate struct {
+	Role         *string
+	Disabled     *bool
+	PasswordHash *string
+	// Cutoff, if set, refuses the user's access tokens issued before it.
+	Cutoff *Cutoff
+	// RevokeSessions revokes every live session of the user but
+	// ExceptSession, with Reason, at Now.
+	RevokeSessions bool
+	ExceptSession  string
+	Reason         string
+	Now            time.Time
+}
+
+// EventFilter selects events, newest first. BeforeSeq (if > 0) is the paging
+// cursor: only events older than it.
+type EventFilter struct {
+	UserID    string
+	Type      string
+	BeforeSeq int64
+	Limit     int
+}
+
 // SigningKey is an access-token signing key. The private key is sealed under
 // the master secret by the caller; the store only keeps bytes.
 type SigningKey struct {
@@ -101,6 +160,7 @@ type SigningKey struct {
 
 // Event is a security event.
 type Event struct {
+	Seq       int64 // store order; the paging cursor
 	ID        string
 	Type      string
 	At        time.Time
@@ -123,6 +183,12 @@ type Store interface {
 	GetUserByID(ctx context.Context, id string) (User, error)
 	// GetUserByUsername matches case-insensitively.
 	GetUserByUsername(ctx context.Context, username string) (User, error)
+	// ListUsers pages through users ordered by lower-cased username,
+	// starting after the lower-cased username afterName ("" for the start).
+	ListUsers(ctx context.Context, afterName string, limit int) ([]User, error)
+	// UpdateUser applies u to the user in one transaction and returns the
+	// user as written and the sessions it revoked. ErrNotFound if absent.
+	UpdateUser(ctx context.Context, id string, u UserUpdate) (User, []RevokedSession, error)
 
 	CreateSession(ctx context.Context, s Session) error
 	GetSession(ctx context.Context, id string) (Session, error)
@@ -136,18 +202,28 @@ type Store interface {
 	RotateSession(ctx context.Context, r Rotation) (Session, error)
 	// ExtendAccess raises the session's AccessExpiresAt to at least t.
 	ExtendAccess(ctx context.Context, sessionID string, t time.Time) error
-	// RevokeSession marks one session revoked. It reports whether this call
-	// revoked it (false if it was already revoked). ErrNotFound if absent.
+	// RevokeSession marks one session revoked and logs it. It reports
+	// whether this call revoked it (false if it was already revoked).
+	// ErrNotFound if absent.
 	RevokeSession(ctx context.Context, id, reason string, now time.Time) (bool, error)
-	// RevokeUserSessions revokes every live session of the user except
-	// exceptID (may be empty) and returns the entries it revoked.
+	// RevokeUserSessions revokes (and logs) every live session of the user
+	// except exceptID (may be empty) and returns the entries it revoked.
 	RevokeUserSessions(ctx context.Context, userID, exceptID, reason string, now time.Time) ([]RevokedSession, error)
 	// ListActiveSessions returns the user's live, unexpired sessions, newest
 	// first.
 	ListActiveSessions(ctx context.Context, userID string, now time.Time) ([]Session, error)
-	// ListRevokedSessions returns the revocations still needed at now:
-	// those whose sessions may still have an unexpired access token.
-	ListRevokedSessions(ctx context.Context, now time.Time) ([]RevokedSession, error)
+	// RevokeAll revokes every live session and logs a global cutoff, in one
+	// transaction. It returns how many sessions it revoked.
+	RevokeAll(ctx context.Context, c Cutoff, reason string, now time.Time) (int, error)
+
+	// LogCutoff appends a user (subject = user id) or global cutoff to the
+	// revocation log.
+	LogCutoff(ctx context.Context, kind, subject string, c Cutoff) error
+	// RevocationsSince returns up to limit log entries with Seq > seq, in
+	// sequence order.
+	RevocationsSince(ctx context.Context, seq int64, limit int) ([]Revocation, error)
+	// PruneRevocations drops log entries whose Until is before t.
+	PruneRevocations(ctx context.Context, t time.Time) (int, error)
 
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
 	// AddSigningKey stores a new key. If the store holds no active key
@@ -157,7 +233,8 @@ type Store interface {
 	AddSigningKey(ctx context.Context, k SigningKey, ifNone bool) error
 
 	AddEvent(ctx context.Context, e Event) error
-	// ListEvents returns events newest first; a test and debugging aid
-	// until the admin API pages them.
-	ListEvents(ctx context.Context, userID string, limit int) ([]Event, error)
+	// ListEvents returns events matching f, newest first.
+	ListEvents(ctx context.Context, f EventFilter) ([]Event, error)
+	// PruneEvents drops events older than t.
+	PruneEvents(ctx context.Context, t time.Time) (int, error)
 }

@@ -229,6 +229,18 @@ var migrations = []string{
 		detail     TEXT NOT NULL
 	);
 	CREATE INDEX events_user ON events(user_id, seq);`,
+	// v2: the revocation log (session, user and global revocations in
+	// order), event filtering by type.
+	`CREATE TABLE revocation_log (
+		seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+		kind       TEXT NOT NULL,
+		subject    TEXT NOT NULL,
+		not_before INTEGER NOT NULL,
+		until      INTEGER NOT NULL
+	);
+	CREATE INDEX revocation_log_until ON revocation_log(until);
+	CREATE INDEX events_type ON events(type, seq);
+	CREATE INDEX events_at ON events(at);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -357,6 +369,65 @@ func (s *Store) GetUserByUsername(ctx context.Context, username string) (store.U
 	return u, nil
 }
 
+func (s *Store) ListUsers(ctx context.Context, afterName string, limit int) ([]store.User, error) {
+	rows, err := s.query(ctx, s.r,
+		`SELECT `+userCols+` FROM users WHERE username_norm > ? ORDER BY username_norm LIMIT ?`,
+		strings.ToLower(afterName), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var out []store.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list users: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, mapErr(rows.Err())
+}
+
+func (s *Store) UpdateUser(ctx context.Context, id string, up store.UserUpdate) (store.User, []store.RevokedSession, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return store.User{}, nil, fmt.Errorf("update user: %w", mapErr(err))
+	}
+	defer tx.Rollback()
+	u, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
+	if err != nil {
+		return u, nil, fmt.Errorf("update user: %w", err)
+	}
+	if up.Role != nil {
+		u.Role = *up.Role
+	}
+	if up.Disabled != nil {
+		u.Disabled = *up.Disabled
+	}
+	if up.PasswordHash != nil {
+		u.PasswordHash = *up.PasswordHash
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE users SET role = ?, disabled = ?, password_hash = ? WHERE id = ?`,
+		u.Role, u.Disabled, u.PasswordHash, id); err != nil {
+		return u, nil, fmt.Errorf("update user: %w", mapErr(err))
+	}
+	if up.Cutoff != nil {
+		if err := logRevocation(ctx, tx, store.KindUser, id, ns(up.Cutoff.NotBefore), ns(up.Cutoff.Until)); err != nil {
+			return u, nil, err
+		}
+	}
+	var revoked []store.RevokedSession
+	if up.RevokeSessions {
+		if revoked, err = revokeUserSessionsTx(ctx, tx, id, up.ExceptSession, up.Reason, up.Now); err != nil {
+			return u, nil, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return u, nil, fmt.Errorf("update user: %w", mapErr(err))
+	}
+	return u, revoked, nil
+}
+
 // --- sessions ---
 
 const sessionCols = `id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
@@ -439,35 +510,75 @@ func (s *Store) RotateSession(ctx context.Context, r store.Rotation) (store.Sess
 }
 
 func (s *Store) ExtendAccess(ctx context.Context, id string, t time.Time) error {
-	_, err := s.exec(ctx, s.w,
-		`UPDATE sessions SET access_exp = MAX(access_exp, ?) WHERE id = ?`, ns(t), id)
+	// Only a live session: once revoked, its log entry's Until was fixed
+	// from access_exp and must not be outlived by a new token.
+	res, err := s.exec(ctx, s.w,
+		`UPDATE sessions SET access_exp = MAX(access_exp, ?) WHERE id = ? AND revoked_at IS NULL`, ns(t), id)
 	if err != nil {
 		return fmt.Errorf("extend access: %w", mapErr(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("extend access: %w", store.ErrConflict)
 	}
 	return nil
 }
 
 func (s *Store) RevokeSession(ctx context.Context, id, reason string, now time.Time) (bool, error) {
-	res, err := s.exec(ctx, s.w,
-		`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL`,
-		ns(now), reason, id)
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("revoke session: %w", mapErr(err))
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("revoke session: %w", mapErr(err))
-	}
-	if n == 0 {
-		if _, err := s.GetSession(ctx, id); err != nil {
-			return false, err
+	defer tx.Rollback()
+	var until int64
+	err = tx.QueryRowContext(ctx,
+		`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL
+		 RETURNING access_exp`, ns(now), reason, id).Scan(&until)
+	if errors.Is(err, sql.ErrNoRows) {
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM sessions WHERE id = ?`, id).Scan(&one); err != nil {
+			return false, fmt.Errorf("revoke session: %w", mapErr(err))
 		}
+		return false, nil
 	}
-	return n == 1, nil
+	if err != nil {
+		return false, fmt.Errorf("revoke session: %w", mapErr(err))
+	}
+	if err := logRevocation(ctx, tx, store.KindSession, id, 0, until); err != nil {
+		return false, err
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("revoke session: %w", mapErr(err))
+	}
+	return true, nil
+}
+
+func logRevocation(ctx context.Context, tx *sql.Tx, kind, subject string, notBefore, until int64) error {
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO revocation_log (kind, subject, not_before, until) VALUES (?, ?, ?, ?)`,
+		kind, subject, notBefore, until); err != nil {
+		return fmt.Errorf("log revocation: %w", mapErr(err))
+	}
+	return nil
 }
 
 func (s *Store) RevokeUserSessions(ctx context.Context, userID, exceptID, reason string, now time.Time) ([]store.RevokedSession, error) {
-	rows, err := s.query(ctx, s.w,
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("revoke user sessions: %w", mapErr(err))
+	}
+	defer tx.Rollback()
+	out, err := revokeUserSessionsTx(ctx, tx, userID, exceptID, reason, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("revoke user sessions: %w", mapErr(err))
+	}
+	return out, nil
+}
+
+func revokeUserSessionsTx(ctx context.Context, tx *sql.Tx, userID, exceptID, reason string, now time.Time) ([]store.RevokedSession, error) {
+	rows, err := tx.QueryContext(ctx,
 		`UPDATE sessions SET revoked_at = ?, revoke_reason = ?
 		 WHERE user_id = ? AND id != ? AND revoked_at IS NULL
 		 RETURNING id, access_exp`,
@@ -475,7 +586,37 @@ func (s *Store) RevokeUserSessions(ctx context.Context, userID, exceptID, reason
 	if err != nil {
 		return nil, fmt.Errorf("revoke user sessions: %w", mapErr(err))
 	}
-	return scanRevoked(rows)
+	out, err := scanRevoked(rows)
+	if err != nil {
+		return nil, fmt.Errorf("revoke user sessions: %w", err)
+	}
+	for _, r := range out {
+		if err := logRevocation(ctx, tx, store.KindSession, r.SessionID, 0, ns(r.Until)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) RevokeAll(ctx context.Context, c store.Cutoff, reason string, now time.Time) (int, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("revoke all: %w", mapErr(err))
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx,
+		`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE revoked_at IS NULL`, ns(now), reason)
+	if err != nil {
+		return 0, fmt.Errorf("revoke all: %w", mapErr(err))
+	}
+	n, _ := res.RowsAffected()
+	if err := logRevocation(ctx, tx, store.KindGlobal, "", ns(c.NotBefore), ns(c.Until)); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("revoke all: %w", mapErr(err))
+	}
+	return int(n), nil
 }
 
 func scanRevoked(rows *sql.Rows) ([]store.RevokedSession, error) {
@@ -513,13 +654,51 @@ func (s *Store) ListActiveSessions(ctx context.Context, userID string, now time.
 	return out, mapErr(rows.Err())
 }
 
-func (s *Store) ListRevokedSessions(ctx context.Context, now time.Time) ([]store.RevokedSession, error) {
-	rows, err := s.query(ctx, s.r,
-		`SELECT id, access_exp FROM sessions WHERE revoked_at IS NOT NULL AND access_exp > ?`, ns(now))
+const revocationCols = `seq, kind, subject, not_before, until`
+
+func scanRevocations(rows *sql.Rows, err error) ([]store.Revocation, error) {
 	if err != nil {
-		return nil, fmt.Errorf("list revoked sessions: %w", mapErr(err))
+		return nil, mapErr(err)
 	}
-	return scanRevoked(rows)
+	defer rows.Close()
+	var out []store.Revocation
+	for rows.Next() {
+		var r store.Revocation
+		var nb, until int64
+		if err := rows.Scan(&r.Seq, &r.Kind, &r.Subject, &nb, &until); err != nil {
+			return nil, mapErr(err)
+		}
+		r.NotBefore, r.Until = fromNS(nb), fromNS(until)
+		out = append(out, r)
+	}
+	return out, mapErr(rows.Err())
+}
+
+func (s *Store) LogCutoff(ctx context.Context, kind, subject string, c store.Cutoff) error {
+	if _, err := s.exec(ctx, s.w,
+		`INSERT INTO revocation_log (kind, subject, not_before, until) VALUES (?, ?, ?, ?)`,
+		kind, subject, ns(c.NotBefore), ns(c.Until)); err != nil {
+		return fmt.Errorf("log cutoff: %w", mapErr(err))
+	}
+	return nil
+}
+
+func (s *Store) RevocationsSince(ctx context.Context, seq int64, limit int) ([]store.Revocation, error) {
+	out, err := scanRevocations(s.query(ctx, s.r,
+		`SELECT `+revocationCols+` FROM revocation_log WHERE seq > ? ORDER BY seq LIMIT ?`, seq, limit))
+	if err != nil {
+		return nil, fmt.Errorf("revocations since %d: %w", seq, err)
+	}
+	return out, nil
+}
+
+func (s *Store) PruneRevocations(ctx context.Context, t time.Time) (int, error) {
+	res, err := s.exec(ctx, s.w, `DELETE FROM revocation_log WHERE until < ?`, ns(t))
+	if err != nil {
+		return 0, fmt.Errorf("prune revocations: %w", mapErr(err))
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
 }
 
 // --- keys ---
@@ -583,13 +762,15 @@ func (s *Store) AddEvent(ctx context.Context, e store.Event) error {
 	return nil
 }
 
-func (s *Store) ListEvents(ctx context.Context, userID string, limit int) ([]store.Event, error) {
-	if limit <= 0 || limit > 1000 {
-		limit = 1000
+func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Event, error) {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 1000
 	}
 	rows, err := s.query(ctx, s.r,
-		`SELECT id, type, at, user_id, session_id, ip, user_agent, detail FROM events
-		 WHERE (? = '' OR user_id = ?) ORDER BY seq DESC LIMIT ?`, userID, userID, limit)
+		`SELECT seq, id, type, at, user_id, session_id, ip, user_agent, detail FROM events
+		 WHERE (? = '' OR user_id = ?) AND (? = '' OR type = ?) AND (? = 0 OR seq < ?)
+		 ORDER BY seq DESC LIMIT ?`,
+		f.UserID, f.UserID, f.Type, f.Type, f.BeforeSeq, f.BeforeSeq, f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", mapErr(err))
 	}
@@ -598,11 +779,20 @@ func (s *Store) ListEvents(ctx context.Context, userID string, limit int) ([]sto
 	for rows.Next() {
 		var e store.Event
 		var at int64
-		if err := rows.Scan(&e.ID, &e.Type, &at, &e.UserID, &e.SessionID, &e.IP, &e.UserAgent, &e.Detail); err != nil {
+		if err := rows.Scan(&e.Seq, &e.ID, &e.Type, &at, &e.UserID, &e.SessionID, &e.IP, &e.UserAgent, &e.Detail); err != nil {
 			return nil, fmt.Errorf("list events: %w", mapErr(err))
 		}
 		e.At = fromNS(at)
 		out = append(out, e)
 	}
 	return out, mapErr(rows.Err())
+}
+
+func (s *Store) PruneEvents(ctx context.Context, t time.Time) (int, error) {
+	res, err := s.exec(ctx, s.w, `DELETE FROM events WHERE at < ?`, ns(t))
+	if err != nil {
+		return 0, fmt.Errorf("prune events: %w", mapErr(err))
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
 }

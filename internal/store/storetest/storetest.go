@@ -28,7 +28,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RotateCompareAndSwap", testRotateCAS},
 		{"RotateConcurrent", testRotateConcurrent},
 		{"RevokeUserSessions", testRevokeUserSessions},
-		{"ListRevokedSessions", testListRevoked},
+		{"RevocationLog", testRevocationLog},
+		{"UsersPaging", testUsersPaging},
 		{"ListActiveSessions", testListActive},
 		{"SigningKeys", testSigningKeys},
 		{"Events", testEvents},
@@ -267,12 +268,12 @@ func testRevokeUserSessions(t *testing.T, s store.Store) {
 	}
 }
 
-func testListRevoked(t *testing.T, s store.Store) {
+func testRevocationLog(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	u := mkUser(t, s, "gina")
 	a := mkSession(t, s, u.ID, base) // access until base+5m
 	b := mkSession(t, s, u.ID, base)
-	mkSession(t, s, u.ID, base) // live: never listed
+	c := mkSession(t, s, u.ID, base)
 	if err := s.ExtendAccess(ctx, b.ID, base.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
@@ -281,13 +282,108 @@ func testListRevoked(t *testing.T, s store.Store) {
 			t.Fatal(err)
 		}
 	}
-	got, err := s.ListRevokedSessions(ctx, base.Add(time.Minute))
-	if err != nil || len(got) != 2 {
-		t.Fatalf("ListRevokedSessions(+1m) = %+v, %v; want a and b", got, err)
+	// A revoked session's access expiry is frozen: a late grace-path
+	// extension must fail rather than outlive the log entry.
+	if err := s.ExtendAccess(ctx, a.ID, base.Add(2*time.Hour)); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("ExtendAccess on a revoked session = %v, want ErrConflict", err)
 	}
-	got, err = s.ListRevokedSessions(ctx, base.Add(10*time.Minute))
-	if err != nil || len(got) != 1 || got[0].SessionID != b.ID || !got[0].Until.Equal(base.Add(time.Hour)) {
-		t.Fatalf("ListRevokedSessions(+10m) = %+v, %v; want only b (a's tokens have all expired)", got, err)
+	if _, err := s.RevokeSession(ctx, a.ID, "again", base.Add(2*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.RevocationsSince(ctx, 0, 100)
+	if err != nil || len(got) != 2 || got[0].SessionID() != a.ID || got[1].SessionID() != b.ID || got[0].Seq >= got[1].Seq {
+		t.Fatalf("RevocationsSince(0) = %+v, %v; want a then b, once each", got, err)
+	}
+	if got[0].Kind != store.KindSession || !got[0].Until.Equal(a.AccessExpiresAt) || !got[1].Until.Equal(base.Add(time.Hour)) {
+		t.Fatalf("entries = %+v; want Until = the sessions' access expiry", got)
+	}
+	// User cutoffs and user-wide session revocation, in one transaction.
+	role := store.RoleAdmin
+	cut := store.Cutoff{NotBefore: base.Add(3 * time.Second), Until: base.Add(time.Hour)}
+	nu, revoked, err := s.UpdateUser(ctx, u.ID, store.UserUpdate{Role: &role, Cutoff: &cut,
+		RevokeSessions: true, Reason: "disabled", Now: base.Add(3 * time.Second)})
+	if err != nil || nu.Role != store.RoleAdmin || len(revoked) != 1 || revoked[0].SessionID != c.ID {
+		t.Fatalf("UpdateUser = %+v, %+v, %v; want role admin and c revoked", nu, revoked, err)
+	}
+	all, err := s.RevocationsSince(ctx, 0, 100)
+	if err != nil || len(all) != 4 {
+		t.Fatalf("RevocationsSince(0) = %+v, %v; want 4 entries", all, err)
+	}
+	if all[2].Kind != store.KindUser || all[2].Subject != u.ID || !all[2].NotBefore.Equal(cut.NotBefore) {
+		t.Fatalf("user entry = %+v", all[2])
+	}
+	if all[3].SessionID() != c.ID {
+		t.Fatalf("last entry = %+v, want c", all[3])
+	}
+	rest, _ := s.RevocationsSince(ctx, all[1].Seq, 1)
+	if len(rest) != 1 || rest[0].Seq != all[2].Seq {
+		t.Fatalf("RevocationsSince(cursor, 1) = %+v; want exactly the next entry", rest)
+	}
+	// Revoke-all: every live session, one global entry.
+	d := mkSession(t, s, u.ID, base)
+	other := mkUser(t, s, "hank")
+	e := mkSession(t, s, other.ID, base)
+	n, err := s.RevokeAll(ctx, store.Cutoff{NotBefore: base.Add(4 * time.Second), Until: base.Add(time.Hour)}, "global", base.Add(4*time.Second))
+	if err != nil || n != 2 {
+		t.Fatalf("RevokeAll = %d, %v; want 2", n, err)
+	}
+	for _, x := range []store.Session{d, e} {
+		if got, _ := s.GetSession(ctx, x.ID); !got.Revoked() {
+			t.Fatalf("session %s alive after RevokeAll", x.ID)
+		}
+	}
+	last, _ := s.RevocationsSince(ctx, all[3].Seq, 100)
+	if len(last) != 1 || last[0].Kind != store.KindGlobal || !last[0].NotBefore.Equal(base.Add(4*time.Second)) {
+		t.Fatalf("after RevokeAll: %+v; want one global entry", last)
+	}
+	if err := s.LogCutoff(ctx, store.KindUser, "u9", store.Cutoff{NotBefore: base.Add(5 * time.Second), Until: base.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if tail, _ := s.RevocationsSince(ctx, last[0].Seq, 100); len(tail) != 1 || tail[0].Subject != "u9" || !tail[0].NotBefore.Equal(base.Add(5*time.Second)) {
+		t.Fatalf("after LogCutoff: %+v", tail)
+	}
+	pruned, err := s.PruneRevocations(ctx, base.Add(30*time.Minute))
+	if err != nil || pruned != 2 { // a and c (until base+5m)
+		t.Fatalf("PruneRevocations = %d, %v; want 2", pruned, err)
+	}
+	if _, _, err := s.UpdateUser(ctx, "missing", store.UserUpdate{}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("UpdateUser(missing) = %v", err)
+	}
+}
+
+func testUsersPaging(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for _, n := range []string{"Carol", "alice", "bob", "Dave", "eve"} {
+		mkUser(t, s, n)
+	}
+	var names []string
+	after := ""
+	for {
+		page, err := s.ListUsers(ctx, after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, u := range page {
+			names = append(names, u.Username)
+		}
+		after = page[len(page)-1].Username
+	}
+	if fmt.Sprint(names) != "[alice bob Carol Dave eve]" {
+		t.Fatalf("paged users = %v; want each once, case-insensitively ordered", names)
+	}
+	u, _ := s.GetUserByUsername(ctx, "eve")
+	dis := true
+	hash := "$new"
+	got, revoked, err := s.UpdateUser(ctx, u.ID, store.UserUpdate{Disabled: &dis, PasswordHash: &hash})
+	if err != nil || !got.Disabled || got.PasswordHash != "$new" || got.Role != store.RoleUser || len(revoked) != 0 {
+		t.Fatalf("UpdateUser = %+v, %v, %v", got, revoked, err)
+	}
+	again, _ := s.GetUserByID(ctx, u.ID)
+	if !again.Disabled || again.PasswordHash != "$new" {
+		t.Fatalf("stored user = %+v", again)
 	}
 }
 
@@ -340,23 +436,47 @@ func testSigningKeys(t *testing.T, s store.Store) {
 
 func testEvents(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	for i := range 5 {
+	for i := range 6 {
 		uid := "u1"
 		if i%2 == 1 {
 			uid = "u2"
 		}
-		if err := s.AddEvent(ctx, store.Event{ID: id(), Type: fmt.Sprintf("t%d", i), At: base.Add(time.Duration(i) * time.Second),
-			UserID: uid, SessionID: "s", IP: "ip", UserAgent: "ua", Detail: "d"}); err != nil {
+		typ := "login_failed"
+		if i%3 == 0 {
+			typ = "login_succeeded"
+		}
+		if err := s.AddEvent(ctx, store.Event{ID: id(), Type: typ, At: base.Add(time.Duration(i) * time.Hour),
+			UserID: uid, SessionID: "s", IP: "ip", UserAgent: "ua", Detail: fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := s.ListEvents(ctx, "u1", 10)
-	if err != nil || len(got) != 3 || got[0].Type != "t4" || got[2].Type != "t0" {
-		t.Fatalf("ListEvents(u1) = %+v, %v; want t4, t2, t0", got, err)
+	details := func(es []store.Event) string {
+		var d []string
+		for _, e := range es {
+			d = append(d, e.Detail)
+		}
+		return fmt.Sprint(d)
 	}
-	all, _ := s.ListEvents(ctx, "", 2)
-	if len(all) != 2 || all[0].Type != "t4" || all[1].Type != "t3" {
-		t.Fatalf("ListEvents(all, 2) = %+v", all)
+	got, err := s.ListEvents(ctx, store.EventFilter{UserID: "u1"})
+	if err != nil || details(got) != "[4 2 0]" {
+		t.Fatalf("ListEvents(u1) = %s, %v; want newest first", details(got), err)
+	}
+	got, _ = s.ListEvents(ctx, store.EventFilter{Type: "login_succeeded"})
+	if details(got) != "[3 0]" {
+		t.Fatalf("ListEvents(type) = %s", details(got))
+	}
+	page1, _ := s.ListEvents(ctx, store.EventFilter{Limit: 4})
+	page2, _ := s.ListEvents(ctx, store.EventFilter{Limit: 4, BeforeSeq: page1[len(page1)-1].Seq})
+	if details(page1) != "[5 4 3 2]" || details(page2) != "[1 0]" {
+		t.Fatalf("pages %s %s", details(page1), details(page2))
+	}
+	n, err := s.PruneEvents(ctx, base.Add(150*time.Minute))
+	if err != nil || n != 3 {
+		t.Fatalf("PruneEvents = %d, %v; want 3", n, err)
+	}
+	got, _ = s.ListEvents(ctx, store.EventFilter{})
+	if details(got) != "[5 4 3]" {
+		t.Fatalf("after prune: %s", details(got))
 	}
 }
 

@@ -1,0 +1,245 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gatehouse-auth/gatehouse/internal/password"
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+)
+
+var usernameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{2,63}$`)
+
+// CheckPassword enforces the length policy.
+func CheckPassword(pw string) error {
+	if len(pw) > password.MaxLength || utf8.RuneCountInString(pw) < password.MinLength || !utf8.ValidString(pw) {
+		return fmt.Errorf("%w: between %d characters and %d bytes", ErrWeakPassword, password.MinLength, password.MaxLength)
+	}
+	return nil
+}
+
+// ValidRole reports whether role is one Gatehouse knows.
+func ValidRole(role string) bool { return role == store.RoleUser || role == store.RoleAdmin }
+
+// Register creates an account with role user through the public endpoint.
+func (s *Service) Register(ctx context.Context, username, pw string, m Meta) (store.User, error) {
+	if !s.cfg.RegistrationOpen {
+		return store.User{}, ErrRegistrationDisabled
+	}
+	return s.CreateUser(ctx, username, pw, store.RoleUser)
+}
+
+// CreateUser creates an account with the given role (admin API, CLI,
+// bootstrap).
+func (s *Service) CreateUser(ctx context.Context, username, pw, role string) (store.User, error) {
+	if !usernameRE.MatchString(username) {
+		return store.User{}, fmt.Errorf("%w: username must be 3-64 letters, digits or . _ @ -, starting with a letter or digit", ErrInvalidRequest)
+	}
+	if !ValidRole(role) {
+		return store.User{}, fmt.Errorf("%w: role must be %q or %q", ErrInvalidRequest, store.RoleUser, store.RoleAdmin)
+	}
+	if err := CheckPassword(pw); err != nil {
+		return store.User{}, err
+	}
+	if _, err := s.store.GetUserByUsername(ctx, username); err == nil {
+		return store.User{}, ErrUsernameTaken
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return store.User{}, err
+	}
+	var hash string
+	if err := s.limiter.Do(ctx, func() { hash = password.Hash(pw, s.cfg.HashParams) }); err != nil {
+		return store.User{}, s.busy(err)
+	}
+	u := store.User{ID: newID(), Username: username, PasswordHash: hash, Role: role, CreatedAt: s.now()}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, store.ErrAlreadyExists) {
+			return store.User{}, ErrUsernameTaken
+		}
+		return store.User{}, err
+	}
+	return u, nil
+}
+
+// EnsureUser creates the account if no user has that name; an existing
+// account is left untouched. It reports whether it created one.
+func (s *Service) EnsureUser(ctx context.Context, username, pw, role string) (bool, error) {
+	_, err := s.CreateUser(ctx, username, pw, role)
+	if errors.Is(err, ErrUsernameTaken) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (s *Service) busy(err error) error {
+	if errors.Is(err, password.ErrBusy) {
+		return &RateLimitError{RetryAfter: time.Second}
+	}
+	return err
+}
+
+// checkPassword runs one argon2id verification under the hashing limiter
+// and the login throttle. account is the throttle key (the lower-cased
+// username); u is nil for an unknown user, who is checked against the dummy
+// hash so both cost the same.
+func (s *Service) checkPassword(ctx context.Context, account string, u *store.User, pw string, m Meta) error {
+	if wait := s.throttle.Allow(account, m.IP, s.now()); wait > 0 {
+		userID := ""
+		if u != nil {
+			userID = u.ID
+		}
+		s.event(ctx, EventRateLimited, m, userID, "", "login attempts throttled")
+		return &RateLimitError{RetryAfter: wait}
+	}
+	hash := s.dummyHash
+	if u != nil {
+		hash = u.PasswordHash
+	}
+	var verr error
+	if err := s.limiter.Do(ctx, func() { verr = password.Verify(pw, hash) }); err != nil {
+		if errors.Is(err, password.ErrBusy) {
+			s.event(ctx, EventRateLimited, m, "", "", "password hashing queue full")
+		}
+		return s.busy(err)
+	}
+	if u == nil || verr != nil {
+		s.throttle.Failure(account, m.IP, s.now())
+		return ErrInvalidCredentials
+	}
+	s.throttle.Success(account, m.IP)
+	return nil
+}
+
+// Login checks credentials and opens a session. Unknown users and wrong
+// passwords take one hash each and get the same error; a disabled account is
+// only revealed to someone who knows its password.
+func (s *Service) Login(ctx context.Context, username, pw string, m Meta) (Tokens, error) {
+	if len(pw) > password.MaxLength || len(username) > 256 {
+		return Tokens{}, ErrInvalidCredentials
+	}
+	account := strings.ToLower(username)
+	var u *store.User
+	found, err := s.store.GetUserByUsername(ctx, username)
+	switch {
+	case err == nil:
+		u = &found
+	case !errors.Is(err, store.ErrNotFound):
+		return Tokens{}, err
+	}
+	if err := s.checkPassword(ctx, account, u, pw, m); err != nil {
+		if errors.Is(err, ErrInvalidCredentials) {
+			// The attempted username is not recorded: people type
+			// passwords into username fields.
+			s.event(ctx, EventLoginFailed, m, found.ID, "", "")
+		}
+		return Tokens{}, err
+	}
+	// Read the account again after the (slow) hash: a ban or role change
+	// made meanwhile must show in the session we open.
+	now := s.now()
+	cur, err := s.store.GetUserByID(ctx, found.ID)
+	if err != nil {
+		return Tokens{}, err
+	}
+	if cur.Disabled {
+		s.event(ctx, EventLoginFailed, m, cur.ID, "", "account disabled")
+		return Tokens{}, ErrAccountDisabled
+	}
+	sess := store.Session{
+		ID:         newID(),
+		UserID:     cur.ID,
+		Nonce:      randomBytes(32),
+		Generation: 1,
+		RotatedAt:  now,
+		CreatedAt:  now,
+		LastUsedAt: now,
+		ExpiresAt:  now.Add(s.cfg.SessionMaxAge),
+		IP:         m.IP,
+		UserAgent:  m.UserAgent,
+	}
+	sess.IdleExpiresAt = minTime(now.Add(s.cfg.RefreshIdleTTL), sess.ExpiresAt)
+	sess.AccessExpiresAt = s.accessExpiry(now, sess)
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return Tokens{}, err
+	}
+	s.event(ctx, EventLoginSucceeded, m, cur.ID, sess.ID, "")
+	if err := s.enforceSessionLimit(ctx, cur.ID, sess.ID, m); err != nil {
+		return Tokens{}, err
+	}
+	return s.issue(now, cur, sess)
+}
+
+// enforceSessionLimit evicts the user's least recently used sessions beyond
+// the limit, never the one just opened.
+func (s *Service) enforceSessionLimit(ctx context.Context, userID, keep string, m Meta) error {
+	limit := s.cfg.MaxSessionsPerUser
+	if limit < 0 {
+		return nil
+	}
+	list, err := s.store.ListActiveSessions(ctx, userID, s.now())
+	if err != nil || len(list) <= limit {
+		return err
+	}
+	slices.SortFunc(list, func(a, b store.Session) int {
+		if c := a.LastUsedAt.Compare(b.LastUsedAt); c != 0 {
+			return c
+		}
+		return a.CreatedAt.Compare(b.CreatedAt)
+	})
+	excess := len(list) - limit
+	for _, x := range list {
+		if excess == 0 {
+			break
+		}
+		if x.ID == keep {
+			continue
+		}
+		if err := s.revokeSession(ctx, x, ReasonSessionLimit, EventSessionLimit, m); err != nil {
+			return err
+		}
+		excess--
+	}
+	return nil
+}
+
+// ChangePassword sets a new password after checking the current one, and
+// revokes every other session of the user: whoever stole one of them is out.
+// The session making the change stays.
+func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next string, m Meta) error {
+	u, err := s.store.GetUserByID(ctx, p.UserID)
+	if err != nil {
+		return s.notFound(err)
+	}
+	if len(current) > password.MaxLength {
+		return ErrInvalidCredentials
+	}
+	if err := s.checkPassword(ctx, strings.ToLower(u.Username), &u, current, m); err != nil {
+		if errors.Is(err, ErrInvalidCredentials) {
+			s.event(ctx, EventLoginFailed, m, u.ID, p.SessionID, "password change: wrong current password")
+		}
+		return err
+	}
+	if err := CheckPassword(next); err != nil {
+		return err
+	}
+	var hash string
+	if err := s.limiter.Do(ctx, func() { hash = password.Hash(next, s.cfg.HashParams) }); err != nil {
+		return s.busy(err)
+	}
+	now := s.now()
+	_, revoked, err := s.store.UpdateUser(ctx, u.ID, store.UserUpdate{
+		PasswordHash: &hash, RevokeSessions: true, ExceptSession: p.SessionID,
+		Reason: ReasonPasswordChanged, Now: now,
+	})
+	if err != nil {
+		return err
+	}
+	s.forgetSessions(revoked, now)
+	s.event(ctx, EventPasswordChanged, m, u.ID, p.SessionID, fmt.Sprintf("%d other sessions revoked", len(revoked)))
+	return nil
+}

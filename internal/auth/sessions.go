@@ -1,0 +1,221 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/token"
+)
+
+// Revocation reasons recorded on the session row.
+const (
+	ReasonLogout          = "logout"
+	ReasonReuse           = "refresh_token_reused"
+	ReasonUser            = "revoked_by_user"
+	ReasonAdmin           = "revoked_by_admin"
+	ReasonDisabled        = "account_disabled"
+	ReasonPasswordChanged = "password_changed"
+	ReasonGlobal          = "global_revoke"
+	ReasonSessionLimit    = "session_limit_evicted"
+	ReasonIPChanged       = "ip_changed"
+)
+
+// Refresh rotates a refresh token (API.md "Refresh rotation and theft
+// detection"):
+//   - the current generation rotates with one compare-and-swap write;
+//   - the previous generation within the grace window gets the current token
+//     again (racing tabs converge on one chain);
+//   - any other earlier generation is reuse: the session is revoked with all
+//     its access tokens and a refresh_token_reused event is recorded.
+func (s *Service) Refresh(ctx context.Context, tok string, m Meta) (Tokens, error) {
+	r, err := token.ParseRefresh(tok)
+	if err != nil {
+		return Tokens{}, ErrInvalidRefreshToken
+	}
+	for attempt := 0; ; attempt++ {
+		now := s.now() // before the read: the iat of what we issue from it
+		sess, u, err := s.store.GetSessionWithUser(ctx, r.SessionID)
+		if errors.Is(err, store.ErrNotFound) {
+			return Tokens{}, ErrInvalidRefreshToken
+		} else if err != nil {
+			return Tokens{}, err
+		}
+		// Nothing about the session is acted on, or revealed, before the
+		// MAC checks out: a session id alone can neither refresh nor revoke.
+		if !s.refresh.Verify(r, sess.Nonce) || r.Generation > sess.Generation {
+			return Tokens{}, ErrInvalidRefreshToken
+		}
+		if u.Disabled {
+			return Tokens{}, ErrAccountDisabled
+		}
+		if sess.Revoked() {
+			return Tokens{}, ErrSessionRevoked
+		}
+		if s.stale(u.ID, now) && attempt < 3 {
+			continue // a cutoff landed after our read: read the account again
+		}
+		if !now.Before(sess.ExpiresAt) || !now.Before(sess.IdleExpiresAt) {
+			return Tokens{}, ErrSessionExpired
+		}
+		if m.IP != "" && sess.IP != "" && m.IP != sess.IP {
+			s.event(ctx, EventIPChanged, m, u.ID, sess.ID, "previous IP "+sess.IP)
+			if s.cfg.IPPolicy == IPPolicyRevoke {
+				if err := s.revokeSession(ctx, sess, ReasonIPChanged, EventSessionRevoked, m); err != nil {
+					return Tokens{}, err
+				}
+				return Tokens{}, ErrSessionRevoked
+			}
+		}
+		switch {
+		case r.Generation == sess.Generation:
+			next, err := s.store.RotateSession(ctx, store.Rotation{
+				SessionID:       sess.ID,
+				FromGeneration:  sess.Generation,
+				Now:             now,
+				IdleExpiresAt:   minTime(now.Add(s.cfg.RefreshIdleTTL), sess.ExpiresAt),
+				AccessExpiresAt: s.accessExpiry(now, sess),
+				IP:              m.IP,
+				UserAgent:       m.UserAgent,
+			})
+			if errors.Is(err, store.ErrConflict) && attempt < 3 {
+				continue // lost the race: re-read and take the grace path
+			}
+			if err != nil {
+				return Tokens{}, err
+			}
+			return s.issue(now, u, next)
+		case r.Generation == sess.Generation-1 && s.cfg.ReuseGrace > 0 && now.Sub(sess.RotatedAt) <= s.cfg.ReuseGrace:
+			// The access token issued here must be covered by a
+			// revocation of the session, however late it comes.
+			err := s.store.ExtendAccess(ctx, sess.ID, s.accessExpiry(now, sess))
+			if errors.Is(err, store.ErrConflict) {
+				return Tokens{}, ErrSessionRevoked // revoked since we read it
+			}
+			if err != nil {
+				return Tokens{}, err
+			}
+			return s.issue(now, u, sess)
+		default:
+			if err := s.revokeSession(ctx, sess, ReasonReuse, "", m); err != nil {
+				return Tokens{}, err
+			}
+			s.event(ctx, EventRefreshTokenReused, m, sess.UserID, sess.ID,
+				fmt.Sprintf("generation %d presented, current %d", r.Generation, sess.Generation))
+			return Tokens{}, ErrRefreshTokenReused
+		}
+	}
+}
+
+// revokeSession revokes one session in the store and in memory, and records
+// eventType (none if empty) when this call is the one that revoked it.
+func (s *Service) revokeSession(ctx context.Context, sess store.Session, reason, eventType string, m Meta) error {
+	now := s.now()
+	// Memory first: from here on no access token of the session passes,
+	// even if the write below fails (the caller then sees an error and
+	// can retry).
+	s.revoked.AddSession(sess.ID, maxTime(sess.AccessExpiresAt, now.Add(s.cfg.AccessTTL)))
+	changed, err := s.store.RevokeSession(ctx, sess.ID, reason, now)
+	if err != nil {
+		return err
+	}
+	if changed && eventType != "" {
+		s.event(ctx, eventType, m, sess.UserID, sess.ID, reason)
+	}
+	return nil
+}
+
+// forgetSessions puts sessions the store revoked into the in-memory list.
+func (s *Service) forgetSessions(list []store.RevokedSession, now time.Time) {
+	for _, r := range list {
+		s.revoked.AddSession(r.SessionID, maxTime(r.Until, now.Add(s.cfg.AccessTTL)))
+	}
+}
+
+// Logout revokes the session identified by a refresh token or, failing
+// that, by an access token (even an expired one: ending a session is always
+// allowed to its holder). Anything unrecognised is ignored: logout is
+// idempotent and reveals nothing.
+func (s *Service) Logout(ctx context.Context, refreshTok, accessTok string, m Meta) error {
+	if refreshTok != "" {
+		if r, err := token.ParseRefresh(refreshTok); err == nil {
+			sess, err := s.store.GetSession(ctx, r.SessionID)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			if err == nil && s.refresh.Verify(r, sess.Nonce) && r.Generation <= sess.Generation {
+				return s.revokeSession(ctx, sess, ReasonLogout, EventSessionRevoked, m)
+			}
+		}
+	}
+	if accessTok != "" {
+		c, err := s.keys.Verify(accessTok, s.cfg.Issuer, s.cfg.Now())
+		if err == nil || errors.Is(err, token.ErrExpired) {
+			sess, err := s.store.GetSession(ctx, c.SessionID)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			return s.revokeSession(ctx, sess, ReasonLogout, EventSessionRevoked, m)
+		}
+	}
+	return nil
+}
+
+// Me returns the caller's account and session.
+func (s *Service) Me(ctx context.Context, p Principal) (store.User, store.Session, error) {
+	sess, u, err := s.store.GetSessionWithUser(ctx, p.SessionID)
+	if err != nil {
+		return u, sess, s.notFound(err)
+	}
+	if sess.Revoked() || sess.UserID != p.UserID {
+		return u, sess, ErrTokenRevoked
+	}
+	return u, sess, nil
+}
+
+// ListSessions returns the caller's active sessions, newest first.
+func (s *Service) ListSessions(ctx context.Context, p Principal) ([]store.Session, error) {
+	return s.store.ListActiveSessions(ctx, p.UserID, s.now())
+}
+
+// RevokeOwnSession revokes one of the caller's sessions. Sessions of other
+// users are ErrNotFound, never forbidden: their existence is not revealed.
+func (s *Service) RevokeOwnSession(ctx context.Context, p Principal, id string, m Meta) error {
+	sess, err := s.store.GetSession(ctx, id)
+	if err != nil {
+		return s.notFound(err)
+	}
+	if sess.UserID != p.UserID {
+		return ErrNotFound
+	}
+	return s.revokeSession(ctx, sess, ReasonUser, EventSessionRevoked, m)
+}
+
+// RevokeOwnSessions revokes the caller's other sessions, or all of them
+// including the current one.
+func (s *Service) RevokeOwnSessions(ctx context.Context, p Principal, includeCurrent bool, m Meta) error {
+	except := p.SessionID
+	if includeCurrent {
+		except = ""
+	}
+	_, err := s.revokeUserSessions(ctx, p.UserID, except, ReasonUser, m)
+	return err
+}
+
+func (s *Service) revokeUserSessions(ctx context.Context, userID, except, reason string, m Meta) (int, error) {
+	now := s.now()
+	list, err := s.store.RevokeUserSessions(ctx, userID, except, reason, now)
+	if err != nil {
+		return 0, err
+	}
+	s.forgetSessions(list, now)
+	if len(list) > 0 {
+		s.event(ctx, EventSessionsRevoked, m, userID, "", fmt.Sprintf("%d sessions, %s", len(list), reason))
+	}
+	return len(list), nil
+}

@@ -1,0 +1,206 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/gatehouse-auth/gatehouse/internal/auth"
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+)
+
+// admin wraps a handler for role=admin callers; everyone else with a valid
+// token gets 403 forbidden. The role is the token's: a demoted admin's
+// token was already refused by the revocation check in authed.
+func (h *handler) admin(next authedHandler) http.HandlerFunc {
+	return h.authed(func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+		if !p.IsAdmin() {
+			h.writeError(w, r, errForbidden)
+			return
+		}
+		next(w, r, p)
+	})
+}
+
+type eventJSON struct {
+	ID        string `json:"id"`
+	Type      string `json:"type"`
+	At        string `json:"at"`
+	UserID    string `json:"user_id"`
+	SessionID string `json:"session_id"`
+	IP        string `json:"ip"`
+	UserAgent string `json:"user_agent"`
+	Detail    string `json:"detail"`
+}
+
+func toEventJSON(e store.Event) eventJSON {
+	return eventJSON{ID: e.ID, Type: e.Type, At: e.At.UTC().Format("2006-01-02T15:04:05.000000Z07:00"),
+		UserID: e.UserID, SessionID: e.SessionID, IP: e.IP, UserAgent: e.UserAgent, Detail: e.Detail}
+}
+
+// limitParam reads ?limit= (1-500; default 50).
+func limitParam(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 500 {
+		return 0, errInvalidRequest("limit must be an integer from 1 to 500.")
+	}
+	return n, nil
+}
+
+// nullable turns "" into JSON null (next_cursor on the last page).
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func (h *handler) adminListUsers(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	limit, err := limitParam(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	users, next, err := h.svc.ListUsers(r.Context(), r.URL.Query().Get("cursor"), limit)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	out := make([]userJSON, 0, len(users))
+	for _, u := range users {
+		out = append(out, toUserJSON(u))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"users": out, "next_cursor": nullable(next)})
+}
+
+type createUserRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	Role     string `json:"role"`
+}
+
+func (h *handler) adminCreateUser(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	var in createUserRequest
+	if err := decodeJSON(w, r, &in, false); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if in.Role == "" {
+		in.Role = store.RoleUser
+	}
+	u, err := h.svc.CreateUser(r.Context(), in.Username, in.Password, in.Role)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"user": toUserJSON(u)})
+}
+
+type updateUserRequest struct {
+	Role     *string `json:"role"`
+	Disabled *bool   `json:"disabled"`
+}
+
+func (h *handler) adminUpdateUser(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	var in updateUserRequest
+	if err := decodeJSON(w, r, &in, false); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	u, err := h.svc.UpdateUser(r.Context(), r.PathValue("id"), in.Role, in.Disabled, h.meta(r))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user": toUserJSON(u)})
+}
+
+func (h *handler) adminUserSessions(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	list, err := h.svc.UserSessions(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	out := make([]sessionJSON, 0, len(list))
+	for _, s := range list {
+		out = append(out, toSessionJSON(s, p.SessionID))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
+}
+
+func (h *handler) adminRevokeUserSessions(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	if _, err := h.svc.RevokeUserSessions(r.Context(), r.PathValue("id"), h.meta(r)); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *handler) adminRevokeSession(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	if err := h.svc.RevokeSession(r.Context(), r.PathValue("id"), h.meta(r)); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *handler) adminRevokeAll(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	if _, err := h.svc.RevokeAll(r.Context(), h.meta(r)); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *handler) adminEvents(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	q := r.URL.Query()
+	limit, err := limitParam(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var cursor int64
+	if c := q.Get("cursor"); c != "" {
+		if cursor, err = strconv.ParseInt(c, 10, 64); err != nil || cursor <= 0 {
+			h.writeError(w, r, errInvalidRequest("cursor is not one this server returned."))
+			return
+		}
+	}
+	list, next, err := h.svc.Events(r.Context(), auth.EventQuery{
+		UserID: q.Get("user_id"), Type: q.Get("type"), Cursor: cursor, Limit: limit,
+	})
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	out := make([]eventJSON, 0, len(list))
+	for _, e := range list {
+		out = append(out, toEventJSON(e))
+	}
+	var nextCursor *string
+	if next > 0 {
+		nextCursor = nullable(strconv.FormatInt(next, 10))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": out, "next_cursor": nextCursor})
+}
+
+type passwordChangeRequest struct {
+	CurrentPassword string `json:"current_password"`
+	NewPassword     string `json:"new_password"`
+}
+
+func (h *handler) changePassword(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	var in passwordChangeRequest
+	if err := decodeJSON(w, r, &in, false); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := h.svc.ChangePassword(r.Context(), p, in.CurrentPassword, in.NewPassword, h.meta(r)); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
