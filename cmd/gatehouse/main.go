@@ -2,7 +2,10 @@
 // operator tools.
 //
 //	gatehouse serve                 run the server (embedded SQLite by default)
-//	gatehouse user create           create an account (password from stdin)
+//	gatehouse user create|list|disable|enable|set-role
+//	gatehouse sessions list|revoke
+//	gatehouse keys list|rotate
+//	gatehouse events                security events
 //	gatehouse bench                 load-test a running server over HTTP
 //
 // Every flag can also be set by environment: --access-ttl is
@@ -27,6 +30,7 @@ const (
 	exitFailure  = 1 // runtime failure (database, network)
 	exitUsage    = 2 // bad flags or arguments
 	exitConflict = 3 // the thing already exists
+	exitNotFound = 4 // the named user or session does not exist
 )
 
 type command struct {
@@ -38,7 +42,10 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the server", runServe},
-		{"user", "manage accounts: gatehouse user create --username NAME [--role admin]", runUser},
+		{"user", "accounts: create, list, disable, enable, set-role", runGroup("user", "Manages accounts.", userCommands())},
+		{"sessions", "sessions: list, revoke (by user, by id, or all)", runGroup("sessions", "Lists and revokes sessions.", sessionCommands())},
+		{"keys", "signing keys: list, rotate", runGroup("keys", "Manages access-token signing keys.", keyCommands())},
+		{"events", "security events: --user NAME, --type TYPE, --limit N", runEvents},
 		{"bench", "load-test a running server (login, refresh, /v1/me)", runBench},
 	}
 }

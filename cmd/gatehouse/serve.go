@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -19,6 +20,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/httpapi"
 	"github.com/gatehouse-auth/gatehouse/internal/secret"
 	"github.com/gatehouse-auth/gatehouse/internal/store/sqlite"
+	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 )
 
 // storeConfig locates the database and the master secret; shared by every
@@ -48,8 +50,15 @@ type serveConfig struct {
 	AllowedOrigins     string
 	InsecureDevCookies bool
 	HashConcurrency    int
+	MaxSessionsPerUser int
+	IPPolicy           string
+	TrustedProxies     string
+	EventRetention     time.Duration
+	LoginRatePerIP     int
 	LogLevel           string
 	LogFormat          string
+
+	trustedProxies []netip.Prefix
 }
 
 func (c *serveConfig) bind(fs *flag.FlagSet) {
@@ -64,6 +73,11 @@ func (c *serveConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.AllowedOrigins, "allowed-origin", "", "comma-separated origins (https://app.example.com) allowed to make cookie-authenticated requests cross-origin")
 	fs.BoolVar(&c.InsecureDevCookies, "insecure-dev-cookies", false, "drop Secure and the __Host-/__Secure- prefixes from cookies (plain-HTTP development only)")
 	fs.IntVar(&c.HashConcurrency, "hash-concurrency", runtime.GOMAXPROCS(0), "argon2id hashes running at once (each takes 19 MiB)")
+	fs.IntVar(&c.MaxSessionsPerUser, "max-sessions-per-user", auth.DefaultMaxSessionsPerUser, "a login beyond this many sessions evicts the least recently used one (-1: no limit)")
+	fs.StringVar(&c.IPPolicy, "ip-policy", auth.IPPolicyWarn, "a refresh from a new IP: warn (record ip_changed) or revoke (also revoke the session)")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxy", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed (default: none, the socket address is the client)")
+	fs.DurationVar(&c.EventRetention, "event-retention", auth.DefaultEventRetention, "security events older than this are deleted")
+	fs.IntVar(&c.LoginRatePerIP, "login-rate-per-ip", 30, "login attempts per minute from one client IP")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")
 }
@@ -83,6 +97,32 @@ func (c *serveConfig) validate() error {
 	}
 	if c.ReuseGrace < 0 || c.ReuseGrace > 5*time.Minute {
 		return fmt.Errorf("--reuse-grace must be between 0 and 5m, not %v", c.ReuseGrace)
+	}
+	if c.IPPolicy != auth.IPPolicyWarn && c.IPPolicy != auth.IPPolicyRevoke {
+		return fmt.Errorf("--ip-policy must be warn or revoke, not %q", c.IPPolicy)
+	}
+	if c.MaxSessionsPerUser == 0 || c.MaxSessionsPerUser < -1 {
+		return fmt.Errorf("--max-sessions-per-user must be positive or -1 (no limit), not %d", c.MaxSessionsPerUser)
+	}
+	if c.EventRetention < time.Hour {
+		return fmt.Errorf("--event-retention must be at least 1h, not %v", c.EventRetention)
+	}
+	if c.LoginRatePerIP < 1 {
+		return fmt.Errorf("--login-rate-per-ip must be at least 1, not %d", c.LoginRatePerIP)
+	}
+	for p := range strings.SplitSeq(c.TrustedProxies, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				return fmt.Errorf("--trusted-proxy %q: not a CIDR or an IP address", p)
+			}
+			prefix = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		c.trustedProxies = append(c.trustedProxies, prefix.Masked())
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return fmt.Errorf("--addr %q: %v", c.Addr, err)
@@ -111,7 +151,15 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 // app is an opened database with its keys and domain service.
 type app struct {
 	svc   *auth.Service
+	keys  *auth.Keyring
 	close func() error
+}
+
+// keyGrace is how long a retired signing key keeps verifying: every token it
+// signed has expired by then, including those signed by a server that had
+// not yet reloaded the keys (it reloads every minute).
+func keyGrace(accessTTL time.Duration) time.Duration {
+	return max(accessTTL, auth.DefaultAccessTTL) + 2*time.Minute
 }
 
 func openApp(ctx context.Context, sc storeConfig, cfg auth.Config, getenv func(string) string) (*app, error) {
@@ -135,21 +183,18 @@ func openApp(ctx context.Context, sc storeConfig, cfg auth.Config, getenv func(s
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	if cfg.Now != nil {
-		now = cfg.Now()
-	}
-	keys, err := auth.LoadKeys(ctx, st, master.NewSealer("signing-keys"), max(cfg.AccessTTL, auth.DefaultAccessTTL), now)
+	keys, err := auth.OpenKeyring(ctx, st, master.NewSealer("signing-keys"), keyGrace(cfg.AccessTTL), time.Now())
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	svc := auth.New(cfg, st, keys, master.Derive("refresh-token-mac"))
+	cfg.ReloadKeys = func(ctx context.Context) error { return keys.Reload(ctx, time.Now()) }
+	svc := auth.New(cfg, st, keys.Set(), master.Derive("refresh-token-mac"))
 	if err := svc.LoadRevocations(ctx); err != nil {
 		st.Close()
 		return nil, err
 	}
-	return &app{svc: svc, close: st.Close}, nil
+	return &app{svc: svc, keys: keys, close: st.Close}, nil
 }
 
 // graceFlag maps --reuse-grace=0 ("no grace") to the domain's negative
@@ -193,15 +238,19 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 // bound address once the server accepts connections (tests).
 func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(string) string, ready chan<- string) error {
 	a, err := openApp(ctx, c.storeConfig, auth.Config{
-		Issuer:           c.Issuer,
-		AccessTTL:        c.AccessTTL,
-		RefreshIdleTTL:   c.RefreshIdleTTL,
-		SessionMaxAge:    c.SessionMaxAge,
-		ReuseGrace:       graceFlag(c.ReuseGrace),
-		RegistrationOpen: c.Registration == "open",
-		HashConcurrency:  c.HashConcurrency,
-		HashQueue:        64 * c.HashConcurrency,
-		Logger:           log,
+		Issuer:             c.Issuer,
+		AccessTTL:          c.AccessTTL,
+		RefreshIdleTTL:     c.RefreshIdleTTL,
+		SessionMaxAge:      c.SessionMaxAge,
+		ReuseGrace:         graceFlag(c.ReuseGrace),
+		RegistrationOpen:   c.Registration == "open",
+		MaxSessionsPerUser: c.MaxSessionsPerUser,
+		IPPolicy:           c.IPPolicy,
+		EventRetention:     c.EventRetention,
+		Throttle:           throttle.Config{PerIP: c.LoginRatePerIP},
+		HashConcurrency:    c.HashConcurrency,
+		HashQueue:          64 * c.HashConcurrency,
+		Logger:             log,
 	}, getenv)
 	if err != nil {
 		return err
@@ -229,6 +278,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(str
 	}
 	h, err := httpapi.New(a.svc, httpapi.Config{
 		AllowedOrigins: origins, InsecureDevCookies: c.InsecureDevCookies, Logger: log,
+		TrustedProxies: c.trustedProxies,
 	})
 	if err != nil {
 		return fmt.Errorf("--allowed-origin: %w", err)

@@ -50,4 +50,3 @@ func (s *Service) event(ctx context.Context, typ string, m Meta, userID, session
 		s.log.Error("store security event", slog.String("type", typ), slog.Any("err", err))
 	}
 }
-

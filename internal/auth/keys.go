@@ -12,55 +12,106 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/token"
 )
 
-// LoadKeys returns the signing key set stored in st, generating and storing
-// the first key if there is none. Private keys are sealed under the master
-// secret, bound to their kid. Retired keys stay in the set (verify only)
-// while a token they signed could still be live: retireGrace after
-// retirement.
-func LoadKeys(ctx context.Context, st store.Store, sealer *secret.Sealer, retireGrace time.Duration, now time.Time) (*token.KeySet, error) {
+// Keyring keeps the signing keys: the stored ones, sealed under the master
+// secret and bound to their kid, and the token.KeySet built from them.
+// Retired keys stay in the set (verify only, and in the JWKS) for Grace
+// after retirement: long enough for every token they signed to expire.
+type Keyring struct {
+	store  store.Store
+	sealer *secret.Sealer
+	grace  time.Duration
+	set    *token.KeySet
+}
+
+// OpenKeyring loads the keys, generating and storing the first one if the
+// store has none (two processes starting at once agree on one).
+func OpenKeyring(ctx context.Context, st store.Store, sealer *secret.Sealer, grace time.Duration, now time.Time) (*Keyring, error) {
+	k := &Keyring{store: st, sealer: sealer, grace: grace}
 	for range 3 {
-		stored, err := st.ListSigningKeys(ctx)
+		signer, others, err := k.load(ctx, now)
 		if err != nil {
-			return nil, fmt.Errorf("load signing keys: %w", err)
-		}
-		var signer *token.Key
-		var others []*token.Key
-		for _, sk := range stored {
-			if !sk.RetiredAt.IsZero() && now.Sub(sk.RetiredAt) > retireGrace {
-				continue
-			}
-			if sk.Algorithm != "EdDSA" || len(sk.PublicKey) != ed25519.PublicKeySize {
-				return nil, fmt.Errorf("signing key %s: unsupported algorithm %q", sk.ID, sk.Algorithm)
-			}
-			priv, err := sealer.Open(sk.SealedPrivate, []byte(sk.ID))
-			if err != nil {
-				return nil, fmt.Errorf("signing key %s: %w (is GATEHOUSE_SECRET the one this database was created with?)", sk.ID, err)
-			}
-			if len(priv) != ed25519.PrivateKeySize {
-				return nil, fmt.Errorf("signing key %s: bad private key size", sk.ID)
-			}
-			k := token.NewKey(ed25519.PublicKey(sk.PublicKey), ed25519.PrivateKey(priv))
-			if k.ID != sk.ID {
-				return nil, fmt.Errorf("signing key %s: stored kid does not match its public key", sk.ID)
-			}
-			if sk.RetiredAt.IsZero() {
-				signer = k
-			} else {
-				others = append(others, k)
-			}
+			return nil, err
 		}
 		if signer != nil {
-			return token.NewKeySet(signer, others...), nil
+			k.set = token.NewKeySet(signer, others...)
+			return k, nil
 		}
-		k := token.GenerateKey()
-		err = st.AddSigningKey(ctx, store.SigningKey{
-			ID: k.ID, Algorithm: "EdDSA", PublicKey: k.Public,
-			SealedPrivate: sealer.Seal(k.Private, []byte(k.ID)), CreatedAt: now,
-		}, true)
-		if err != nil && !errors.Is(err, store.ErrAlreadyExists) {
+		if err := k.add(ctx, now, true); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
 			return nil, fmt.Errorf("store first signing key: %w", err)
 		}
-		// Either ours was stored or another process won: list again.
+		// Either ours was stored or another process won: load again.
 	}
 	return nil, errors.New("load signing keys: no active key after retries")
+}
+
+// Set is the key set to sign and verify with.
+func (k *Keyring) Set() *token.KeySet { return k.set }
+
+// Reload picks up keys rotated by another process (the CLI).
+func (k *Keyring) Reload(ctx context.Context, now time.Time) error {
+	signer, others, err := k.load(ctx, now)
+	if err != nil {
+		return err
+	}
+	if signer == nil {
+		return errors.New("reload signing keys: no active key")
+	}
+	k.set.Replace(signer, others...)
+	return nil
+}
+
+// Rotate makes a new signing key; the old one keeps verifying for Grace.
+func (k *Keyring) Rotate(ctx context.Context, now time.Time) error {
+	if err := k.add(ctx, now, false); err != nil {
+		return fmt.Errorf("rotate signing key: %w", err)
+	}
+	return k.Reload(ctx, now)
+}
+
+// List returns the stored keys (no private material is decrypted).
+func (k *Keyring) List(ctx context.Context) ([]store.SigningKey, error) {
+	return k.store.ListSigningKeys(ctx)
+}
+
+// Grace is how long a retired key keeps verifying.
+func (k *Keyring) Grace() time.Duration { return k.grace }
+
+func (k *Keyring) add(ctx context.Context, now time.Time, ifNone bool) error {
+	key := token.GenerateKey()
+	return k.store.AddSigningKey(ctx, store.SigningKey{
+		ID: key.ID, Algorithm: "EdDSA", PublicKey: key.Public,
+		SealedPrivate: k.sealer.Seal(key.Private, []byte(key.ID)), CreatedAt: now,
+	}, ifNone)
+}
+
+func (k *Keyring) load(ctx context.Context, now time.Time) (signer *token.Key, others []*token.Key, err error) {
+	stored, err := k.store.ListSigningKeys(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load signing keys: %w", err)
+	}
+	for _, sk := range stored {
+		if !sk.RetiredAt.IsZero() && now.Sub(sk.RetiredAt) > k.grace {
+			continue
+		}
+		if sk.Algorithm != "EdDSA" || len(sk.PublicKey) != ed25519.PublicKeySize {
+			return nil, nil, fmt.Errorf("signing key %s: unsupported algorithm %q", sk.ID, sk.Algorithm)
+		}
+		priv, err := k.sealer.Open(sk.SealedPrivate, []byte(sk.ID))
+		if err != nil {
+			return nil, nil, fmt.Errorf("signing key %s: %w (is GATEHOUSE_SECRET the one this database was created with?)", sk.ID, err)
+		}
+		if len(priv) != ed25519.PrivateKeySize {
+			return nil, nil, fmt.Errorf("signing key %s: bad private key size", sk.ID)
+		}
+		key := token.NewKey(ed25519.PublicKey(sk.PublicKey), ed25519.PrivateKey(priv))
+		if key.ID != sk.ID {
+			return nil, nil, fmt.Errorf("signing key %s: stored kid does not match its public key", sk.ID)
+		}
+		if sk.RetiredAt.IsZero() {
+			signer = key
+		} else {
+			others = append(others, key)
+		}
+	}
+	return signer, others, nil
 }

@@ -122,7 +122,9 @@ type Tokens struct {
 // RateLimitError is ErrRateLimited with the time to wait.
 type RateLimitError struct{ RetryAfter time.Duration }
 
-func (e *RateLimitError) Error() string        { return fmt.Sprintf("rate limited; retry in %v", e.RetryAfter) }
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("rate limited; retry in %v", e.RetryAfter)
+}
 func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited }
 
 // New builds a Service. keys signs access tokens; refreshKey MACs refresh

@@ -6,8 +6,8 @@ package httpapi
 
 import (
 	"log/slog"
-	"net/netip"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,7 +25,7 @@ type Config struct {
 	InsecureDevCookies bool
 	// TrustedProxies are the networks whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
-	Logger             *slog.Logger
+	Logger         *slog.Logger
 	// Registry receives the metrics; nil makes a fresh one.
 	Registry *prometheus.Registry
 }

@@ -2,8 +2,8 @@ package httpapi
 
 import (
 	"net"
-	"net/netip"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
