@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -37,6 +38,7 @@ func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 
 type server struct {
 	*httptest.Server
+	svc   *auth.Service
 	clock *clock
 	logs  *syncBuffer
 	close func() error // closes the store
@@ -58,6 +60,7 @@ type options struct {
 	closedRegistration bool
 	devCookies         bool
 	origins            []string
+	trusted            []netip.Prefix
 }
 
 func newServer(t *testing.T, opt options) *server {
@@ -74,13 +77,14 @@ func newServer(t *testing.T, opt options) *server {
 		HashParams: password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
 		Now:        c.Now, Logger: log,
 	}, st, token.NewKeySet(token.GenerateKey()), make([]byte, 32))
-	h, err := httpapi.New(svc, httpapi.Config{Logger: log, InsecureDevCookies: opt.devCookies, AllowedOrigins: opt.origins})
+	h, err := httpapi.New(svc, httpapi.Config{Logger: log, InsecureDevCookies: opt.devCookies, AllowedOrigins: opt.origins,
+		TrustedProxies: opt.trusted})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(h)
 	t.Cleanup(func() { ts.Close(); st.Close() })
-	return &server{Server: ts, clock: c, logs: logs, close: st.Close}
+	return &server{Server: ts, svc: svc, clock: c, logs: logs, close: st.Close}
 }
 
 type response struct {
