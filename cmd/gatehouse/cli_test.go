@@ -1,0 +1,160 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// waitFor polls cond for up to 3 s: the server follows the revocation log
+// every 500 ms.
+func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < 3*time.Second {
+		if cond() {
+			return time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within 3s", what)
+	return 0
+}
+
+// TestOperatorCLIAgainstRunningServer: every CLI action lands in the running
+// server without a restart.
+func TestOperatorCLIAgainstRunningServer(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "gh.db")
+	p := start(t, dir, nil)
+	cli := func(stdin string, args ...string) (int, string) {
+		return runCLI(t, stdin, nil, append(args, "--db", db)...)
+	}
+	if code, out := cli("ann-password\n", "user", "create", "--username", "ann"); code != 0 {
+		t.Fatalf("create: %d %s", code, out)
+	}
+	if code, out := cli("bob-password\n", "user", "create", "--username", "bob"); code != 0 {
+		t.Fatalf("create: %d %s", code, out)
+	}
+	if code, out := cli("", "user", "list"); code != 0 || !strings.Contains(out, "ann") || !strings.Contains(out, "bob") {
+		t.Fatalf("list: %d %s", code, out)
+	}
+
+	// sessions revoke --user: the live token dies within a second.
+	access, _ := p.login(t, "ann", "ann-password")
+	if code, out := cli("", "sessions", "list", "--user", "ann"); code != 0 || strings.Count(out, "\n") != 2 {
+		t.Fatalf("sessions list: %d %s", code, out)
+	}
+	if code, out := cli("", "sessions", "revoke", "--user", "ann"); code != 0 || !strings.Contains(out, "revoked 1 sessions") {
+		t.Fatalf("sessions revoke: %d %s", code, out)
+	}
+	took := waitFor(t, "CLI session revocation reaching the server", func() bool {
+		st, out := p.call(t, "GET", "/v1/me", access, nil)
+		return st == 401 && out["error"] == "token_revoked"
+	})
+	t.Logf("CLI revocation enforced by the running server after %v", took)
+
+	// sessions revoke --session ID
+	access, _ = p.login(t, "ann", "ann-password")
+	_, me := p.call(t, "GET", "/v1/me", access, nil)
+	sid := me["session"].(map[string]any)["id"].(string)
+	if code, out := cli("", "sessions", "revoke", "--session", sid); code != 0 {
+		t.Fatalf("revoke --session: %d %s", code, out)
+	}
+	waitFor(t, "revoke --session", func() bool { st, _ := p.call(t, "GET", "/v1/me", access, nil); return st == 401 })
+
+	// user disable / enable / set-role
+	access, refresh := p.login(t, "ann", "ann-password")
+	if code, out := cli("", "user", "disable", "--username", "ann"); code != 0 {
+		t.Fatalf("disable: %d %s", code, out)
+	}
+	waitFor(t, "disable", func() bool { st, _ := p.call(t, "GET", "/v1/me", access, nil); return st == 401 })
+	if st, out := p.call(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": refresh}); st != 403 || out["error"] != "account_disabled" {
+		t.Fatalf("refresh after CLI disable: %d %v", st, out)
+	}
+	if code, _ := cli("", "user", "enable", "--username", "ann"); code != 0 {
+		t.Fatal("enable failed")
+	}
+	access, refresh = p.login(t, "ann", "ann-password")
+	if code, out := cli("", "user", "set-role", "--username", "ann", "--role", "admin"); code != 0 {
+		t.Fatalf("set-role: %d %s", code, out)
+	}
+	waitFor(t, "set-role", func() bool { st, _ := p.call(t, "GET", "/v1/me", access, nil); return st == 401 })
+	st, out := p.call(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": refresh})
+	if st != 200 || out["user"].(map[string]any)["role"] != "admin" {
+		t.Fatalf("refresh after set-role: %d %v", st, out)
+	}
+	if st, _ := p.call(t, "GET", "/v1/admin/users", out["access_token"].(string), nil); st != 200 {
+		t.Fatalf("promoted user on an admin route: %d", st)
+	}
+
+	// events
+	if code, out := cli("", "events", "--user", "ann", "--type", "role_changed"); code != 0 || !strings.Contains(out, "role_changed") || strings.Contains(out, "login_succeeded") {
+		t.Fatalf("events: %d %s", code, out)
+	}
+
+	// sessions revoke --all: every token, the server's admin's too.
+	bobAccess, _ := p.login(t, "bob", "bob-password")
+	if code, out := cli("", "sessions", "revoke", "--all"); code != 0 {
+		t.Fatalf("revoke --all: %d %s", code, out)
+	}
+	waitFor(t, "revoke --all", func() bool { st, _ := p.call(t, "GET", "/v1/me", bobAccess, nil); return st == 401 })
+
+	// Errors and exit codes.
+	for _, c := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"user", "disable", "--username", "nobody"}, exitNotFound},
+		{[]string{"sessions", "revoke", "--session", "nope"}, exitNotFound},
+		{[]string{"sessions", "revoke"}, exitUsage},
+		{[]string{"sessions", "revoke", "--all", "--user", "ann"}, exitUsage},
+		{[]string{"user", "set-role", "--username", "ann", "--role", "god"}, exitUsage},
+		{[]string{"user", "frobnicate"}, exitUsage},
+	} {
+		if code, out := cli("", c.args...); code != c.code {
+			t.Errorf("%v: exit %d, want %d\n%s", c.args, code, c.code, out)
+		}
+	}
+	for _, group := range []string{"user", "sessions", "keys", "events"} {
+		if code, out := runCLI(t, "", nil, group, "--help"); code != 0 || !strings.Contains(out, "Usage: gatehouse "+group) {
+			t.Errorf("%s --help: %d %s", group, code, out)
+		}
+	}
+}
+
+func TestKeyRotation(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "gh.db")
+	p := start(t, dir, nil)
+	if st, out := p.call(t, "POST", "/v1/auth/register", "", map[string]string{"username": "ann", "password": "ann-password"}); st != 201 {
+		t.Fatalf("register: %d %v", st, out)
+	}
+	oldAccess, _ := p.login(t, "ann", "ann-password")
+	if code, out := runCLI(t, "", nil, "keys", "rotate", "--db", db); code != 0 {
+		t.Fatalf("rotate: %d %s", code, out)
+	}
+	code, out := runCLI(t, "", nil, "keys", "list", "--db", db)
+	if code != 0 || !strings.Contains(out, "active (signing)") || !strings.Contains(out, "retired, verifying until") {
+		t.Fatalf("keys list: %d %s", code, out)
+	}
+	p.kill9(t)
+	p = start(t, dir, nil)
+	var jwks struct {
+		Keys []struct{ Kid string } `json:"keys"`
+	}
+	json.Unmarshal([]byte(rawGet(t, p.base+"/.well-known/jwks.json")), &jwks)
+	if len(jwks.Keys) != 2 {
+		t.Fatalf("JWKS after rotation has %d keys, want the new and the retired one", len(jwks.Keys))
+	}
+	if st, _ := p.call(t, "GET", "/v1/me", oldAccess, nil); st != 200 {
+		t.Fatalf("token signed by the retired key: %d", st)
+	}
+	newAccess, _ := p.login(t, "ann", "ann-password")
+	hdr := func(tok string) string { return strings.Split(tok, ".")[0] }
+	if hdr(newAccess) == hdr(oldAccess) {
+		t.Fatal("new tokens are still signed with the retired key")
+	}
+}
