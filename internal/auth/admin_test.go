@@ -331,3 +331,16 @@ func TestEventsPaging(t *testing.T) {
 		t.Fatalf("paged %d events, want 7", len(seen))
 	}
 }
+
+func TestEventRetention(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.EventRetention = time.Hour })
+	ctx := context.Background()
+	f.login(t, "ann")
+	f.clock.Advance(2 * time.Hour)
+	f.login(t, "ann")
+	f.svc.pruneStore(ctx)
+	evs, _, _ := f.svc.Events(ctx, EventQuery{})
+	if len(evs) != 1 || !evs[0].At.Equal(f.clock.Now()) {
+		t.Fatalf("after pruning: %+v; want only the recent login", evs)
+	}
+}
