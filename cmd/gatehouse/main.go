@@ -4,7 +4,7 @@
 //	gatehouse serve                 run the server (embedded SQLite by default)
 //	gatehouse user create|list|disable|enable|set-role
 //	gatehouse sessions list|revoke
-//	gatehouse keys list|rotate
+//	gatehouse keys list|rotate, keys resource add|list|remove
 //	gatehouse events                security events
 //	gatehouse bench                 load-test a running server over HTTP
 //
@@ -44,7 +44,7 @@ func commands() []command {
 		{"serve", "run the server", runServe},
 		{"user", "accounts: create, list, disable, enable, set-role", runGroup("user", "Manages accounts.", userCommands())},
 		{"sessions", "sessions: list, revoke (by user, by id, or all)", runGroup("sessions", "Lists and revokes sessions.", sessionCommands())},
-		{"keys", "signing keys: list, rotate", runGroup("keys", "Manages access-token signing keys.", keyCommands())},
+		{"keys", "signing keys: list, rotate; resource-server keys: resource add|list|remove", runKeys},
 		{"events", "security events: --user NAME, --type TYPE, --limit N", runEvents},
 		{"bench", "load-test a running server (login, refresh, /v1/me)", runBench},
 	}

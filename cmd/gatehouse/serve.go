@@ -55,6 +55,8 @@ type serveConfig struct {
 	TrustedProxies     string
 	EventRetention     time.Duration
 	LoginRatePerIP     int
+	ResourceKeys       string
+	AllowQueryToken    bool
 	LogLevel           string
 	LogFormat          string
 
@@ -78,6 +80,8 @@ func (c *serveConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.TrustedProxies, "trusted-proxy", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed (default: none, the socket address is the client)")
 	fs.DurationVar(&c.EventRetention, "event-retention", auth.DefaultEventRetention, "security events older than this are deleted")
 	fs.IntVar(&c.LoginRatePerIP, "login-rate-per-ip", 30, "login attempts per minute from one client IP")
+	fs.StringVar(&c.ResourceKeys, "resource-key", "", "comma-separated resource-server keys (at least 32 characters each) for the revocation feed and the OAuth endpoints; prefer GATEHOUSE_RESOURCE_KEY or `gatehouse keys resource add`")
+	fs.BoolVar(&c.AllowQueryToken, "allow-query-token", false, "deprecated: accept ?access_token= on the WebSocket endpoint (never logged)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")
 }
@@ -123,6 +127,11 @@ func (c *serveConfig) validate() error {
 			prefix = netip.PrefixFrom(addr, addr.BitLen())
 		}
 		c.trustedProxies = append(c.trustedProxies, prefix.Masked())
+	}
+	for k := range strings.SplitSeq(c.ResourceKeys, ",") {
+		if k = strings.TrimSpace(k); k != "" && len(k) < 32 {
+			return fmt.Errorf("--resource-key: keys must be at least 32 characters (use `gatehouse keys resource add`)")
+		}
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return fmt.Errorf("--addr %q: %v", c.Addr, err)
@@ -197,6 +206,17 @@ func openApp(ctx context.Context, sc storeConfig, cfg auth.Config, getenv func(s
 	return &app{svc: svc, keys: keys, close: st.Close}, nil
 }
 
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
 // graceFlag maps --reuse-grace=0 ("no grace") to the domain's negative
 // value; the domain reads 0 as "default".
 func graceFlag(d time.Duration) time.Duration {
@@ -247,6 +267,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(str
 		MaxSessionsPerUser: c.MaxSessionsPerUser,
 		IPPolicy:           c.IPPolicy,
 		EventRetention:     c.EventRetention,
+		ResourceKeys:       splitList(c.ResourceKeys),
 		Throttle:           throttle.Config{PerIP: c.LoginRatePerIP},
 		HashConcurrency:    c.HashConcurrency,
 		HashQueue:          64 * c.HashConcurrency,
@@ -270,15 +291,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(str
 		}
 	}
 
-	var origins []string
-	for o := range strings.SplitSeq(c.AllowedOrigins, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			origins = append(origins, o)
-		}
-	}
 	h, err := httpapi.New(a.svc, httpapi.Config{
-		AllowedOrigins: origins, InsecureDevCookies: c.InsecureDevCookies, Logger: log,
-		TrustedProxies: c.trustedProxies,
+		AllowedOrigins: splitList(c.AllowedOrigins), InsecureDevCookies: c.InsecureDevCookies, Logger: log,
+		TrustedProxies: c.trustedProxies, AllowQueryToken: c.AllowQueryToken,
 	})
 	if err != nil {
 		return fmt.Errorf("--allowed-origin: %w", err)

@@ -340,6 +340,70 @@ func keyCommands() []subcommand {
 	}
 }
 
+func resourceKeyCommands() []subcommand {
+	var name, id string
+	return []subcommand{
+		{
+			name: "add", usage: "add --name NAME   (prints the key once; only its hash is stored)",
+			flags: func(fs *flag.FlagSet) { fs.StringVar(&name, "name", "", "what the key is for (required)") },
+			run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, _ io.Reader, stdout, stderr io.Writer) int {
+				if name == "" {
+					fmt.Fprintln(stderr, "gatehouse keys resource add: --name is required")
+					return exitUsage
+				}
+				key, rk, err := a.svc.AddResourceKey(ctx, name)
+				if err != nil {
+					return fail(stderr, "keys resource add", err)
+				}
+				fmt.Fprintf(stderr, "resource key %s (%s) created; store it now, it cannot be shown again\n", rk.ID, rk.Name)
+				fmt.Fprintln(stdout, key)
+				return exitOK
+			},
+		},
+		{
+			name: "list", usage: "list",
+			run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, _ io.Reader, stdout, stderr io.Writer) int {
+				keys, err := a.svc.ListResourceKeys(ctx)
+				if err != nil {
+					return fail(stderr, "keys resource list", err)
+				}
+				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tNAME\tCREATED")
+				for _, k := range keys {
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", k.ID, k.Name, k.CreatedAt.UTC().Format(time.RFC3339))
+				}
+				return flushOK(tw)
+			},
+		},
+		{
+			name: "remove", usage: "remove --id ID",
+			flags: func(fs *flag.FlagSet) { fs.StringVar(&id, "id", "", "key id from `keys resource list` (required)") },
+			run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, _ io.Reader, stdout, stderr io.Writer) int {
+				if id == "" {
+					fmt.Fprintln(stderr, "gatehouse keys resource remove: --id is required")
+					return exitUsage
+				}
+				if err := a.svc.RemoveResourceKey(ctx, id); err != nil {
+					return fail(stderr, "keys resource remove", fmt.Errorf("key %q: %w", id, err))
+				}
+				fmt.Fprintf(stdout, "removed resource key %s\n", id)
+				return exitOK
+			},
+		},
+	}
+}
+
+// runKeys is `gatehouse keys`: signing keys, and `keys resource …` for
+// resource-server keys.
+func runKeys(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "resource" {
+		return runGroup("keys resource", "Manages resource-server keys (revocation feed, introspection, revocation).",
+			resourceKeyCommands())(ctx, args[1:], stdin, stdout, stderr)
+	}
+	return runGroup("keys", "Manages access-token signing keys; `gatehouse keys resource --help` for resource-server keys.",
+		keyCommands())(ctx, args, stdin, stdout, stderr)
+}
+
 func runEvents(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var user, typ string
 	var limit int

@@ -240,6 +240,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 		return err
 	}
 	s.forgetSessions(revoked, now)
+	s.afterRevocation(ctx)
 	s.event(ctx, EventPasswordChanged, m, u.ID, p.SessionID, fmt.Sprintf("%d other sessions revoked", len(revoked)))
 	return nil
 }

@@ -83,6 +83,7 @@ func (s *Service) UpdateUser(ctx context.Context, id string, role *string, disab
 			return u, err
 		}
 	}
+	s.afterRevocation(ctx)
 	switch {
 	case disabling:
 		s.event(ctx, EventAccountDisabled, m, id, "", fmt.Sprintf("%d sessions revoked", len(revoked)))
@@ -142,6 +143,7 @@ func (s *Service) RevokeAll(ctx context.Context, m Meta) (int, error) {
 	if err := s.store.LogCutoff(ctx, store.KindGlobal, "", c); err != nil {
 		return n, err
 	}
+	s.afterRevocation(ctx)
 	s.event(ctx, EventGlobalRevoke, m, "", "", fmt.Sprintf("%d sessions revoked", n))
 	return n, nil
 }

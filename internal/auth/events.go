@@ -46,6 +46,7 @@ func (s *Service) event(ctx context.Context, typ string, m Meta, userID, session
 		slog.String("ip", m.IP), slog.String("user_agent", m.UserAgent), slog.String("detail", detail))
 	// The event outlives a cancelled request: it describes something that
 	// already happened.
+	s.publish(e)
 	if err := s.store.AddEvent(context.WithoutCancel(ctx), e); err != nil {
 		s.log.Error("store security event", slog.String("type", typ), slog.Any("err", err))
 	}

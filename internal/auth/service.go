@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +50,9 @@ type Config struct {
 	SyncInterval time.Duration
 	// ReloadKeys, if set, is called periodically to pick up rotated keys.
 	ReloadKeys func(context.Context) error
+	// ResourceKeys are resource-server keys given in configuration, in
+	// addition to those stored with `gatehouse keys resource add`.
+	ResourceKeys []string
 	// HashParams defaults to password.Default. Tests lower it.
 	HashParams password.Params
 	// HashConcurrency caps argon2id work running at once; HashQueue bounds
@@ -77,16 +81,21 @@ const (
 
 // Service implements the domain operations.
 type Service struct {
-	cfg       Config
-	store     store.Store
-	keys      *token.KeySet
-	refresh   *token.RefreshCodec
-	revoked   *Revocations
-	limiter   *password.Limiter
-	throttle  *throttle.Limiter
-	dummyHash string
-	log       *slog.Logger
-	cursor    atomic.Int64 // last revocation-log entry applied
+	cfg        Config
+	store      store.Store
+	keys       *token.KeySet
+	refresh    *token.RefreshCodec
+	revoked    *Revocations
+	limiter    *password.Limiter
+	throttle   *throttle.Limiter
+	dummyHash  string
+	log        *slog.Logger
+	cursor     atomic.Int64 // last revocation-log entry applied
+	changes    *broadcast   // revocation state changed
+	staticKeys [][]byte     // hashes of Config.ResourceKeys
+
+	subsMu sync.Mutex
+	subs   map[string]map[chan store.Event]struct{} // user id -> live subscribers
 }
 
 // Meta is what the transport knows about the caller.
@@ -169,14 +178,20 @@ func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Ser
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	var static [][]byte
+	for _, k := range cfg.ResourceKeys {
+		static = append(static, hashKey(k))
+	}
 	return &Service{
-		cfg:      cfg,
-		store:    st,
-		keys:     keys,
-		refresh:  token.NewRefreshCodec(refreshKey),
-		revoked:  NewRevocations(),
-		limiter:  password.NewLimiter(cfg.HashConcurrency, cfg.HashQueue),
-		throttle: throttle.New(cfg.Throttle),
+		staticKeys: static,
+		changes:    newBroadcast(),
+		cfg:        cfg,
+		store:      st,
+		keys:       keys,
+		refresh:    token.NewRefreshCodec(refreshKey),
+		revoked:    NewRevocations(),
+		limiter:    password.NewLimiter(cfg.HashConcurrency, cfg.HashQueue),
+		throttle:   throttle.New(cfg.Throttle),
 		// Verified against for unknown users, so a miss costs one hash too.
 		dummyHash: password.Hash("gatehouse-dummy-password", cfg.HashParams),
 		log:       cfg.Logger,
@@ -218,8 +233,8 @@ func (s *Service) SyncRevocations(ctx context.Context) error {
 				s.revoked.Apply(r)
 			}
 		}
-		if len(list) > 0 {
-			s.cursor.CompareAndSwap(cur, list[len(list)-1].Seq)
+		if len(list) > 0 && s.cursor.CompareAndSwap(cur, list[len(list)-1].Seq) {
+			s.changes.Notify()
 		}
 		if len(list) < page {
 			return nil
@@ -346,6 +361,9 @@ func (s *Service) notFound(err error) error {
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
+
+// Now is the service's clock.
+func (s *Service) Now() time.Time { return s.now() }
 
 func newID() string { return base64.RawURLEncoding.EncodeToString(randomBytes(16)) }
 

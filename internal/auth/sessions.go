@@ -121,6 +121,7 @@ func (s *Service) revokeSession(ctx context.Context, sess store.Session, reason,
 	if err != nil {
 		return err
 	}
+	s.afterRevocation(ctx)
 	if changed && eventType != "" {
 		s.event(ctx, eventType, m, sess.UserID, sess.ID, reason)
 	}
@@ -214,6 +215,7 @@ func (s *Service) revokeUserSessions(ctx context.Context, userID, except, reason
 		return 0, err
 	}
 	s.forgetSessions(list, now)
+	s.afterRevocation(ctx)
 	if len(list) > 0 {
 		s.event(ctx, EventSessionsRevoked, m, userID, "", fmt.Sprintf("%d sessions, %s", len(list), reason))
 	}

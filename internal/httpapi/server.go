@@ -25,17 +25,21 @@ type Config struct {
 	InsecureDevCookies bool
 	// TrustedProxies are the networks whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
-	Logger         *slog.Logger
+	// AllowQueryToken accepts ?access_token= on the WebSocket endpoint only
+	// (deprecated: URLs leak into histories and proxies' logs).
+	AllowQueryToken bool
+	Logger          *slog.Logger
 	// Registry receives the metrics; nil makes a fresh one.
 	Registry *prometheus.Registry
 }
 
 type handler struct {
-	svc     *auth.Service
-	cfg     Config
-	log     *slog.Logger
-	cop     *http.CrossOriginProtection
-	metrics *metrics
+	svc      *auth.Service
+	cfg      Config
+	log      *slog.Logger
+	cop      *http.CrossOriginProtection
+	metrics  *metrics
+	keyFails keyFailures
 }
 
 // New returns the HTTP handler for svc.
@@ -72,6 +76,10 @@ func New(svc *auth.Service, cfg Config) (http.Handler, error) {
 	mux.HandleFunc("DELETE /v1/admin/sessions/{id}", h.admin(h.adminRevokeSession))
 	mux.HandleFunc("POST /v1/admin/revoke-all", h.admin(h.adminRevokeAll))
 	mux.HandleFunc("GET /v1/admin/events", h.admin(h.adminEvents))
+	mux.HandleFunc("GET /v1/revocations", h.resource(h.revocations))
+	mux.HandleFunc("POST /v1/oauth/introspect", h.resource(h.introspect))
+	mux.HandleFunc("POST /v1/oauth/revoke", h.resource(h.revokeToken))
+	mux.HandleFunc("GET /v1/ws", h.websocket)
 	mux.HandleFunc("GET /.well-known/jwks.json", h.jwks)
 	mux.HandleFunc("GET /healthz", h.healthz)
 	mux.HandleFunc("GET /readyz", h.readyz)
@@ -111,7 +119,7 @@ func (h *handler) middleware(next http.Handler) http.Handler {
 		hdr.Set("X-Content-Type-Options", "nosniff")
 		hdr.Set("Cache-Control", "no-store")
 		hdr.Set("Referrer-Policy", "no-referrer")
-		if hasQueryToken(r) {
+		if hasQueryToken(r) && !(h.cfg.AllowQueryToken && r.URL.Path == "/v1/ws") {
 			h.writeError(sw, r, errQueryToken)
 			return
 		}

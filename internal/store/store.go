@@ -158,6 +158,16 @@ type SigningKey struct {
 	RetiredAt time.Time
 }
 
+// ResourceKey is a resource server's credential for the revocation feed and
+// the OAuth endpoints. Only a SHA-256 of the key is stored: keys are 256-bit
+// random strings, so a fast hash is enough and a database leak yields none.
+type ResourceKey struct {
+	ID        string
+	Name      string
+	Hash      []byte
+	CreatedAt time.Time
+}
+
 // Event is a security event.
 type Event struct {
 	Seq       int64 // store order; the paging cursor
@@ -220,7 +230,7 @@ type Store interface {
 	// revocation log.
 	LogCutoff(ctx context.Context, kind, subject string, c Cutoff) error
 	// RevocationsSince returns up to limit log entries with Seq > seq, in
-	// sequence order.
+	// sequence order. With seq 0 it is the whole (pruned) log: a snapshot.
 	RevocationsSince(ctx context.Context, seq int64, limit int) ([]Revocation, error)
 	// PruneRevocations drops log entries whose Until is before t.
 	PruneRevocations(ctx context.Context, t time.Time) (int, error)
@@ -231,6 +241,13 @@ type Store interface {
 	// ErrAlreadyExists when ifNone is set and an active key exists: two
 	// processes starting at once on one database then agree on one key.
 	AddSigningKey(ctx context.Context, k SigningKey, ifNone bool) error
+
+	AddResourceKey(ctx context.Context, k ResourceKey) error
+	ListResourceKeys(ctx context.Context) ([]ResourceKey, error)
+	// RemoveResourceKey deletes a key by id; ErrNotFound if absent.
+	RemoveResourceKey(ctx context.Context, id string) error
+	// FindResourceKey returns the key with this hash; ErrNotFound if none.
+	FindResourceKey(ctx context.Context, hash []byte) (ResourceKey, error)
 
 	AddEvent(ctx context.Context, e Event) error
 	// ListEvents returns events matching f, newest first.

@@ -241,6 +241,13 @@ var migrations = []string{
 	CREATE INDEX revocation_log_until ON revocation_log(until);
 	CREATE INDEX events_type ON events(type, seq);
 	CREATE INDEX events_at ON events(at);`,
+	// v3: resource-server keys.
+	`CREATE TABLE resource_keys (
+		id         TEXT PRIMARY KEY,
+		name       TEXT NOT NULL,
+		hash       BLOB NOT NULL UNIQUE,
+		created_at INTEGER NOT NULL
+	);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -747,6 +754,58 @@ func (s *Store) AddSigningKey(ctx context.Context, k store.SigningKey, ifNone bo
 		return fmt.Errorf("add signing key: %w", mapErr(err))
 	}
 	return mapErr(tx.Commit())
+}
+
+// --- resource keys ---
+
+func (s *Store) AddResourceKey(ctx context.Context, k store.ResourceKey) error {
+	if _, err := s.exec(ctx, s.w, `INSERT INTO resource_keys (id, name, hash, created_at) VALUES (?, ?, ?, ?)`,
+		k.ID, k.Name, k.Hash, ns(k.CreatedAt)); err != nil {
+		return fmt.Errorf("add resource key: %w", mapErr(err))
+	}
+	return nil
+}
+
+func (s *Store) ListResourceKeys(ctx context.Context) ([]store.ResourceKey, error) {
+	rows, err := s.query(ctx, s.r, `SELECT id, name, hash, created_at FROM resource_keys ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list resource keys: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var out []store.ResourceKey
+	for rows.Next() {
+		var k store.ResourceKey
+		var created int64
+		if err := rows.Scan(&k.ID, &k.Name, &k.Hash, &created); err != nil {
+			return nil, fmt.Errorf("list resource keys: %w", mapErr(err))
+		}
+		k.CreatedAt = fromNS(created)
+		out = append(out, k)
+	}
+	return out, mapErr(rows.Err())
+}
+
+func (s *Store) RemoveResourceKey(ctx context.Context, id string) error {
+	res, err := s.exec(ctx, s.w, `DELETE FROM resource_keys WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("remove resource key: %w", mapErr(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("remove resource key %s: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+func (s *Store) FindResourceKey(ctx context.Context, hash []byte) (store.ResourceKey, error) {
+	var k store.ResourceKey
+	var created int64
+	err := s.queryRow(ctx, s.r, `SELECT id, name, hash, created_at FROM resource_keys WHERE hash = ?`, hash).
+		Scan(&k.ID, &k.Name, &k.Hash, &created)
+	if err != nil {
+		return k, fmt.Errorf("find resource key: %w", mapErr(err))
+	}
+	k.CreatedAt = fromNS(created)
+	return k, nil
 }
 
 // --- events ---

@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ListActiveSessions", testListActive},
 		{"SigningKeys", testSigningKeys},
 		{"Events", testEvents},
+		{"ResourceKeys", testResourceKeys},
 		{"TimePrecision", testTimePrecision},
 	}
 	for _, tc := range tests {
@@ -488,5 +489,35 @@ func testTimePrecision(t *testing.T, s store.Store) {
 	got, _ := s.GetSession(ctx, x.ID)
 	if !got.CreatedAt.Equal(base) {
 		t.Fatalf("CreatedAt = %v, want %v exactly (sub-second precision kept)", got.CreatedAt, base)
+	}
+}
+
+func testResourceKeys(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	k := store.ResourceKey{ID: "rk1", Name: "api", Hash: []byte("hash-1"), CreatedAt: base}
+	if err := s.AddResourceKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddResourceKey(ctx, store.ResourceKey{ID: "rk2", Name: "dup", Hash: []byte("hash-1"), CreatedAt: base}); !errors.Is(err, store.ErrAlreadyExists) {
+		t.Fatalf("duplicate hash: %v", err)
+	}
+	got, err := s.FindResourceKey(ctx, []byte("hash-1"))
+	if err != nil || got.ID != "rk1" || got.Name != "api" || !got.CreatedAt.Equal(base) {
+		t.Fatalf("FindResourceKey = %+v, %v", got, err)
+	}
+	if _, err := s.FindResourceKey(ctx, []byte("hash-2")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown hash: %v", err)
+	}
+	if list, _ := s.ListResourceKeys(ctx); len(list) != 1 {
+		t.Fatalf("list = %+v", list)
+	}
+	if err := s.RemoveResourceKey(ctx, "rk1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveResourceKey(ctx, "rk1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second remove: %v", err)
+	}
+	if _, err := s.FindResourceKey(ctx, []byte("hash-1")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("removed key still found: %v", err)
 	}
 }
