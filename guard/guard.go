@@ -1,0 +1,473 @@
+// Package guard lets a resource server trust Gatehouse access tokens without
+// calling Gatehouse on every request, and still honour a revocation within
+// about a second.
+//
+// A Guard fetches the issuer's JWKS (and refetches it, rate-limited, when a
+// token names a key it does not know), verifies tokens locally (Ed25519
+// signature, typ at+jwt, issuer, expiry), and follows Gatehouse's revocation
+// feed in the background with a long poll: revoked sessions, per-user
+// cutoffs (ban, role change) and the global cutoff (revoke-all).
+//
+// It fails closed. If the feed has not been heard from for longer than
+// Config.MaxStaleness, Verify refuses every token with ErrStale (the
+// middleware answers 503 unavailable) until the feed is back: a guard that
+// cannot know about revocations does not pretend to. It deliberately does
+// not fall back to per-request introspection, which would turn a Gatehouse
+// outage into a load spike on Gatehouse the moment it recovers.
+//
+// The package depends on nothing else in Gatehouse.
+package guard
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// Errors returned by Verify.
+var (
+	ErrInvalidToken = errors.New("guard: invalid token")
+	ErrExpired      = errors.New("guard: token expired")
+	ErrRevoked      = errors.New("guard: token revoked")
+	// ErrStale means the revocation feed has been unreachable for longer
+	// than MaxStaleness: no token is accepted until it is back.
+	ErrStale = errors.New("guard: revocation status unknown (feed unreachable)")
+)
+
+// Config configures a Guard. Issuer and ResourceKey are required.
+type Config struct {
+	// Issuer is Gatehouse's base URL and the tokens' iss, e.g.
+	// "https://auth.example.com".
+	Issuer string
+	// ResourceKey authenticates this resource server to the feed
+	// (`gatehouse keys resource add`).
+	ResourceKey string
+	// HTTPClient defaults to a client with a 40s timeout.
+	HTTPClient *http.Client
+	// MaxStaleness is how long the feed may be unreachable before tokens
+	// are refused (default 30s). The feed's long poll answers at least every
+	// MaxStaleness/3, so a healthy feed never comes close.
+	MaxStaleness time.Duration
+	// JWKSMinInterval rate-limits JWKS refetches triggered by unknown key
+	// ids (default 10s): random kids cannot make the guard hammer Gatehouse.
+	JWKSMinInterval time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Now is the clock (tests); defaults to time.Now.
+	Now func() time.Time
+}
+
+// Claims are a verified access token's claims.
+type Claims struct {
+	Issuer    string
+	Subject   string // user id
+	SessionID string
+	ID        string
+	Role      string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// Guard verifies Gatehouse access tokens. Create it with New; it is safe for
+// concurrent use.
+type Guard struct {
+	cfg    Config
+	client *http.Client
+	log    *slog.Logger
+	base   string
+
+	keys        atomic.Pointer[map[string]ed25519.PublicKey] // encoded JOSE header -> key
+	jwksMu      sync.Mutex
+	lastJWKS    time.Time
+	lastContact atomic.Int64 // Unix ns of the last successful feed answer
+
+	mu       sync.RWMutex
+	sessions map[string]int64 // sid -> Unix ns the entry can be dropped
+	users    map[string]int64 // user id -> not-before, Unix ns
+	global   atomic.Int64
+	cursor   string
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New fetches the JWKS and a revocation snapshot, then follows the feed in
+// the background until Close. It fails if either first fetch fails.
+func New(ctx context.Context, cfg Config) (*Guard, error) {
+	if cfg.Issuer == "" || cfg.ResourceKey == "" {
+		return nil, errors.New("guard: Issuer and ResourceKey are required")
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 40 * time.Second}
+	}
+	if cfg.MaxStaleness <= 0 {
+		cfg.MaxStaleness = 30 * time.Second
+	}
+	if cfg.JWKSMinInterval <= 0 {
+		cfg.JWKSMinInterval = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	g := &Guard{cfg: cfg, client: cfg.HTTPClient, log: cfg.Logger, base: strings.TrimRight(cfg.Issuer, "/"),
+		sessions: map[string]int64{}, users: map[string]int64{}, done: make(chan struct{})}
+	if err := g.fetchJWKS(ctx); err != nil {
+		return nil, err
+	}
+	if err := g.poll(ctx, 0); err != nil {
+		return nil, fmt.Errorf("guard: first revocation snapshot: %w", err)
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	go g.follow(bg)
+	return g, nil
+}
+
+// Close stops following the feed.
+func (g *Guard) Close() {
+	g.cancel()
+	<-g.done
+}
+
+// Verify checks a token and returns its claims.
+func (g *Guard) Verify(token string) (*Claims, error) {
+	now := g.cfg.Now()
+	if now.UnixNano()-g.lastContact.Load() > int64(g.cfg.MaxStaleness) {
+		return nil, ErrStale
+	}
+	c, err := g.verifySignature(token, now)
+	if err != nil {
+		return nil, err
+	}
+	if g.revoked(c.SessionID, c.Subject, c.IssuedAt.UnixNano()) {
+		return nil, ErrRevoked
+	}
+	return c, nil
+}
+
+const maxTokenLen = 4096
+
+// verifySignature checks header, signature, issuer and expiry. The header
+// must be byte for byte one Gatehouse produces for a key in the JWKS, so
+// alg:none, other algorithms, embedded keys and unknown kids all fail
+// without parsing attacker-controlled JOSE.
+func (g *Guard) verifySignature(tok string, now time.Time) (*Claims, error) {
+	if len(tok) > maxTokenLen {
+		return nil, ErrInvalidToken
+	}
+	h, rest, ok := strings.Cut(tok, ".")
+	if !ok {
+		return nil, ErrInvalidToken
+	}
+	p, s, ok := strings.Cut(rest, ".")
+	if !ok || strings.IndexByte(s, '.') >= 0 {
+		return nil, ErrInvalidToken
+	}
+	key, ok := (*g.keys.Load())[h]
+	if !ok {
+		if !g.maybeRefetch(h) {
+			return nil, ErrInvalidToken
+		}
+		if key, ok = (*g.keys.Load())[h]; !ok {
+			return nil, ErrInvalidToken
+		}
+	}
+	var sig [ed25519.SignatureSize]byte
+	enc := base64.RawURLEncoding.Strict()
+	if enc.DecodedLen(len(s)) != len(sig) {
+		return nil, ErrInvalidToken
+	}
+	if n, err := enc.Decode(sig[:], view(s)); err != nil || n != len(sig) {
+		return nil, ErrInvalidToken
+	}
+	if !ed25519.Verify(key, view(tok[:len(h)+1+len(p)]), sig[:]) {
+		return nil, ErrInvalidToken
+	}
+	payload, err := enc.DecodeString(p)
+	if err != nil {
+		return nil, ErrInvalidToken
+	}
+	var raw struct {
+		Iss  string      `json:"iss"`
+		Sub  string      `json:"sub"`
+		Sid  string      `json:"sid"`
+		Jti  string      `json:"jti"`
+		Role string      `json:"role"`
+		Iat  json.Number `json:"iat"`
+		Exp  json.Number `json:"exp"`
+	}
+	if err := json.Unmarshal(payload, &raw); err != nil {
+		return nil, ErrInvalidToken
+	}
+	iat, err1 := numericDate(raw.Iat)
+	exp, err2 := numericDate(raw.Exp)
+	if err1 != nil || err2 != nil || raw.Iss != g.cfg.Issuer || raw.Sub == "" || raw.Sid == "" || raw.Role == "" {
+		return nil, ErrInvalidToken
+	}
+	if !now.Before(exp) {
+		return nil, ErrExpired
+	}
+	return &Claims{Issuer: raw.Iss, Subject: raw.Sub, SessionID: raw.Sid, ID: raw.Jti, Role: raw.Role,
+		IssuedAt: iat, ExpiresAt: exp}, nil
+}
+
+// view reads a string as bytes without copying, for callees that neither
+// keep nor modify their input.
+func view(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+func numericDate(n json.Number) (time.Time, error) {
+	f, err := strconv.ParseFloat(string(n), 64)
+	if err != nil || math.IsNaN(f) || f <= 0 || f > 1e11 {
+		return time.Time{}, errors.New("bad numeric date")
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(math.Round(frac*1e6))*1e3), nil
+}
+
+// revoked is the three-layer check; it allocates nothing.
+func (g *Guard) revoked(sid, sub string, iat int64) bool {
+	if iat < g.global.Load() {
+		return true
+	}
+	g.mu.RLock()
+	_, gone := g.sessions[sid]
+	nb, ok := g.users[sub]
+	g.mu.RUnlock()
+	return gone || (ok && iat < nb)
+}
+
+// header is the exact JOSE header Gatehouse puts on tokens of key kid.
+func header(kid string) string {
+	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, `{"alg":"EdDSA","kid":%q,"typ":"at+jwt"}`, kid))
+}
+
+func (g *Guard) fetchJWKS(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", g.base+"/.well-known/jwks.json", nil)
+	if err != nil {
+		return fmt.Errorf("guard: %w", err)
+	}
+	res, err := g.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("guard: fetch JWKS: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		return fmt.Errorf("guard: fetch JWKS: status %d", res.StatusCode)
+	}
+	var set struct {
+		Keys []struct {
+			Kty, Crv, X, Kid, Alg string
+		} `json:"keys"`
+	}
+	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&set); err != nil {
+		return fmt.Errorf("guard: decode JWKS: %w", err)
+	}
+	keys := map[string]ed25519.PublicKey{}
+	for _, k := range set.Keys {
+		x, err := base64.RawURLEncoding.Strict().DecodeString(k.X)
+		if k.Kty != "OKP" || k.Crv != "Ed25519" || k.Alg != "EdDSA" || err != nil || len(x) != ed25519.PublicKeySize {
+			continue // only the one algorithm Gatehouse uses
+		}
+		keys[header(k.Kid)] = ed25519.PublicKey(x)
+	}
+	if len(keys) == 0 {
+		return errors.New("guard: JWKS holds no Ed25519 key")
+	}
+	g.keys.Store(&keys)
+	return nil
+}
+
+// maybeRefetch refreshes the JWKS for an unknown header that names a kid,
+// at most once per JWKSMinInterval. It reports whether it refetched.
+func (g *Guard) maybeRefetch(h string) bool {
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(h)
+	if err != nil || len(raw) > 512 {
+		return false
+	}
+	var hdr struct {
+		Alg, Kid, Typ string
+	}
+	if json.Unmarshal(raw, &hdr) != nil || hdr.Alg != "EdDSA" || hdr.Kid == "" || header(hdr.Kid) != h {
+		return false // not a header Gatehouse would write: no refetch for garbage
+	}
+	g.jwksMu.Lock()
+	defer g.jwksMu.Unlock()
+	if time.Since(g.lastJWKS) < g.cfg.JWKSMinInterval {
+		return false
+	}
+	g.lastJWKS = time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := g.fetchJWKS(ctx); err != nil {
+		g.log.Warn("guard: JWKS refetch failed", "err", err)
+		return false
+	}
+	return true
+}
+
+// follow long-polls the feed until ctx ends, backing off on errors.
+func (g *Guard) follow(ctx context.Context) {
+	defer close(g.done)
+	wait := g.cfg.MaxStaleness / 3
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if err := g.poll(ctx, wait); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			g.log.Warn("guard: revocation feed", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+	}
+}
+
+type feedPage struct {
+	Cursor          string  `json:"cursor"`
+	GlobalNotBefore *string `json:"global_not_before"`
+	Sessions        []struct {
+		SID string `json:"sid"`
+		Exp string `json:"exp"`
+	} `json:"sessions"`
+	Users []struct {
+		UserID    string `json:"user_id"`
+		NotBefore string `json:"not_before"`
+	} `json:"users"`
+}
+
+// poll makes one feed request (a snapshot first, then incremental) and
+// applies the answer.
+func (g *Guard) poll(ctx context.Context, wait time.Duration) error {
+	q := url.Values{}
+	g.mu.RLock()
+	if g.cursor != "" {
+		q.Set("since", g.cursor)
+	}
+	g.mu.RUnlock()
+	if wait > 0 {
+		q.Set("wait", wait.String())
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", g.base+"/v1/revocations?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+g.cfg.ResourceKey)
+	res, err := g.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		return fmt.Errorf("status %d", res.StatusCode)
+	}
+	var page feedPage
+	if err := json.NewDecoder(io.LimitReader(res.Body, 64<<20)).Decode(&page); err != nil {
+		return fmt.Errorf("decode: %w", err)
+	}
+	g.apply(page)
+	g.lastContact.Store(g.cfg.Now().UnixNano())
+	return nil
+}
+
+func (g *Guard) apply(p feedPage) {
+	now := g.cfg.Now().UnixNano()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, s := range p.Sessions {
+		if t, err := time.Parse(time.RFC3339Nano, s.Exp); err == nil {
+			g.sessions[s.SID] = t.UnixNano()
+		}
+	}
+	for _, u := range p.Users {
+		if t, err := time.Parse(time.RFC3339Nano, u.NotBefore); err == nil && t.UnixNano() > g.users[u.UserID] {
+			g.users[u.UserID] = t.UnixNano()
+		}
+	}
+	if p.GlobalNotBefore != nil {
+		if t, err := time.Parse(time.RFC3339Nano, *p.GlobalNotBefore); err == nil && t.UnixNano() > g.global.Load() {
+			g.global.Store(t.UnixNano())
+		}
+	}
+	for sid, until := range g.sessions { // expired entries cover no live token
+		if until < now {
+			delete(g.sessions, sid)
+		}
+	}
+	g.cursor = p.Cursor
+}
+
+type ctxKey struct{}
+
+// ClaimsFrom returns the claims the middleware stored in the request context.
+func ClaimsFrom(ctx context.Context) (*Claims, bool) {
+	c, ok := ctx.Value(ctxKey{}).(*Claims)
+	return c, ok
+}
+
+// Middleware verifies the request's access token (Authorization: Bearer,
+// never the query string) and puts the claims in the context for next.
+// Failures are answered in Gatehouse's error format.
+func (g *Guard) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if q := r.URL.Query(); q.Has("access_token") || q.Has("token") {
+			writeError(w, 400, "query_token_disabled", "Tokens are not accepted in the query string.")
+			return
+		}
+		scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer`)
+			writeError(w, 401, "invalid_token", "An access token is required.")
+			return
+		}
+		c, err := g.Verify(strings.TrimSpace(tok))
+		switch {
+		case errors.Is(err, ErrStale):
+			w.Header().Set("Retry-After", "1")
+			writeError(w, 503, "unavailable", "Token revocation status is unknown; retry shortly.")
+			return
+		case errors.Is(err, ErrExpired):
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			writeError(w, 401, "token_expired", "The access token has expired.")
+			return
+		case errors.Is(err, ErrRevoked):
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			writeError(w, 401, "token_revoked", "The access token has been revoked.")
+			return
+		case err != nil:
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			writeError(w, 401, "invalid_token", "The access token is invalid.")
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, c)))
+	})
+}
+
+func writeError(w http.ResponseWriter, status int, code, desc string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+}
