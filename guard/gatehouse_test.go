@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/password"
 	"github.com/gatehouse-auth/gatehouse/internal/secret"
 	"github.com/gatehouse-auth/gatehouse/internal/store/sqlite"
+	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 )
 
 const resourceKey = "test-resource-key-0123456789abcdef0123456789"
@@ -55,7 +56,9 @@ func startGatehouse(tb testing.TB) *gatehouse {
 	}
 	g.svc = auth.New(auth.Config{
 		Issuer: g.URL, RegistrationOpen: true, ResourceKeys: []string{resourceKey}, Logger: log,
-		HashParams: password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
+		Throttle:           throttle.Config{PerIP: 1 << 30}, // benchmarks log in many times from one IP
+		MaxSessionsPerUser: -1,
+		HashParams:         password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
 	}, st, g.keys.Set(), master.Derive("refresh-token-mac"))
 	h, err = httpapi.New(g.svc, httpapi.Config{Logger: log})
 	if err != nil {

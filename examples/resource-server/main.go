@@ -1,0 +1,56 @@
+// Command resource-server is a service protected by Gatehouse tokens,
+// verified locally by the guard package. Revocations (logout, bans,
+// revoke-all) reach it through Gatehouse's revocation feed within a second.
+//
+//	gatehouse keys resource add --name example     # prints a key
+//	GATEHOUSE_URL=http://127.0.0.1:8080 GATEHOUSE_RESOURCE_KEY=ghk_… go run ./examples/resource-server
+//	curl -H "Authorization: Bearer $ACCESS_TOKEN" localhost:9090/hello
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/guard"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	g, err := guard.New(ctx, guard.Config{
+		Issuer:       getenv("GATEHOUSE_URL", "http://127.0.0.1:8080"),
+		ResourceKey:  os.Getenv("GATEHOUSE_RESOURCE_KEY"),
+		MaxStaleness: 30 * time.Second, // refuse tokens if the feed is lost longer
+	})
+	if err != nil {
+		log.Fatalf("guard: %v", err)
+	}
+	defer g.Close()
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /hello", g.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := guard.ClaimsFrom(r.Context())
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{"user_id": c.Subject, "session_id": c.SessionID, "role": c.Role})
+	})))
+
+	srv := &http.Server{Addr: getenv("ADDR", "127.0.0.1:9090"), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { <-ctx.Done(); srv.Shutdown(context.Background()) }()
+	log.Printf("resource server on %s, trusting %s", srv.Addr, getenv("GATEHOUSE_URL", "http://127.0.0.1:8080"))
+	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
+		log.Fatal(err)
+	}
+}
+
+func getenv(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
