@@ -124,6 +124,7 @@ func (s *Service) snapshot(ctx context.Context) (FeedPage, error) {
 // moot (Until passed) but advancing the cursor past them.
 func (s *Service) page(cursor int64, list []store.Revocation) FeedPage {
 	p := FeedPage{Cursor: cursor, Sessions: []FeedSession{}, Users: []FeedUser{}}
+	userAt := map[string]int{} // one entry per user: the latest cutoff
 	now := s.now()
 	for _, r := range list {
 		p.Cursor = r.Seq
@@ -134,6 +135,13 @@ func (s *Service) page(cursor int64, list []store.Revocation) FeedPage {
 		case store.KindSession:
 			p.Sessions = append(p.Sessions, FeedSession{SessionID: r.Subject, Until: r.Until})
 		case store.KindUser:
+			if i, ok := userAt[r.Subject]; ok {
+				if r.NotBefore.After(p.Users[i].NotBefore) {
+					p.Users[i].NotBefore = r.NotBefore
+				}
+				continue
+			}
+			userAt[r.Subject] = len(p.Users)
 			p.Users = append(p.Users, FeedUser{UserID: r.Subject, NotBefore: r.NotBefore})
 		case store.KindGlobal:
 			if r.NotBefore.After(p.GlobalNotBefore) {

@@ -61,7 +61,13 @@ type options struct {
 	devCookies         bool
 	origins            []string
 	trusted            []netip.Prefix
+	realClock          bool
+	accessTTL          time.Duration
+	allowQueryToken    bool
 }
+
+const resourceKey = "resource-key-for-tests-0123456789abcdef0123"
+
 
 func newServer(t *testing.T, opt options) *server {
 	t.Helper()
@@ -72,13 +78,17 @@ func newServer(t *testing.T, opt options) *server {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c := &clock{t: time.Now().UTC()}
+	now := c.Now
+	if opt.realClock {
+		now = time.Now
+	}
 	svc := auth.New(auth.Config{
 		Issuer: "http://gatehouse.test", RegistrationOpen: !opt.closedRegistration,
 		HashParams: password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
-		Now:        c.Now, Logger: log,
+		Now:        now, Logger: log, AccessTTL: opt.accessTTL, ResourceKeys: []string{resourceKey},
 	}, st, token.NewKeySet(token.GenerateKey()), make([]byte, 32))
 	h, err := httpapi.New(svc, httpapi.Config{Logger: log, InsecureDevCookies: opt.devCookies, AllowedOrigins: opt.origins,
-		TrustedProxies: opt.trusted})
+		TrustedProxies: opt.trusted, AllowQueryToken: opt.allowQueryToken})
 	if err != nil {
 		t.Fatal(err)
 	}
