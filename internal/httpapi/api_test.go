@@ -68,7 +68,6 @@ type options struct {
 
 const resourceKey = "resource-key-for-tests-0123456789abcdef0123"
 
-
 func newServer(t *testing.T, opt options) *server {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "api.db"), sqlite.Options{})
