@@ -69,9 +69,16 @@ func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); retur
 // start runs `gatehouse serve` on dir's database and waits until ready.
 func start(t *testing.T, dir string, env []string, args ...string) *proc {
 	t.Helper()
+	return startDB(t, filepath.Join(dir, "gh.db"), env, args...)
+}
+
+// startDB runs `gatehouse serve` on db (a file or a postgres:// URL).
+func startDB(t *testing.T, db string, env []string, args ...string) *proc {
+	t.Helper()
 	addr := freeAddr(t)
-	// A fixed issuer: the default (http://ADDR) would change with the port.
-	cmd := exec.Command(binary, append([]string{"serve", "--addr", addr, "--issuer", "http://gatehouse.test", "--db", filepath.Join(dir, "gh.db")}, args...)...)
+	// A fixed issuer: the default (http://ADDR) would change with the port,
+	// and instances behind one load balancer share one issuer.
+	cmd := exec.Command(binary, append([]string{"serve", "--addr", addr, "--issuer", "http://gatehouse.test", "--db", db}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	logs := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs

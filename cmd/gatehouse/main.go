@@ -46,6 +46,7 @@ func commands() []command {
 		{"sessions", "sessions: list, revoke (by user, by id, or all)", runGroup("sessions", "Lists and revokes sessions.", sessionCommands())},
 		{"keys", "signing keys: list, rotate; resource-server keys: resource add|list|remove", runKeys},
 		{"events", "security events: --user NAME, --type TYPE, --limit N", runEvents},
+		{"migrate", "apply database schema migrations", runMigrate},
 		{"bench", "load-test a running server (login, refresh, /v1/me)", runBench},
 	}
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
 	"github.com/gatehouse-auth/gatehouse/internal/httpapi"
 	"github.com/gatehouse-auth/gatehouse/internal/secret"
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/store/postgres"
 	"github.com/gatehouse-auth/gatehouse/internal/store/sqlite"
 	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 )
@@ -32,7 +34,7 @@ type storeConfig struct {
 }
 
 func (c *storeConfig) bind(fs *flag.FlagSet) {
-	fs.StringVar(&c.DB, "db", "gatehouse.db", "SQLite database file (created on first run)")
+	fs.StringVar(&c.DB, "db", "gatehouse.db", "SQLite database file (created on first run), or a postgres:// URL for several instances")
 	fs.StringVar(&c.SecretFile, "secret-file", "", "master secret file, created 0600 if missing (default: gatehouse.secret beside the database); GATEHOUSE_SECRET overrides it")
 	fs.StringVar(&c.SQLiteSynchronous, "sqlite-synchronous", "NORMAL", "SQLite synchronous mode: NORMAL (commits survive a crash of the process) or FULL (also a power loss)")
 }
@@ -172,23 +174,7 @@ func keyGrace(accessTTL time.Duration) time.Duration {
 }
 
 func openApp(ctx context.Context, sc storeConfig, cfg auth.Config, getenv func(string) string) (*app, error) {
-	if dir := filepath.Dir(sc.DB); dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("create database directory: %w", err)
-		}
-	}
-	secretFile := sc.SecretFile
-	if secretFile == "" {
-		secretFile = filepath.Join(filepath.Dir(sc.DB), "gatehouse.secret")
-	}
-	master, created, err := secret.Load(getenv("GATEHOUSE_SECRET"), secretFile)
-	if err != nil {
-		return nil, err
-	}
-	if created {
-		cfg.Logger.Info("generated a new master secret", slog.String("file", secretFile))
-	}
-	st, err := sqlite.Open(ctx, sc.DB, sqlite.Options{Synchronous: sc.SQLiteSynchronous})
+	master, st, err := openStore(ctx, sc, cfg.Logger, getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -215,6 +201,69 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// openStore opens the database named by --db (a SQLite file, or a
+// postgres:// URL) and the master secret.
+func openStore(ctx context.Context, sc storeConfig, log *slog.Logger, getenv func(string) string) (*secret.Master, store.Store, error) {
+	if postgres.IsURL(sc.DB) {
+		if getenv("GATEHOUSE_SECRET") == "" && sc.SecretFile == "" {
+			return nil, nil, errors.New("with PostgreSQL, set GATEHOUSE_SECRET (the same on every instance) or --secret-file")
+		}
+		master, _, err := secret.Load(getenv("GATEHOUSE_SECRET"), sc.SecretFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		st, err := postgres.Open(ctx, sc.DB, postgres.Options{})
+		return master, st, err
+	}
+	if dir := filepath.Dir(sc.DB); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, nil, fmt.Errorf("create database directory: %w", err)
+		}
+	}
+	secretFile := sc.SecretFile
+	if secretFile == "" {
+		secretFile = filepath.Join(filepath.Dir(sc.DB), "gatehouse.secret")
+	}
+	master, created, err := secret.Load(getenv("GATEHOUSE_SECRET"), secretFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	if created {
+		log.Info("generated a new master secret", slog.String("file", secretFile))
+	}
+	st, err := sqlite.Open(ctx, sc.DB, sqlite.Options{Synchronous: sc.SQLiteSynchronous})
+	return master, st, err
+}
+
+// runMigrate applies pending migrations and exits (serve also does it).
+func runMigrate(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("gatehouse migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var sc storeConfig
+	sc.bind(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: gatehouse migrate [--db FILE|postgres://…]\n\nApplies pending schema migrations (serve does so at start too; concurrent runs are safe).\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if code := parseFlags(fs, args, os.Getenv); code >= 0 {
+		return code
+	}
+	var st store.Store
+	var err error
+	if postgres.IsURL(sc.DB) {
+		st, err = postgres.Open(ctx, sc.DB, postgres.Options{})
+	} else {
+		st, err = sqlite.Open(ctx, sc.DB, sqlite.Options{Synchronous: sc.SQLiteSynchronous})
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "gatehouse migrate: %v\n", err)
+		return exitFailure
+	}
+	st.Close()
+	fmt.Fprintln(stdout, "database schema is up to date")
+	return exitOK
 }
 
 // graceFlag maps --reuse-grace=0 ("no grace") to the domain's negative

@@ -242,10 +242,29 @@ func (s *Service) SyncRevocations(ctx context.Context) error {
 	}
 }
 
+// revocationWatcher is implemented by stores that push revocation-log
+// inserts from every instance (PostgreSQL).
+type revocationWatcher interface {
+	WatchRevocations(ctx context.Context, notify func())
+}
+
 // Run does the background work until ctx ends: following the revocation
 // log, reloading keys, pruning memory, the log and old events.
 func (s *Service) Run(ctx context.Context) {
-	sync := time.NewTicker(s.cfg.SyncInterval)
+	// A store that pushes revocations (PostgreSQL's LISTEN/NOTIFY) wakes
+	// the sync at once; polling is then only a safety net.
+	kick := make(chan struct{}, 1)
+	interval := s.cfg.SyncInterval
+	if w, ok := s.store.(revocationWatcher); ok {
+		go w.WatchRevocations(ctx, func() {
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
+		})
+		interval = max(interval, 30*time.Second)
+	}
+	sync := time.NewTicker(interval)
 	defer sync.Stop()
 	minute := time.NewTicker(time.Minute)
 	defer minute.Stop()
@@ -257,6 +276,10 @@ func (s *Service) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-sync.C:
+			if err := s.SyncRevocations(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("revocation sync failed", slog.Any("err", err))
+			}
+		case <-kick:
 			if err := s.SyncRevocations(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("revocation sync failed", slog.Any("err", err))
 			}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/store/postgres"
+)
+
+var pgEnv = []string{"GATEHOUSE_SECRET=" + strings.Repeat("shared-secret-", 4)}
+
+// TestTwoInstancesOnPostgres runs two `gatehouse serve` processes on one
+// database: any instance serves any request, and a revocation on one is
+// enforced by the other within a second.
+func TestTwoInstancesOnPostgres(t *testing.T) {
+	db := postgres.TestSchema(t)
+	a := startDB(t, db, pgEnv)
+	b := startDB(t, db, pgEnv)
+	if rawGet(t, a.base+"/.well-known/jwks.json") != rawGet(t, b.base+"/.well-known/jwks.json") {
+		t.Fatal("the instances publish different keys")
+	}
+	if st, out := a.call(t, "POST", "/v1/auth/register", "", map[string]string{"username": "ann", "password": "ann-password"}); st != 201 {
+		t.Fatalf("register on A: %d %v", st, out)
+	}
+	access, refresh := a.login(t, "ann", "ann-password")
+	st, out := b.call(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": refresh})
+	if st != 200 {
+		t.Fatalf("refresh on B of a login on A: %d %v", st, out)
+	}
+	if st, _ := b.call(t, "GET", "/v1/me", access, nil); st != 200 {
+		t.Fatalf("A's access token on B: %d", st)
+	}
+	newAccess := out["access_token"].(string)
+	if st, _ := a.call(t, "GET", "/v1/me", newAccess, nil); st != 200 {
+		t.Fatalf("B's access token on A: %d", st)
+	}
+	// Revoke on B; refused on A within a second.
+	if st, _ := b.call(t, "POST", "/v1/auth/logout", newAccess, nil); st != 204 {
+		t.Fatalf("logout on B: %d", st)
+	}
+	start := time.Now()
+	for {
+		st, out := a.call(t, "GET", "/v1/me", newAccess, nil)
+		if st == 401 && out["error"] == "token_revoked" {
+			break
+		}
+		if time.Since(start) > time.Second {
+			t.Fatalf("A still accepts the token revoked on B after %v: %d %v", time.Since(start), st, out)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("revocation on B enforced on A after %v", time.Since(start))
+}
+
+// TestRefreshRaceAcrossInstances: the same refresh token presented to both
+// instances at once never forks the session.
+func TestRefreshRaceAcrossInstances(t *testing.T) {
+	db := postgres.TestSchema(t)
+	a := startDB(t, db, pgEnv)
+	b := startDB(t, db, pgEnv)
+	a.call(t, "POST", "/v1/auth/register", "", map[string]string{"username": "ann", "password": "ann-password"})
+	_, refresh := a.login(t, "ann", "ann-password")
+	const n = 50
+	got := make([]string, n)
+	var wg sync.WaitGroup
+	startGun := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := a
+			if i%2 == 1 {
+				p = b
+			}
+			body, _ := json.Marshal(map[string]string{"refresh_token": refresh})
+			<-startGun
+			res, err := http.Post(p.base+"/v1/auth/refresh", "application/json", bytes.NewReader(body))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer res.Body.Close()
+			var out map[string]any
+			json.NewDecoder(res.Body).Decode(&out)
+			if res.StatusCode != 200 {
+				t.Errorf("refresh %d on %s: %d %v", i, p.base, res.StatusCode, out)
+				return
+			}
+			got[i] = out["refresh_token"].(string)
+		}()
+	}
+	close(startGun)
+	wg.Wait()
+	for i := range got {
+		if got[i] != got[0] {
+			t.Fatalf("response %d carries another successor: the session forked", i)
+		}
+	}
+	if st, _ := b.call(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": got[0]}); st != 200 {
+		t.Fatalf("the one successor: %d", st)
+	}
+}
+
+// proxy is a TCP relay to PostgreSQL that the test can cut, to stage a
+// database outage without touching the shared server.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  []net.Conn
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			if p.down {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { io.Copy(up, c); up.Close() }()
+			go func() { io.Copy(c, up); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *proxy) restore() { p.mu.Lock(); p.down = false; p.mu.Unlock() }
+
+// TestPostgresOutage: with the database gone the server answers 503 and
+// writes nothing half-way; when it returns, the server recovers by itself
+// and the same refresh token still works.
+func TestPostgresOutage(t *testing.T) {
+	db := postgres.TestSchema(t)
+	px := newProxy(t, "127.0.0.1:5432")
+	viaProxy := strings.Replace(db, "127.0.0.1:5432", px.ln.Addr().String(), 1)
+	p := startDB(t, viaProxy, pgEnv)
+	p.call(t, "POST", "/v1/auth/register", "", map[string]string{"username": "ann", "password": "ann-password"})
+	_, refresh := p.login(t, "ann", "ann-password")
+
+	px.cut()
+	if st, out := p.call(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": refresh}); st != 503 || out["error"] != "unavailable" {
+		t.Fatalf("refresh during the outage: %d %v", st, out)
+	}
+	if st, _ := p.call(t, "GET", "/readyz", "", nil); st != 503 {
+		t.Fatalf("readyz during the outage: %d", st)
+	}
+	if st, _ := p.call(t, "POST", "/v1/auth/login", "", map[string]string{"username": "ann", "password": "ann-password"}); st != 503 {
+		t.Fatalf("login during the outage: %d", st)
+	}
+	if st, _ := p.call(t, "GET", "/healthz", "", nil); st != 200 { // alive, not ready
+		t.Fatalf("healthz: %d", st)
+	}
+	px.restore()
+	start := time.Now()
+	for {
+		st, out := p.call(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": refresh})
+		if st == 200 {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("no recovery after the database came back: %d %v", st, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("recovered %v after the database came back", time.Since(start))
+}

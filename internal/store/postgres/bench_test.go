@@ -1,0 +1,82 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+)
+
+// BenchmarkRotate measures a refresh's database work — the read of the
+// session and the compare-and-swap (one UPDATE … RETURNING, one commit) —
+// on random sessions of a table of 10k and 1M sessions, from 1 and from 8
+// goroutines per CPU.
+func BenchmarkRotate(b *testing.B) {
+	for _, n := range []int{10_000, 1_000_000} {
+		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
+			ctx := context.Background()
+			s, err := Open(ctx, TestSchema(b), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			if _, err := s.pool.Exec(ctx, `INSERT INTO users (id, username, username_norm, password_hash, role, created_at) VALUES ('u', 'u', 'u', 'h', 'user', 0)`); err != nil {
+				b.Fatal(err)
+			}
+			now := time.Now().UnixNano()
+			tx, err := s.pool.Begin(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer tx.Rollback(ctx)
+			if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO sessions (id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
+				idle_expires_at, expires_at, access_exp, ip, user_agent)
+				SELECT 's' || i, 'u', '\x00', 1, $1, $1, $1, $2, $2, $1, '127.0.0.1', 'seed' FROM generate_series(1, $3) AS i`,
+				now, now+int64(time.Hour), n); err != nil {
+				b.Fatal(err)
+			}
+			if err := tx.Commit(ctx); err != nil {
+				b.Fatal(err)
+			}
+			s.pool.Exec(ctx, `ANALYZE sessions`)
+			for _, par := range []int{1, 8} {
+				b.Run(fmt.Sprintf("conc=%d", par), func(b *testing.B) {
+					b.SetParallelism(par)
+					b.ResetTimer()
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							id := fmt.Sprintf("s%d", 1+rand.IntN(n))
+							// Read the generation, then swap: a lost race
+							// with another goroutine is a conflict, as in
+							// the domain, and is retried.
+							for {
+								x, err := s.GetSession(ctx, id)
+								if err != nil {
+									b.Fatal(err)
+								}
+								t := time.Now()
+								_, err = s.RotateSession(ctx, store.Rotation{SessionID: id, FromGeneration: x.Generation, Now: t,
+									IdleExpiresAt: t.Add(time.Hour), AccessExpiresAt: t.Add(5 * time.Minute), IP: "127.0.0.1", UserAgent: "b"})
+								if err == nil {
+									break
+								}
+								if err != nil && !isConflict(err) {
+									b.Fatal(err)
+								}
+							}
+						}
+					})
+				})
+			}
+		})
+	}
+}
+
+func isConflict(err error) bool { return errors.Is(err, store.ErrConflict) }
