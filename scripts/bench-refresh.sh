@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Refresh rotation over HTTP on PostgreSQL and on SQLite, with `pgbench -N`
+# on the same machine as the ceiling, in one run. Prints the figures
+# docs/PERFORMANCE.md reports. Needs PostgreSQL on 127.0.0.1:5432 (trust
+# auth, database test) and pgbench. Only loopback traffic.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PG="${GATEHOUSE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
+DUR="${DUR:-5s}"
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; psql "$PG" -qc "DROP SCHEMA IF EXISTS gh_bench CASCADE; DROP TABLE IF EXISTS pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history" >/dev/null 2>&1; rm -rf "$work"' EXIT
+go build -o "$work/gatehouse" ./cmd/gatehouse
+
+echo "== pgbench -N (simple update, 8 clients, 2 threads, scale 10) =="
+pgbench -i -q -s 10 "$PG" >/dev/null 2>&1
+pgbench -N -c 8 -j 2 -T "${DUR%s}" "$PG" 2>/dev/null | grep -E "^tps|latency average"
+
+run() { # name db
+  local addr=127.0.0.1:18080
+  GATEHOUSE_SECRET=bench-secret-bench-secret-bench-secret \
+    "$work/gatehouse" serve --addr $addr --db "$2" --log-level warn --login-rate-per-ip 100000 \
+    --max-sessions-per-user -1 >"$work/$1.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 50); do curl -sf http://$addr/readyz >/dev/null && break; sleep 0.1; done
+  echo "== gatehouse refresh on $1 =="
+  "$work/gatehouse" bench --url http://$addr --duration "$DUR" --concurrency 1,8,32 --scenarios refresh
+  kill $pid; wait $pid 2>/dev/null || true
+}
+
+psql "$PG" -qc "DROP SCHEMA IF EXISTS gh_bench CASCADE; CREATE SCHEMA gh_bench" >/dev/null
+run postgres "$PG&search_path=gh_bench"
+run sqlite "$work/bench.db"
