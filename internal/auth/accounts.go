@@ -167,6 +167,7 @@ func (s *Service) Login(ctx context.Context, username, pw string, m Meta) (Token
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return Tokens{}, err
 	}
+	s.nonces.put(sess.ID, sess.Nonce, sess.UserID)
 	s.event(ctx, EventLoginSucceeded, m, cur.ID, sess.ID, "")
 	if err := s.enforceSessionLimit(ctx, cur.ID, sess.ID, m); err != nil {
 		return Tokens{}, err

@@ -92,6 +92,7 @@ type Service struct {
 	log        *slog.Logger
 	cursor     atomic.Int64 // last revocation-log entry applied
 	changes    *broadcast   // revocation state changed
+	nonces     *nonceCache  // session id -> nonce, user id (immutable)
 	staticKeys [][]byte     // hashes of Config.ResourceKeys
 
 	subsMu sync.Mutex
@@ -185,6 +186,7 @@ func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Ser
 	return &Service{
 		staticKeys: static,
 		changes:    newBroadcast(),
+		nonces:     newNonceCache(200_000),
 		cfg:        cfg,
 		store:      st,
 		keys:       keys,

@@ -42,9 +42,15 @@ type fixture struct {
 	keys  *token.KeySet
 }
 
+// openStore makes the fixture's empty store: SQLite, unless a test
+// switches it (TestDomainOnPostgres).
+var openStore = func(t *testing.T) (store.Store, error) {
+	return sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "auth.db"), sqlite.Options{})
+}
+
 func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "auth.db"), sqlite.Options{})
+	st, err := openStore(t)
 	if err != nil {
 		t.Fatal(err)
 	}

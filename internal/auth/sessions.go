@@ -35,6 +35,9 @@ func (s *Service) Refresh(ctx context.Context, tok string, m Meta) (Tokens, erro
 	if err != nil {
 		return Tokens{}, ErrInvalidRefreshToken
 	}
+	if t, done, err := s.fastRefresh(ctx, r, m); done {
+		return t, err
+	}
 	for attempt := 0; ; attempt++ {
 		now := s.now() // before the read: the iat of what we issue from it
 		sess, u, err := s.store.GetSessionWithUser(ctx, r.SessionID)
@@ -48,6 +51,7 @@ func (s *Service) Refresh(ctx context.Context, tok string, m Meta) (Tokens, erro
 		if !s.refresh.Verify(r, sess.Nonce) || r.Generation > sess.Generation {
 			return Tokens{}, ErrInvalidRefreshToken
 		}
+		s.nonces.put(sess.ID, sess.Nonce, sess.UserID)
 		if u.Disabled {
 			return Tokens{}, ErrAccountDisabled
 		}
@@ -107,6 +111,57 @@ func (s *Service) Refresh(ctx context.Context, tok string, m Meta) (Tokens, erro
 			return Tokens{}, ErrRefreshTokenReused
 		}
 	}
+}
+
+// fastRefresh is the common refresh in one database round trip, for stores
+// that offer it: the MAC is checked against the cached session nonce, then
+// one conditional statement rotates a live, unexpired session of an enabled
+// user at exactly this generation. Anything else (a retry inside the grace
+// window, reuse, expiry, a ban, an unknown session) makes the statement
+// match nothing, and the full path decides. done reports whether the fast
+// path answered.
+func (s *Service) fastRefresh(ctx context.Context, r token.Refresh, m Meta) (t Tokens, done bool, err error) {
+	fr, ok := s.store.(store.FastRotator)
+	if !ok {
+		return Tokens{}, false, nil
+	}
+	c, ok := s.nonces.get(r.SessionID)
+	if !ok {
+		return Tokens{}, false, nil
+	}
+	if !s.refresh.Verify(r, c.nonce) {
+		return Tokens{}, true, ErrInvalidRefreshToken // the nonce never changes: final
+	}
+	now := s.now()
+	if s.stale(c.userID, now) {
+		return Tokens{}, false, nil
+	}
+	next, u, prevIP, err := fr.RotateIfCurrent(ctx, store.Rotation{
+		SessionID:       r.SessionID,
+		FromGeneration:  r.Generation,
+		Now:             now,
+		IdleExpiresAt:   now.Add(s.cfg.RefreshIdleTTL),
+		AccessExpiresAt: now.Add(s.cfg.AccessTTL).Truncate(time.Second),
+		IP:              m.IP,
+		UserAgent:       m.UserAgent,
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return Tokens{}, false, nil
+	}
+	if err != nil {
+		return Tokens{}, true, err
+	}
+	if m.IP != "" && prevIP != "" && m.IP != prevIP {
+		s.event(ctx, EventIPChanged, m, u.ID, next.ID, "previous IP "+prevIP)
+		if s.cfg.IPPolicy == IPPolicyRevoke {
+			if err := s.revokeSession(ctx, next, ReasonIPChanged, EventSessionRevoked, m); err != nil {
+				return Tokens{}, true, err
+			}
+			return Tokens{}, true, ErrSessionRevoked
+		}
+	}
+	t, err = s.issue(now, u, next)
+	return t, true, err
 }
 
 // revokeSession revokes one session in the store and in memory, and records

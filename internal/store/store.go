@@ -80,6 +80,19 @@ type Rotation struct {
 	UserAgent       string
 }
 
+// FastRotator is implemented by stores that can do a whole ordinary refresh
+// in one round trip (PostgreSQL): used when the refresh token's MAC has
+// already been checked against a cached session nonce.
+type FastRotator interface {
+	// RotateIfCurrent rotates the session like RotateSession, but only if
+	// additionally it is unexpired at r.Now and its user is not disabled;
+	// it caps IdleExpiresAt and AccessExpiresAt at the session's end. It
+	// returns the rotated session, its user and the session's IP before the
+	// rotation. ErrConflict when any condition fails: the caller then reads
+	// the session and decides (grace, reuse, expiry…).
+	RotateIfCurrent(ctx context.Context, r Rotation) (Session, User, string, error)
+}
+
 // RevokedSession is an entry of the revocation list: access tokens carrying
 // SessionID are refused until Until, after which none can be unexpired.
 type RevokedSession struct {

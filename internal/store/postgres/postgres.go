@@ -421,6 +421,39 @@ func (s *Store) RotateSession(ctx context.Context, r store.Rotation) (store.Sess
 	return x, nil
 }
 
+var _ store.FastRotator = (*Store)(nil)
+
+func (s *Store) RotateIfCurrent(ctx context.Context, r store.Rotation) (store.Session, store.User, string, error) {
+	var x store.Session
+	var u store.User
+	var prevIP string
+	var rotated, created, last, idle, exp, access, revoked, ucreated int64
+	err := s.pool.QueryRow(ctx,
+		`UPDATE sessions s SET generation = s.generation + 1, rotated_at = $1, last_used_at = $1,
+		   idle_expires_at = LEAST($2, s.expires_at), access_exp = GREATEST(s.access_exp, LEAST($3, s.expires_at)),
+		   ip = $4, user_agent = $5
+		 FROM users u, (SELECT ip FROM sessions WHERE id = $6) p
+		 WHERE s.id = $6 AND s.generation = $7 AND s.revoked_at IS NULL
+		   AND s.expires_at > $1 AND s.idle_expires_at > $1 AND u.id = s.user_id AND NOT u.disabled
+		 RETURNING s.id, s.user_id, s.nonce, s.generation, s.rotated_at, s.created_at, s.last_used_at,
+		   s.idle_expires_at, s.expires_at, s.access_exp, s.ip, s.user_agent, COALESCE(s.revoked_at, 0), s.revoke_reason,
+		   u.id, u.username, u.password_hash, u.role, u.disabled, u.created_at, p.ip`,
+		ns(r.Now), ns(r.IdleExpiresAt), ns(r.AccessExpiresAt), r.IP, r.UserAgent, r.SessionID, r.FromGeneration).Scan(
+		&x.ID, &x.UserID, &x.Nonce, &x.Generation, &rotated, &created, &last,
+		&idle, &exp, &access, &x.IP, &x.UserAgent, &revoked, &x.RevokeReason,
+		&u.ID, &u.Username, &u.PasswordHash, &u.Role, &u.Disabled, &ucreated, &prevIP)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return x, u, "", fmt.Errorf("rotate if current: %w", store.ErrConflict)
+	}
+	if err != nil {
+		return x, u, "", fmt.Errorf("rotate if current: %w", mapErr(err))
+	}
+	x.RotatedAt, x.CreatedAt, x.LastUsedAt = fromNS(rotated), fromNS(created), fromNS(last)
+	x.IdleExpiresAt, x.ExpiresAt, x.AccessExpiresAt = fromNS(idle), fromNS(exp), fromNS(access)
+	x.RevokedAt, u.CreatedAt = fromNS(revoked), fromNS(ucreated)
+	return x, u, prevIP, nil
+}
+
 func (s *Store) ExtendAccess(ctx context.Context, id string, t time.Time) error {
 	tag, err := s.pool.Exec(ctx,
 		`UPDATE sessions SET access_exp = GREATEST(access_exp, $1) WHERE id = $2 AND revoked_at IS NULL`, ns(t), id)

@@ -27,6 +27,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SessionLifecycle", testSessionLifecycle},
 		{"RotateCompareAndSwap", testRotateCAS},
 		{"RotateConcurrent", testRotateConcurrent},
+		{"RotateIfCurrent", testRotateIfCurrent},
 		{"RevokeUserSessions", testRevokeUserSessions},
 		{"RevocationLog", testRevocationLog},
 		{"UsersPaging", testUsersPaging},
@@ -519,5 +520,49 @@ func testResourceKeys(t *testing.T, s store.Store) {
 	}
 	if _, err := s.FindResourceKey(ctx, []byte("hash-1")); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("removed key still found: %v", err)
+	}
+}
+
+// testRotateIfCurrent checks the one-round-trip refresh of stores that
+// offer it; others skip.
+func testRotateIfCurrent(t *testing.T, s store.Store) {
+	fr, ok := s.(store.FastRotator)
+	if !ok {
+		t.Skip("store has no fast path")
+	}
+	ctx := context.Background()
+	u := mkUser(t, s, "fast")
+	x := mkSession(t, s, u.ID, base) // idle until base+1h, ends base+24h
+	now := base.Add(time.Minute)
+	rot := store.Rotation{SessionID: x.ID, FromGeneration: 1, Now: now, IdleExpiresAt: now.Add(48 * time.Hour),
+		AccessExpiresAt: now.Add(48 * time.Hour), IP: "198.51.100.1", UserAgent: "ua2"}
+	got, gu, prev, err := fr.RotateIfCurrent(ctx, rot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Generation != 2 || gu.ID != u.ID || prev != "192.0.2.1" || got.IP != "198.51.100.1" {
+		t.Fatalf("RotateIfCurrent = %+v, %+v, %q", got, gu, prev)
+	}
+	if !got.IdleExpiresAt.Equal(x.ExpiresAt) || !got.AccessExpiresAt.Equal(x.ExpiresAt) {
+		t.Fatalf("expiries not capped at the session end: idle %v access %v end %v", got.IdleExpiresAt, got.AccessExpiresAt, x.ExpiresAt)
+	}
+	if _, _, _, err := fr.RotateIfCurrent(ctx, rot); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("stale generation: %v", err)
+	}
+	rot.FromGeneration = 2
+	late := rot
+	late.Now = base.Add(25 * time.Hour)
+	if _, _, _, err := fr.RotateIfCurrent(ctx, late); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("expired session: %v", err)
+	}
+	dis := true
+	if _, _, err := s.UpdateUser(ctx, u.ID, store.UserUpdate{Disabled: &dis}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := fr.RotateIfCurrent(ctx, rot); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("disabled user: %v", err)
+	}
+	if cur, _ := s.GetSession(ctx, x.ID); cur.Generation != 2 {
+		t.Fatalf("refused rotations changed the row: generation %d", cur.Generation)
 	}
 }
