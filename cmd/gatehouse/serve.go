@@ -214,7 +214,7 @@ func openStore(ctx context.Context, sc storeConfig, log *slog.Logger, getenv fun
 		if err != nil {
 			return nil, nil, err
 		}
-		st, err := postgres.Open(ctx, sc.DB, postgres.Options{})
+		st, err := openDB(ctx, sc)
 		return master, st, err
 	}
 	if dir := filepath.Dir(sc.DB); dir != "" {
@@ -233,8 +233,16 @@ func openStore(ctx context.Context, sc storeConfig, log *slog.Logger, getenv fun
 	if created {
 		log.Info("generated a new master secret", slog.String("file", secretFile))
 	}
-	st, err := sqlite.Open(ctx, sc.DB, sqlite.Options{Synchronous: sc.SQLiteSynchronous})
+	st, err := openDB(ctx, sc)
 	return master, st, err
+}
+
+// openDB opens (and migrates) the database named by --db.
+func openDB(ctx context.Context, sc storeConfig) (store.Store, error) {
+	if postgres.IsURL(sc.DB) {
+		return postgres.Open(ctx, sc.DB, postgres.Options{})
+	}
+	return sqlite.Open(ctx, sc.DB, sqlite.Options{Synchronous: sc.SQLiteSynchronous})
 }
 
 // runMigrate applies pending migrations and exits (serve also does it).
@@ -250,13 +258,7 @@ func runMigrate(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if code := parseFlags(fs, args, os.Getenv); code >= 0 {
 		return code
 	}
-	var st store.Store
-	var err error
-	if postgres.IsURL(sc.DB) {
-		st, err = postgres.Open(ctx, sc.DB, postgres.Options{})
-	} else {
-		st, err = sqlite.Open(ctx, sc.DB, sqlite.Options{Synchronous: sc.SQLiteSynchronous})
-	}
+	st, err := openDB(ctx, sc)
 	if err != nil {
 		fmt.Fprintf(stderr, "gatehouse migrate: %v\n", err)
 		return exitFailure
