@@ -14,7 +14,9 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/store/postgres"
 )
 
-var pgEnv = []string{"GATEHOUSE_SECRET=" + strings.Repeat("shared-secret-", 4)}
+const pgResourceKey = "resource-key-shared-by-instances-0123456789"
+
+var pgEnv = []string{"GATEHOUSE_SECRET=" + strings.Repeat("shared-secret-", 4), "GATEHOUSE_RESOURCE_KEY=" + pgResourceKey}
 
 // TestTwoInstancesOnPostgres runs two `gatehouse serve` processes on one
 // database: any instance serves any request, and a revocation on one is
@@ -41,6 +43,31 @@ func TestTwoInstancesOnPostgres(t *testing.T) {
 	if st, _ := a.call(t, "GET", "/v1/me", newAccess, nil); st != 200 {
 		t.Fatalf("B's access token on A: %d", st)
 	}
+	// A resource server long-polling A's feed hears of a revocation made on B.
+	req, _ := http.NewRequest("GET", a.base+"/v1/revocations", nil)
+	req.Header.Set("Authorization", "Bearer "+pgResourceKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snap map[string]any
+	json.NewDecoder(res.Body).Decode(&snap)
+	res.Body.Close()
+	feed := make(chan map[string]any, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", a.base+"/v1/revocations?wait=20s&since="+snap["cursor"].(string), nil)
+		req.Header.Set("Authorization", "Bearer "+pgResourceKey)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			feed <- nil
+			return
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		json.NewDecoder(res.Body).Decode(&out)
+		feed <- out
+	}()
+	time.Sleep(100 * time.Millisecond)
 	// Revoke on B; refused on A within a second.
 	if st, _ := b.call(t, "POST", "/v1/auth/logout", newAccess, nil); st != 204 {
 		t.Fatalf("logout on B: %d", st)
@@ -57,6 +84,18 @@ func TestTwoInstancesOnPostgres(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Logf("revocation on B enforced on A after %v", time.Since(start))
+	select {
+	case out := <-feed:
+		sessions, _ := out["sessions"].([]any)
+		if len(sessions) != 1 {
+			t.Fatalf("A's feed after a revocation on B: %v", out)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("A's feed long poll was not woken by a revocation on B")
+	}
+	if code, out := runCLI(t, "", nil, "migrate", "--db", db); code != 0 || !strings.Contains(out, "up to date") {
+		t.Fatalf("migrate on a migrated database: %d %s", code, out)
+	}
 }
 
 // TestRefreshRaceAcrossInstances: the same refresh token presented to both
