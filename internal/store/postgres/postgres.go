@@ -31,7 +31,9 @@ const Channel = "gatehouse_revocations"
 type Options struct {
 	// StatementTimeout bounds each statement (default 5s).
 	StatementTimeout time.Duration
-	// MaxConns bounds the pool (default: pgx's, 4 × CPUs).
+	// MaxConns bounds the pool (default 16). pgx's own default (max(4,
+	// CPUs)) is too small: refreshes mostly wait on commits, and more
+	// connections in flight let PostgreSQL group those commits.
 	MaxConns int32
 }
 
@@ -60,9 +62,10 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	rp["statement_timeout"] = fmt.Sprint(opt.StatementTimeout.Milliseconds())
 	rp["idle_in_transaction_session_timeout"] = fmt.Sprint((2 * opt.StatementTimeout).Milliseconds())
 	rp["lock_timeout"] = fmt.Sprint(opt.StatementTimeout.Milliseconds())
-	if opt.MaxConns > 0 {
-		cfg.MaxConns = opt.MaxConns
+	if opt.MaxConns <= 0 {
+		opt.MaxConns = 16
 	}
+	cfg.MaxConns = opt.MaxConns
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
