@@ -3,10 +3,12 @@ package auth
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gatehouse-auth/gatehouse/internal/secret"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
 
@@ -342,5 +344,51 @@ func TestEventRetention(t *testing.T) {
 	evs, _, _ := f.svc.Events(ctx, EventQuery{})
 	if len(evs) != 1 || !evs[0].At.Equal(f.clock.Now()) {
 		t.Fatalf("after pruning: %+v; want only the recent login", evs)
+	}
+}
+
+// TestKeyRotatedByAnotherInstance: a token signed with a key another
+// instance rotated in moments ago verifies here at once (on-demand reload),
+// while forged unknown keys cannot make this instance reload more than
+// once per interval.
+func TestKeyRotatedByAnotherInstance(t *testing.T) {
+	st, err := openStore(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	master, _ := secret.New([]byte("master secret for this test, 32+ bytes"))
+	open := func() (*Service, *Keyring) {
+		kr, err := OpenKeyring(ctx, st, master.NewSealer("k"), time.Hour, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc := New(Config{Issuer: "http://gh.test", RegistrationOpen: true, HashParams: fastHash,
+			Logger: slog.New(slog.DiscardHandler),
+			ReloadKeys: func(ctx context.Context) error { return kr.Reload(ctx, time.Now()) }}, st, kr.Set(), master.Derive("r"))
+		return svc, kr
+	}
+	a, krA := open()
+	b, _ := open()
+	if _, err := a.Register(ctx, "ann", "password-ann", meta); err != nil {
+		t.Fatal(err)
+	}
+	if err := krA.Rotate(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := a.Login(ctx, "ann", "password-ann", meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Authenticate(tk.AccessToken); err != nil {
+		t.Fatalf("token of a key rotated in on another instance: %v", err)
+	}
+	if len(b.Keys().JWKS().Keys) != 2 {
+		t.Fatal("the reload did not bring in the new key beside the old")
+	}
+	// A forged kid right after: refused, and no second reload yet.
+	if b.reloadKeysNow() {
+		t.Fatal("reloaded twice within the interval")
 	}
 }

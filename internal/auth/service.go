@@ -81,19 +81,20 @@ const (
 
 // Service implements the domain operations.
 type Service struct {
-	cfg        Config
-	store      store.Store
-	keys       *token.KeySet
-	refresh    *token.RefreshCodec
-	revoked    *Revocations
-	limiter    *password.Limiter
-	throttle   *throttle.Limiter
-	dummyHash  string
-	log        *slog.Logger
-	cursor     atomic.Int64 // last revocation-log entry applied
-	changes    *broadcast   // revocation state changed
-	nonces     *nonceCache  // session id -> nonce, user id (immutable)
-	staticKeys [][]byte     // hashes of Config.ResourceKeys
+	cfg           Config
+	store         store.Store
+	keys          *token.KeySet
+	refresh       *token.RefreshCodec
+	revoked       *Revocations
+	limiter       *password.Limiter
+	throttle      *throttle.Limiter
+	dummyHash     string
+	log           *slog.Logger
+	cursor        atomic.Int64 // last revocation-log entry applied
+	changes       *broadcast   // revocation state changed
+	nonces        *nonceCache  // session id -> nonce, user id (immutable)
+	lastKeyReload atomic.Int64 // Unix ns of the last on-demand key reload
+	staticKeys    [][]byte     // hashes of Config.ResourceKeys
 
 	subsMu sync.Mutex
 	subs   map[string]map[chan store.Event]struct{} // user id -> live subscribers
@@ -365,6 +366,9 @@ func (s *Service) stale(userID string, readAt time.Time) bool {
 // revocation list. It touches no database.
 func (s *Service) Authenticate(tok string) (Principal, error) {
 	c, err := s.keys.Verify(tok, s.cfg.Issuer, s.cfg.Now())
+	if errors.Is(err, token.ErrUnknownKey) && s.reloadKeysNow() {
+		c, err = s.keys.Verify(tok, s.cfg.Issuer, s.cfg.Now())
+	}
 	switch {
 	case errors.Is(err, token.ErrExpired):
 		return Principal{}, ErrTokenExpired
@@ -377,6 +381,30 @@ func (s *Service) Authenticate(tok string) (Principal, error) {
 	return Principal{UserID: c.Subject, SessionID: c.SessionID, Role: c.Role, TokenID: c.ID,
 		IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time}, nil
 }
+
+// reloadKeysNow reloads the signing keys when a token names one we do not
+// hold: another instance may have rotated a key in less than a minute ago.
+// At most once per keyReloadEvery, so forged headers cannot turn into
+// database load. It reports whether it reloaded.
+func (s *Service) reloadKeysNow() bool {
+	if s.cfg.ReloadKeys == nil {
+		return false
+	}
+	now := time.Now().UnixNano()
+	last := s.lastKeyReload.Load()
+	if now-last < int64(keyReloadEvery) || !s.lastKeyReload.CompareAndSwap(last, now) {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.cfg.ReloadKeys(ctx); err != nil {
+		s.log.Warn("signing key reload failed", slog.Any("err", err))
+		return false
+	}
+	return true
+}
+
+const keyReloadEvery = 5 * time.Second
 
 func (s *Service) notFound(err error) error {
 	if errors.Is(err, store.ErrNotFound) {

@@ -38,6 +38,9 @@ const MaxLength = 4096
 var (
 	ErrInvalid = errors.New("token: invalid")
 	ErrExpired = errors.New("token: expired")
+	// ErrUnknownKey is ErrInvalid for a header this set does not hold: a
+	// forgery, or a key another instance has just rotated in.
+	ErrUnknownKey = fmt.Errorf("%w: unknown key", ErrInvalid)
 )
 
 // Claims are the claims of an access token.
@@ -218,7 +221,7 @@ func (ks *KeySet) Verify(tok, issuer string, now time.Time) (Claims, error) {
 	k := ks.headers[h]
 	ks.mu.RUnlock()
 	if k == nil {
-		return c, ErrInvalid
+		return c, ErrUnknownKey
 	}
 	var sig [ed25519.SignatureSize]byte
 	if base64.RawURLEncoding.Strict().DecodedLen(len(s)) != len(sig) {
