@@ -110,10 +110,12 @@ func (h *handler) middleware(next http.Handler) http.Handler {
 			h.metrics.observe(r, sw.status, d)
 			// The path only: query strings may carry tokens and are never
 			// logged. Paths never contain secrets in this API.
-			h.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-				slog.String("method", r.Method), slog.String("path", r.URL.Path),
-				slog.Int("status", sw.status), slog.Duration("duration", d),
-				slog.String("ip", h.clientIP(r)))
+			if h.log.Enabled(r.Context(), slog.LevelInfo) {
+				h.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+					slog.String("method", r.Method), slog.String("path", r.URL.Path),
+					slog.Int("status", sw.status), slog.Duration("duration", d),
+					slog.String("ip", h.clientIP(r)))
+			}
 		}()
 		hdr := sw.Header()
 		hdr.Set("X-Content-Type-Options", "nosniff")
