@@ -163,6 +163,10 @@ var migrations = []string{
 	// v2: room in every page for the rotation's new row version, so the
 	// update stays HOT (no index writes: it changes no indexed column).
 	`ALTER TABLE sessions SET (fillfactor = 70);`,
+	// v3: the IP before the last rotation, so the one-statement refresh can
+	// report an IP change without reading the row first (SET sees old values,
+	// RETURNING only new ones).
+	`ALTER TABLE sessions ADD COLUMN prev_ip TEXT NOT NULL DEFAULT '';`,
 }
 
 // Migrate applies pending migrations under an advisory lock, so instances
@@ -437,13 +441,13 @@ func (s *Store) RotateIfCurrent(ctx context.Context, r store.Rotation) (store.Se
 	err := s.pool.QueryRow(ctx,
 		`UPDATE sessions s SET generation = s.generation + 1, rotated_at = $1, last_used_at = $1,
 		   idle_expires_at = LEAST($2, s.expires_at), access_exp = GREATEST(s.access_exp, LEAST($3, s.expires_at)),
-		   ip = $4, user_agent = $5
-		 FROM users u, (SELECT ip FROM sessions WHERE id = $6) p
+		   prev_ip = s.ip, ip = $4, user_agent = $5
+		 FROM users u
 		 WHERE s.id = $6 AND s.generation = $7 AND s.revoked_at IS NULL
 		   AND s.expires_at > $1 AND s.idle_expires_at > $1 AND u.id = s.user_id AND NOT u.disabled
 		 RETURNING s.id, s.user_id, s.nonce, s.generation, s.rotated_at, s.created_at, s.last_used_at,
 		   s.idle_expires_at, s.expires_at, s.access_exp, s.ip, s.user_agent, COALESCE(s.revoked_at, 0), s.revoke_reason,
-		   u.id, u.username, u.password_hash, u.role, u.disabled, u.created_at, p.ip`,
+		   u.id, u.username, u.password_hash, u.role, u.disabled, u.created_at, s.prev_ip`,
 		ns(r.Now), ns(r.IdleExpiresAt), ns(r.AccessExpiresAt), r.IP, r.UserAgent, r.SessionID, r.FromGeneration).Scan(
 		&x.ID, &x.UserID, &x.Nonce, &x.Generation, &rotated, &created, &last,
 		&idle, &exp, &access, &x.IP, &x.UserAgent, &revoked, &x.RevokeReason,
