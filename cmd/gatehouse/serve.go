@@ -214,7 +214,7 @@ func openStore(ctx context.Context, sc storeConfig, log *slog.Logger, getenv fun
 		if err != nil {
 			return nil, nil, err
 		}
-		st, err := openDB(ctx, sc)
+		st, err := openDB(ctx, sc, log)
 		return master, st, err
 	}
 	if dir := filepath.Dir(sc.DB); dir != "" {
@@ -233,14 +233,14 @@ func openStore(ctx context.Context, sc storeConfig, log *slog.Logger, getenv fun
 	if created {
 		log.Info("generated a new master secret", slog.String("file", secretFile))
 	}
-	st, err := openDB(ctx, sc)
+	st, err := openDB(ctx, sc, log)
 	return master, st, err
 }
 
 // openDB opens (and migrates) the database named by --db.
-func openDB(ctx context.Context, sc storeConfig) (store.Store, error) {
+func openDB(ctx context.Context, sc storeConfig, log *slog.Logger) (store.Store, error) {
 	if postgres.IsURL(sc.DB) {
-		return postgres.Open(ctx, sc.DB, postgres.Options{})
+		return postgres.Open(ctx, sc.DB, postgres.Options{Logger: log})
 	}
 	return sqlite.Open(ctx, sc.DB, sqlite.Options{Synchronous: sc.SQLiteSynchronous})
 }
@@ -258,7 +258,7 @@ func runMigrate(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if code := parseFlags(fs, args, os.Getenv); code >= 0 {
 		return code
 	}
-	st, err := openDB(ctx, sc)
+	st, err := openDB(ctx, sc, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		fmt.Fprintf(stderr, "gatehouse migrate: %v\n", err)
 		return exitFailure

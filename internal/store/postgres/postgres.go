@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -31,6 +32,9 @@ const Channel = "gatehouse_revocations"
 type Options struct {
 	// StatementTimeout bounds each statement (default 5s).
 	StatementTimeout time.Duration
+	// Logger receives connection trouble of the revocation listener
+	// (default slog.Default()).
+	Logger *slog.Logger
 	// MaxConns bounds the pool (default 16). pgx's own default (max(4,
 	// CPUs)) is too small: refreshes mostly wait on commits, and more
 	// connections in flight let PostgreSQL group those commits.
@@ -40,6 +44,7 @@ type Options struct {
 // Store is a PostgreSQL-backed store.Store.
 type Store struct {
 	pool *pgxpool.Pool
+	log  *slog.Logger
 }
 
 var _ store.Store = (*Store)(nil)
@@ -71,7 +76,10 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", redact(err))
 	}
-	s := &Store{pool: pool}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	s := &Store{pool: pool, log: opt.Logger}
 	if err := s.Migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -650,7 +658,7 @@ func (s *Store) WatchRevocations(ctx context.Context, notify func()) {
 		if ctx.Err() != nil {
 			return
 		}
-		_ = err
+		s.log.Warn("revocation listener lost its connection; reconnecting", slog.Any("err", redact(err)), slog.Duration("backoff", backoff))
 		select {
 		case <-ctx.Done():
 			return
