@@ -365,7 +365,7 @@ func TestKeyRotatedByAnotherInstance(t *testing.T) {
 			t.Fatal(err)
 		}
 		svc := New(Config{Issuer: "http://gh.test", RegistrationOpen: true, HashParams: fastHash,
-			Logger: slog.New(slog.DiscardHandler),
+			Logger:     slog.New(slog.DiscardHandler),
 			ReloadKeys: func(ctx context.Context) error { return kr.Reload(ctx, time.Now()) }}, st, kr.Set(), master.Derive("r"))
 		return svc, kr
 	}
