@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/store/sqlrow"
 )
 
 // Channel is the NOTIFY channel of revocation-log inserts.
@@ -220,20 +221,6 @@ func (s *Store) Ping(ctx context.Context) error { return mapErr(s.pool.Ping(ctx)
 // Close closes the pool.
 func (s *Store) Close() error { s.pool.Close(); return nil }
 
-func ns(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, v).UTC()
-}
-
 // mapErr turns driver errors into store sentinels. Anything that is not a
 // well-formed answer from the server (refused connection, timeout, server
 // shutting down) is ErrUnavailable.
@@ -258,17 +245,15 @@ func mapErr(err error) error {
 	return fmt.Errorf("%w: %v", store.ErrUnavailable, redact(err))
 }
 
-type row interface{ Scan(...any) error }
+// ns and fromNS encode times as Unix nanoseconds (see sqlrow).
+var ns, fromNS = sqlrow.NS, sqlrow.Time
 
 // --- users ---
 
-const userCols = `id, username, password_hash, role, disabled, created_at`
+const userCols = sqlrow.UserCols
 
-func scanUser(r row) (store.User, error) {
-	var u store.User
-	var created int64
-	err := r.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.Role, &u.Disabled, &created)
-	u.CreatedAt = fromNS(created)
+func scanUser(r sqlrow.Row) (store.User, error) {
+	u, err := sqlrow.ScanUser(r)
 	return u, mapErr(err)
 }
 
@@ -360,17 +345,10 @@ func (s *Store) UpdateUser(ctx context.Context, id string, up store.UserUpdate) 
 
 // --- sessions ---
 
-const sessionCols = `id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
-	idle_expires_at, expires_at, access_exp, ip, user_agent, COALESCE(revoked_at, 0), revoke_reason`
+const sessionCols = sqlrow.SessionCols
 
-func scanSession(r row) (store.Session, error) {
-	var x store.Session
-	var rotated, created, last, idle, exp, access, revoked int64
-	err := r.Scan(&x.ID, &x.UserID, &x.Nonce, &x.Generation, &rotated, &created, &last,
-		&idle, &exp, &access, &x.IP, &x.UserAgent, &revoked, &x.RevokeReason)
-	x.RotatedAt, x.CreatedAt, x.LastUsedAt = fromNS(rotated), fromNS(created), fromNS(last)
-	x.IdleExpiresAt, x.ExpiresAt, x.AccessExpiresAt = fromNS(idle), fromNS(exp), fromNS(access)
-	x.RevokedAt = fromNS(revoked)
+func scanSession(r sqlrow.Row) (store.Session, error) {
+	x, err := sqlrow.ScanSession(r)
 	return x, mapErr(err)
 }
 
@@ -396,23 +374,11 @@ func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error
 }
 
 func (s *Store) GetSessionWithUser(ctx context.Context, id string) (store.Session, store.User, error) {
-	var x store.Session
-	var u store.User
-	var rotated, created, last, idle, exp, access, revoked, ucreated int64
-	err := s.pool.QueryRow(ctx,
-		`SELECT s.id, s.user_id, s.nonce, s.generation, s.rotated_at, s.created_at, s.last_used_at,
-		   s.idle_expires_at, s.expires_at, s.access_exp, s.ip, s.user_agent, COALESCE(s.revoked_at, 0), s.revoke_reason,
-		   u.id, u.username, u.password_hash, u.role, u.disabled, u.created_at
-		 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`, id).Scan(
-		&x.ID, &x.UserID, &x.Nonce, &x.Generation, &rotated, &created, &last,
-		&idle, &exp, &access, &x.IP, &x.UserAgent, &revoked, &x.RevokeReason,
-		&u.ID, &u.Username, &u.PasswordHash, &u.Role, &u.Disabled, &ucreated)
+	x, u, err := sqlrow.ScanSessionUser(s.pool.QueryRow(ctx,
+		`SELECT `+sqlrow.SessionUserCols+` FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`, id))
 	if err != nil {
 		return x, u, fmt.Errorf("get session with user: %w", mapErr(err))
 	}
-	x.RotatedAt, x.CreatedAt, x.LastUsedAt = fromNS(rotated), fromNS(created), fromNS(last)
-	x.IdleExpiresAt, x.ExpiresAt, x.AccessExpiresAt = fromNS(idle), fromNS(exp), fromNS(access)
-	x.RevokedAt, u.CreatedAt = fromNS(revoked), fromNS(ucreated)
 	return x, u, nil
 }
 
@@ -442,33 +408,22 @@ func (s *Store) RotateSession(ctx context.Context, r store.Rotation) (store.Sess
 var _ store.FastRotator = (*Store)(nil)
 
 func (s *Store) RotateIfCurrent(ctx context.Context, r store.Rotation) (store.Session, store.User, string, error) {
-	var x store.Session
-	var u store.User
 	var prevIP string
-	var rotated, created, last, idle, exp, access, revoked, ucreated int64
-	err := s.pool.QueryRow(ctx,
+	x, u, err := sqlrow.ScanSessionUser(s.pool.QueryRow(ctx,
 		`UPDATE sessions s SET generation = s.generation + 1, rotated_at = $1, last_used_at = $1,
 		   idle_expires_at = LEAST($2, s.expires_at), access_exp = GREATEST(s.access_exp, LEAST($3, s.expires_at)),
 		   prev_ip = s.ip, ip = $4, user_agent = $5
 		 FROM users u
 		 WHERE s.id = $6 AND s.generation = $7 AND s.revoked_at IS NULL
 		   AND s.expires_at > $1 AND s.idle_expires_at > $1 AND u.id = s.user_id AND NOT u.disabled
-		 RETURNING s.id, s.user_id, s.nonce, s.generation, s.rotated_at, s.created_at, s.last_used_at,
-		   s.idle_expires_at, s.expires_at, s.access_exp, s.ip, s.user_agent, COALESCE(s.revoked_at, 0), s.revoke_reason,
-		   u.id, u.username, u.password_hash, u.role, u.disabled, u.created_at, s.prev_ip`,
-		ns(r.Now), ns(r.IdleExpiresAt), ns(r.AccessExpiresAt), r.IP, r.UserAgent, r.SessionID, r.FromGeneration).Scan(
-		&x.ID, &x.UserID, &x.Nonce, &x.Generation, &rotated, &created, &last,
-		&idle, &exp, &access, &x.IP, &x.UserAgent, &revoked, &x.RevokeReason,
-		&u.ID, &u.Username, &u.PasswordHash, &u.Role, &u.Disabled, &ucreated, &prevIP)
+		 RETURNING `+sqlrow.SessionUserCols+`, s.prev_ip`,
+		ns(r.Now), ns(r.IdleExpiresAt), ns(r.AccessExpiresAt), r.IP, r.UserAgent, r.SessionID, r.FromGeneration), &prevIP)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return x, u, "", fmt.Errorf("rotate if current: %w", store.ErrConflict)
 	}
 	if err != nil {
 		return x, u, "", fmt.Errorf("rotate if current: %w", mapErr(err))
 	}
-	x.RotatedAt, x.CreatedAt, x.LastUsedAt = fromNS(rotated), fromNS(created), fromNS(last)
-	x.IdleExpiresAt, x.ExpiresAt, x.AccessExpiresAt = fromNS(idle), fromNS(exp), fromNS(access)
-	x.RevokedAt, u.CreatedAt = fromNS(revoked), fromNS(ucreated)
 	return x, u, prevIP, nil
 }
 

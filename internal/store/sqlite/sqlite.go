@@ -25,6 +25,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/store/sqlrow"
 )
 
 // Options tunes the database.
@@ -294,27 +295,6 @@ func (s *Store) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
-func ns(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, v).UTC()
-}
-
-func nullNS(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UnixNano()
-}
-
 // mapErr turns driver errors into store sentinels.
 func mapErr(err error) error {
 	if err == nil {
@@ -336,15 +316,15 @@ func mapErr(err error) error {
 	return err
 }
 
+// ns and fromNS encode times as Unix nanoseconds (see sqlrow).
+var ns, fromNS = sqlrow.NS, sqlrow.Time
+
 // --- users ---
 
-const userCols = `id, username, password_hash, role, disabled, created_at`
+const userCols = sqlrow.UserCols
 
-func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
-	var u store.User
-	var created int64
-	err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.Role, &u.Disabled, &created)
-	u.CreatedAt = fromNS(created)
+func scanUser(r sqlrow.Row) (store.User, error) {
+	u, err := sqlrow.ScanUser(r)
 	return u, mapErr(err)
 }
 
@@ -437,17 +417,10 @@ func (s *Store) UpdateUser(ctx context.Context, id string, up store.UserUpdate) 
 
 // --- sessions ---
 
-const sessionCols = `id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
-	idle_expires_at, expires_at, access_exp, ip, user_agent, COALESCE(revoked_at, 0), revoke_reason`
+const sessionCols = sqlrow.SessionCols
 
-func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
-	var x store.Session
-	var rotated, created, last, idle, exp, access, revoked int64
-	err := row.Scan(&x.ID, &x.UserID, &x.Nonce, &x.Generation, &rotated, &created, &last,
-		&idle, &exp, &access, &x.IP, &x.UserAgent, &revoked, &x.RevokeReason)
-	x.RotatedAt, x.CreatedAt, x.LastUsedAt = fromNS(rotated), fromNS(created), fromNS(last)
-	x.IdleExpiresAt, x.ExpiresAt, x.AccessExpiresAt = fromNS(idle), fromNS(exp), fromNS(access)
-	x.RevokedAt = fromNS(revoked)
+func scanSession(r sqlrow.Row) (store.Session, error) {
+	x, err := sqlrow.ScanSession(r)
 	return x, mapErr(err)
 }
 
@@ -473,23 +446,11 @@ func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error
 }
 
 func (s *Store) GetSessionWithUser(ctx context.Context, id string) (store.Session, store.User, error) {
-	var x store.Session
-	var u store.User
-	var rotated, created, last, idle, exp, access, revoked, ucreated int64
-	err := s.queryRow(ctx, s.r,
-		`SELECT s.id, s.user_id, s.nonce, s.generation, s.rotated_at, s.created_at, s.last_used_at,
-		   s.idle_expires_at, s.expires_at, s.access_exp, s.ip, s.user_agent, COALESCE(s.revoked_at, 0), s.revoke_reason,
-		   u.id, u.username, u.password_hash, u.role, u.disabled, u.created_at
-		 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?`, id).Scan(
-		&x.ID, &x.UserID, &x.Nonce, &x.Generation, &rotated, &created, &last,
-		&idle, &exp, &access, &x.IP, &x.UserAgent, &revoked, &x.RevokeReason,
-		&u.ID, &u.Username, &u.PasswordHash, &u.Role, &u.Disabled, &ucreated)
+	x, u, err := sqlrow.ScanSessionUser(s.queryRow(ctx, s.r,
+		`SELECT `+sqlrow.SessionUserCols+` FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?`, id))
 	if err != nil {
 		return x, u, fmt.Errorf("get session with user: %w", mapErr(err))
 	}
-	x.RotatedAt, x.CreatedAt, x.LastUsedAt = fromNS(rotated), fromNS(created), fromNS(last)
-	x.IdleExpiresAt, x.ExpiresAt, x.AccessExpiresAt = fromNS(idle), fromNS(exp), fromNS(access)
-	x.RevokedAt, u.CreatedAt = fromNS(revoked), fromNS(ucreated)
 	return x, u, nil
 }
 

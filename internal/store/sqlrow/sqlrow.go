@@ -1,0 +1,91 @@
+// Package sqlrow is what the SQL stores (sqlite, postgres) share: the column
+// lists of users and sessions, scanning rows into store types, and the time
+// encoding (Unix nanoseconds, 0 for the zero time). Queries stay in each
+// store, where the dialects differ.
+package sqlrow
+
+import (
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+)
+
+// Row is a single result row (database/sql and pgx both fit).
+type Row interface{ Scan(dest ...any) error }
+
+// Column lists, in the order the Scan functions expect.
+const (
+	UserCols    = `id, username, password_hash, role, disabled, created_at`
+	SessionCols = `id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
+	idle_expires_at, expires_at, access_exp, ip, user_agent, COALESCE(revoked_at, 0), revoke_reason`
+	// SessionUserCols is a session (alias s) and its user (alias u).
+	SessionUserCols = `s.id, s.user_id, s.nonce, s.generation, s.rotated_at, s.created_at, s.last_used_at,
+	s.idle_expires_at, s.expires_at, s.access_exp, s.ip, s.user_agent, COALESCE(s.revoked_at, 0), s.revoke_reason,
+	u.id, u.username, u.password_hash, u.role, u.disabled, u.created_at`
+)
+
+// NS encodes a time as Unix nanoseconds (0 for the zero time).
+func NS(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// Time decodes NS.
+func Time(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, v).UTC()
+}
+
+type userScan struct {
+	u       store.User
+	created int64
+}
+
+func (d *userScan) dest() []any {
+	return []any{&d.u.ID, &d.u.Username, &d.u.PasswordHash, &d.u.Role, &d.u.Disabled, &d.created}
+}
+
+func (d *userScan) user() store.User { d.u.CreatedAt = Time(d.created); return d.u }
+
+type sessionScan struct {
+	x                                                  store.Session
+	rotated, created, last, idle, exp, access, revoked int64
+}
+
+func (d *sessionScan) dest() []any {
+	return []any{&d.x.ID, &d.x.UserID, &d.x.Nonce, &d.x.Generation, &d.rotated, &d.created, &d.last,
+		&d.idle, &d.exp, &d.access, &d.x.IP, &d.x.UserAgent, &d.revoked, &d.x.RevokeReason}
+}
+
+func (d *sessionScan) session() store.Session {
+	d.x.RotatedAt, d.x.CreatedAt, d.x.LastUsedAt = Time(d.rotated), Time(d.created), Time(d.last)
+	d.x.IdleExpiresAt, d.x.ExpiresAt, d.x.AccessExpiresAt = Time(d.idle), Time(d.exp), Time(d.access)
+	d.x.RevokedAt = Time(d.revoked)
+	return d.x
+}
+
+// ScanUser reads UserCols.
+func ScanUser(r Row) (store.User, error) {
+	var d userScan
+	err := r.Scan(d.dest()...)
+	return d.user(), err
+}
+
+// ScanSession reads SessionCols.
+func ScanSession(r Row) (store.Session, error) {
+	var d sessionScan
+	err := r.Scan(d.dest()...)
+	return d.session(), err
+}
+
+// ScanSessionUser reads SessionUserCols, then any extra columns into extra.
+func ScanSessionUser(r Row, extra ...any) (store.Session, store.User, error) {
+	var s sessionScan
+	var u userScan
+	err := r.Scan(append(append(s.dest(), u.dest()...), extra...)...)
+	return s.session(), u.user(), err
+}
