@@ -107,12 +107,14 @@ func (h *handler) websocket(w http.ResponseWriter, r *http.Request) {
 		b, _ := json.Marshal(m)
 		return c.Write(wctx, websocket.MessageText, b)
 	}
+	// Subscribe before the hello: an event right after the client sees
+	// hello must not be lost.
+	events, unsubscribe := h.svc.Subscribe(p.UserID)
+	defer unsubscribe()
 	uj := toUserJSON(u)
 	if send(wsOut{Type: "hello", User: &uj, SessionID: p.SessionID}) != nil {
 		return
 	}
-	events, unsubscribe := h.svc.Subscribe(p.UserID)
-	defer unsubscribe()
 
 	reauth := make(chan string)
 	go func() {
