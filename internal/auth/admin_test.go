@@ -5,11 +5,13 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/secret"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/token"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -390,5 +392,54 @@ func TestKeyRotatedByAnotherInstance(t *testing.T) {
 	// A forged kid right after: refused, and no second reload yet.
 	if b.reloadKeysNow() {
 		t.Fatal("reloaded twice within the interval")
+	}
+}
+
+// failingStore makes RevocationsSince fail on demand: a lost database.
+type failingStore struct {
+	store.Store
+	down atomic.Bool
+}
+
+func (f *failingStore) RevocationsSince(ctx context.Context, seq int64, limit int) ([]store.Revocation, error) {
+	if f.down.Load() {
+		return nil, store.ErrUnavailable
+	}
+	return f.Store.RevocationsSince(ctx, seq, limit)
+}
+
+func TestRevocationsFreshFailsClosed(t *testing.T) {
+	base, err := openStore(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	fs := &failingStore{Store: base}
+	svc := New(Config{Issuer: "http://gh.test", HashParams: fastHash, SyncInterval: 10 * time.Millisecond,
+		MaxSyncAge: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}, fs, token.NewKeySet(token.GenerateKey()), make([]byte, 32))
+	if !svc.RevocationsFresh() {
+		t.Fatal("not following yet: must count as fresh")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go svc.Run(ctx)
+	time.Sleep(50 * time.Millisecond)
+	if !svc.RevocationsFresh() {
+		t.Fatal("following a healthy store: not fresh")
+	}
+	fs.down.Store(true)
+	deadline := time.Now().Add(2 * time.Second)
+	for svc.RevocationsFresh() {
+		if time.Now().After(deadline) {
+			t.Fatal("still fresh long after the store went away")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fs.down.Store(false)
+	for !svc.RevocationsFresh() {
+		if time.Now().After(deadline.Add(2 * time.Second)) {
+			t.Fatal("never fresh again after the store came back")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -48,6 +48,10 @@ type Config struct {
 	// SyncInterval is how often the revocation log is polled for changes
 	// made by other processes, such as the CLI (default 500ms).
 	SyncInterval time.Duration
+	// MaxSyncAge bounds how old the revocation state may be while Run is
+	// following the store (default 15s): past it, RevocationsFresh reports
+	// false and live connections that only this state protects are closed.
+	MaxSyncAge time.Duration
 	// ReloadKeys, if set, is called periodically to pick up rotated keys.
 	ReloadKeys func(context.Context) error
 	// ResourceKeys are resource-server keys given in configuration, in
@@ -94,6 +98,8 @@ type Service struct {
 	changes       *broadcast   // revocation state changed
 	nonces        *nonceCache  // session id -> nonce, user id (immutable)
 	lastKeyReload atomic.Int64 // Unix ns of the last on-demand key reload
+	lastSync      atomic.Int64 // Unix ns (wall clock) of the last successful sync
+	following     atomic.Bool  // Run is following the revocation log
 	staticKeys    [][]byte     // hashes of Config.ResourceKeys
 
 	subsMu sync.Mutex
@@ -164,6 +170,9 @@ func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Ser
 	}
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = 500 * time.Millisecond
+	}
+	if cfg.MaxSyncAge <= 0 {
+		cfg.MaxSyncAge = 15 * time.Second
 	}
 	if cfg.HashParams == (password.Params{}) {
 		cfg.HashParams = password.Default
@@ -240,6 +249,7 @@ func (s *Service) SyncRevocations(ctx context.Context) error {
 			s.changes.Notify()
 		}
 		if len(list) < page {
+			s.lastSync.Store(time.Now().UnixNano())
 			return nil
 		}
 	}
@@ -251,11 +261,26 @@ type revocationWatcher interface {
 	WatchRevocations(ctx context.Context, notify func())
 }
 
+// RevocationsFresh reports whether the in-memory revocation state is known
+// to be current: always while nothing follows the log (tests, the CLI), and
+// otherwise if the last successful sync is younger than MaxSyncAge. An
+// instance cut off from the database cannot learn of revocations made by
+// the others; what only this state protects must then fail closed.
+func (s *Service) RevocationsFresh() bool {
+	if !s.following.Load() {
+		return true
+	}
+	return time.Since(time.Unix(0, s.lastSync.Load())) <= s.cfg.MaxSyncAge
+}
+
 // Run does the background work until ctx ends: following the revocation
 // log, reloading keys, pruning memory, the log and old events.
 func (s *Service) Run(ctx context.Context) {
 	// A store that pushes revocations (PostgreSQL's LISTEN/NOTIFY) wakes
-	// the sync at once; polling is then only a safety net.
+	// the sync at once; polling is then only a safety net and a heartbeat
+	// for RevocationsFresh.
+	s.following.Store(true)
+	defer s.following.Store(false)
 	kick := make(chan struct{}, 1)
 	interval := s.cfg.SyncInterval
 	if w, ok := s.store.(revocationWatcher); ok {
@@ -265,7 +290,7 @@ func (s *Service) Run(ctx context.Context) {
 			default:
 			}
 		})
-		interval = max(interval, 30*time.Second)
+		interval = max(interval, min(5*time.Second, s.cfg.MaxSyncAge/3))
 	}
 	sync := time.NewTicker(interval)
 	defer sync.Stop()

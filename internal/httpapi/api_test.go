@@ -64,6 +64,8 @@ type options struct {
 	realClock          bool
 	accessTTL          time.Duration
 	allowQueryToken    bool
+	follow             bool          // run the service's background loop
+	maxSyncAge         time.Duration // with follow
 }
 
 const resourceKey = "resource-key-for-tests-0123456789abcdef0123"
@@ -85,6 +87,7 @@ func newServer(t *testing.T, opt options) *server {
 		Issuer: "http://gatehouse.test", RegistrationOpen: !opt.closedRegistration,
 		HashParams: password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
 		Now:        now, Logger: log, AccessTTL: opt.accessTTL, ResourceKeys: []string{resourceKey},
+		SyncInterval: 20 * time.Millisecond, MaxSyncAge: opt.maxSyncAge,
 	}, st, token.NewKeySet(token.GenerateKey()), make([]byte, 32))
 	h, err := httpapi.New(svc, httpapi.Config{Logger: log, InsecureDevCookies: opt.devCookies, AllowedOrigins: opt.origins,
 		TrustedProxies: opt.trusted, AllowQueryToken: opt.allowQueryToken})
@@ -92,7 +95,11 @@ func newServer(t *testing.T, opt options) *server {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(h)
-	t.Cleanup(func() { ts.Close(); st.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	if opt.follow {
+		go svc.Run(ctx)
+	}
+	t.Cleanup(func() { cancel(); ts.Close(); st.Close() })
 	return &server{Server: ts, svc: svc, clock: c, logs: logs, close: st.Close}
 }
 

@@ -19,6 +19,10 @@ const (
 	closeSessionRevoke websocket.StatusCode = 4003
 )
 
+// freshnessCheck is how often a socket checks that the revocation state is
+// still being followed (see auth.Service.RevocationsFresh).
+var freshnessCheck = time.Second
+
 // sameOrigin checks the Origin of a WebSocket upgrade. Browsers send
 // cookies on cross-site WebSocket handshakes and CrossOriginProtection lets
 // GET through, so without this any page could open an authenticated socket
@@ -137,6 +141,8 @@ func (h *handler) websocket(w http.ResponseWriter, r *http.Request) {
 
 	expiry := time.NewTimer(p.ExpiresAt.Sub(h.svc.Now()))
 	defer expiry.Stop()
+	fresh := time.NewTicker(freshnessCheck)
+	defer fresh.Stop()
 	for {
 		changed := h.svc.RevocationsChanged()
 		if h.svc.Revocations().Revoked(p.SessionID, p.UserID, p.IssuedAt) {
@@ -147,6 +153,12 @@ func (h *handler) websocket(w http.ResponseWriter, r *http.Request) {
 		case <-ctx.Done():
 			return
 		case <-changed:
+		case <-fresh.C:
+			if !h.svc.RevocationsFresh() {
+				// Fail closed: revocations elsewhere could not reach us.
+				c.Close(websocket.StatusTryAgainLater, "revocation status unknown")
+				return
+			}
 		case <-expiry.C:
 			c.Close(closeTokenExpired, "access token expired")
 			return

@@ -222,3 +222,20 @@ func TestWebSocketClosesOnRevocation(t *testing.T) {
 		})
 	}
 }
+
+// TestWebSocketFailsClosedWhenRevocationsAreUnknown: an instance that can
+// no longer follow the revocation log closes its sockets (1013) rather than
+// keep serving sessions that may have been revoked elsewhere.
+func TestWebSocketFailsClosedWhenRevocationsAreUnknown(t *testing.T) {
+	s := newServer(t, options{realClock: true, follow: true, maxSyncAge: 200 * time.Millisecond})
+	s.register(t, "ann")
+	tk := s.login(t, "ann")
+	c, _, err := s.dial(t, "/v1/ws", bearerHeader(tk.access))
+	if err != nil {
+		t.Fatal(err)
+	}
+	read(t, c, 2*time.Second)
+	s.close() // the database is gone
+	took := closedWith(t, c, websocket.StatusTryAgainLater, 5*time.Second)
+	t.Logf("closed 1013 %v after the database went away (bound 200ms, checked every second)", took)
+}
