@@ -18,7 +18,7 @@ pgbench -N -c 8 -j 2 -T "${DUR%s}" "$PG" 2>/dev/null | grep -E "^tps|latency ave
 run() { # name db
   local addr=127.0.0.1:18080
   GATEHOUSE_SECRET=bench-secret-bench-secret-bench-secret \
-    "$work/gatehouse" serve --addr $addr --db "$2" --log-level warn --login-rate-per-ip 100000 \
+    "$work/gatehouse" serve --addr $addr --db "$2" --log-level warn --login-rate-per-ip 1000000 \
     --max-sessions-per-user -1 >"$work/$1.log" 2>&1 &
   local pid=$!
   for _ in $(seq 50); do curl -sf http://$addr/readyz >/dev/null && break; sleep 0.1; done
