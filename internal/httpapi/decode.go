@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 )
 
 // MaxBodyBytes is the largest request body accepted (413 beyond).
@@ -102,8 +103,14 @@ func decodeStrict(body []byte, dst any) error {
 	return nil
 }
 
+// fieldsByType caches jsonFields: request types are few and fixed.
+var fieldsByType sync.Map // reflect.Type -> map[string]bool
+
 // jsonFields lists the json names of a struct's fields.
 func jsonFields(t reflect.Type) map[string]bool {
+	if m, ok := fieldsByType.Load(t); ok {
+		return m.(map[string]bool)
+	}
 	out := map[string]bool{}
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -116,6 +123,7 @@ func jsonFields(t reflect.Type) map[string]bool {
 		}
 		out[name] = true
 	}
+	fieldsByType.Store(t, out)
 	return out
 }
 
