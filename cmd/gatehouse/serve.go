@@ -362,8 +362,11 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(str
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	bg, cancel := context.WithCancel(ctx)
+	// Requests run under bg: cancelling it at shutdown ends long polls and
+	// WebSockets at once instead of letting them hold Shutdown up.
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	srv.BaseContext = func(net.Listener) context.Context { return bg }
 	go a.svc.Run(bg)
 	log.Info("gatehouse listening", slog.String("addr", ln.Addr().String()),
 		slog.String("issuer", c.Issuer), slog.String("db", c.DB))
@@ -377,6 +380,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(str
 		return err
 	case <-ctx.Done():
 	}
+	cancel()
 	shutdown, done := context.WithTimeout(context.Background(), 10*time.Second)
 	defer done()
 	return srv.Shutdown(shutdown)

@@ -102,7 +102,8 @@ func (h *handler) websocket(w http.ResponseWriter, r *http.Request) {
 		return // Accept has answered the client
 	}
 	defer c.CloseNow()
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	// r.Context() ends with the server (shutdown): sockets close with it.
+	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 
 	send := func(m wsOut) error {
