@@ -288,19 +288,20 @@ func (s *Store) ListUsers(ctx context.Context, afterName string, limit int) ([]s
 	rows, err := s.pool.Query(ctx,
 		`SELECT `+userCols+` FROM users WHERE username_norm > $1 ORDER BY username_norm LIMIT $2`,
 		strings.ToLower(afterName), limit)
+	return list("list users", rows, err, sqlrow.ScanUser)
+}
+
+// list collects a query's rows, mapping driver errors; it closes rows.
+func list[T any](what string, rows pgx.Rows, err error, scan func(sqlrow.Row) (T, error)) ([]T, error) {
 	if err != nil {
-		return nil, fmt.Errorf("list users: %w", mapErr(err))
+		return nil, fmt.Errorf("%s: %w", what, mapErr(err))
 	}
 	defer rows.Close()
-	var out []store.User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list users: %w", err)
-		}
-		out = append(out, u)
+	out, err := sqlrow.Collect(rows, scan)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, mapErr(err))
 	}
-	return out, mapErr(rows.Err())
+	return out, nil
 }
 
 func (s *Store) UpdateUser(ctx context.Context, id string, up store.UserUpdate) (store.User, []store.RevokedSession, error) {
@@ -497,24 +498,10 @@ func revokeUserSessionsTx(ctx context.Context, tx pgx.Tx, userID, exceptID, reas
 	rows, err := tx.Query(ctx,
 		`UPDATE sessions SET revoked_at = $1, revoke_reason = $2
 		 WHERE user_id = $3 AND id != $4 AND revoked_at IS NULL
-		 RETURNING id, access_exp`, ns(now), reason, userID, exceptID)
+		 RETURNING `+sqlrow.RevokedSessionCols, ns(now), reason, userID, exceptID)
+	out, err := list("revoke user sessions", rows, err, sqlrow.ScanRevokedSession)
 	if err != nil {
-		return nil, fmt.Errorf("revoke user sessions: %w", mapErr(err))
-	}
-	var out []store.RevokedSession
-	for rows.Next() {
-		var r store.RevokedSession
-		var until int64
-		if err := rows.Scan(&r.SessionID, &until); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("revoke user sessions: %w", mapErr(err))
-		}
-		r.Until = fromNS(until)
-		out = append(out, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("revoke user sessions: %w", mapErr(err))
+		return nil, err
 	}
 	for _, r := range out {
 		if err := logRevocation(ctx, tx, store.KindSession, r.SessionID, 0, ns(r.Until)); err != nil {
@@ -548,19 +535,7 @@ func (s *Store) ListActiveSessions(ctx context.Context, userID string, now time.
 		`SELECT `+sessionCols+` FROM sessions
 		 WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND idle_expires_at > $2
 		 ORDER BY created_at DESC, id DESC`, userID, ns(now))
-	if err != nil {
-		return nil, fmt.Errorf("list sessions: %w", mapErr(err))
-	}
-	defer rows.Close()
-	var out []store.Session
-	for rows.Next() {
-		x, err := scanSession(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list sessions: %w", err)
-		}
-		out = append(out, x)
-	}
-	return out, mapErr(rows.Err())
+	return list("list sessions", rows, err, sqlrow.ScanSession)
 }
 
 // --- revocation log ---
@@ -576,22 +551,8 @@ func (s *Store) LogCutoff(ctx context.Context, kind, subject string, c store.Cut
 
 func (s *Store) RevocationsSince(ctx context.Context, seq int64, limit int) ([]store.Revocation, error) {
 	rows, err := s.pool.Query(ctx,
-		`SELECT seq, kind, subject, not_before, until FROM revocation_log WHERE seq > $1 ORDER BY seq LIMIT $2`, seq, limit)
-	if err != nil {
-		return nil, fmt.Errorf("revocations since %d: %w", seq, mapErr(err))
-	}
-	defer rows.Close()
-	var out []store.Revocation
-	for rows.Next() {
-		var r store.Revocation
-		var nb, until int64
-		if err := rows.Scan(&r.Seq, &r.Kind, &r.Subject, &nb, &until); err != nil {
-			return nil, fmt.Errorf("revocations since %d: %w", seq, mapErr(err))
-		}
-		r.NotBefore, r.Until = fromNS(nb), fromNS(until)
-		out = append(out, r)
-	}
-	return out, mapErr(rows.Err())
+		`SELECT `+sqlrow.RevocationCols+` FROM revocation_log WHERE seq > $1 ORDER BY seq LIMIT $2`, seq, limit)
+	return list(fmt.Sprintf("revocations since %d", seq), rows, err, sqlrow.ScanRevocation)
 }
 
 func (s *Store) PruneRevocations(ctx context.Context, t time.Time) (int, error) {
@@ -653,24 +614,8 @@ func (s *Store) listen(ctx context.Context, notify func()) error {
 // --- keys ---
 
 func (s *Store) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
-	rows, err := s.pool.Query(ctx,
-		`SELECT id, algorithm, public_key, sealed_private, created_at, COALESCE(retired_at, 0)
-		 FROM signing_keys ORDER BY created_at`)
-	if err != nil {
-		return nil, fmt.Errorf("list signing keys: %w", mapErr(err))
-	}
-	defer rows.Close()
-	var out []store.SigningKey
-	for rows.Next() {
-		var k store.SigningKey
-		var created, retired int64
-		if err := rows.Scan(&k.ID, &k.Algorithm, &k.PublicKey, &k.SealedPrivate, &created, &retired); err != nil {
-			return nil, fmt.Errorf("list signing keys: %w", mapErr(err))
-		}
-		k.CreatedAt, k.RetiredAt = fromNS(created), fromNS(retired)
-		out = append(out, k)
-	}
-	return out, mapErr(rows.Err())
+	rows, err := s.pool.Query(ctx, `SELECT `+sqlrow.SigningKeyCols+` FROM signing_keys ORDER BY created_at`)
+	return list("list signing keys", rows, err, sqlrow.ScanSigningKey)
 }
 
 func (s *Store) AddSigningKey(ctx context.Context, k store.SigningKey, ifNone bool) error {
@@ -712,22 +657,8 @@ func (s *Store) AddResourceKey(ctx context.Context, k store.ResourceKey) error {
 }
 
 func (s *Store) ListResourceKeys(ctx context.Context) ([]store.ResourceKey, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, name, hash, created_at FROM resource_keys ORDER BY created_at, id`)
-	if err != nil {
-		return nil, fmt.Errorf("list resource keys: %w", mapErr(err))
-	}
-	defer rows.Close()
-	var out []store.ResourceKey
-	for rows.Next() {
-		var k store.ResourceKey
-		var created int64
-		if err := rows.Scan(&k.ID, &k.Name, &k.Hash, &created); err != nil {
-			return nil, fmt.Errorf("list resource keys: %w", mapErr(err))
-		}
-		k.CreatedAt = fromNS(created)
-		out = append(out, k)
-	}
-	return out, mapErr(rows.Err())
+	rows, err := s.pool.Query(ctx, `SELECT `+sqlrow.ResourceKeyCols+` FROM resource_keys ORDER BY created_at, id`)
+	return list("list resource keys", rows, err, sqlrow.ScanResourceKey)
 }
 
 func (s *Store) RemoveResourceKey(ctx context.Context, id string) error {
@@ -742,14 +673,10 @@ func (s *Store) RemoveResourceKey(ctx context.Context, id string) error {
 }
 
 func (s *Store) FindResourceKey(ctx context.Context, hash []byte) (store.ResourceKey, error) {
-	var k store.ResourceKey
-	var created int64
-	err := s.pool.QueryRow(ctx, `SELECT id, name, hash, created_at FROM resource_keys WHERE hash = $1`, hash).
-		Scan(&k.ID, &k.Name, &k.Hash, &created)
+	k, err := sqlrow.ScanResourceKey(s.pool.QueryRow(ctx, `SELECT `+sqlrow.ResourceKeyCols+` FROM resource_keys WHERE hash = $1`, hash))
 	if err != nil {
 		return k, fmt.Errorf("find resource key: %w", mapErr(err))
 	}
-	k.CreatedAt = fromNS(created)
 	return k, nil
 }
 
@@ -771,24 +698,10 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 		f.Limit = 1000
 	}
 	rows, err := s.pool.Query(ctx,
-		`SELECT seq, id, type, at, user_id, session_id, ip, user_agent, detail FROM events
+		`SELECT `+sqlrow.EventCols+` FROM events
 		 WHERE ($1 = '' OR user_id = $1) AND ($2 = '' OR type = $2) AND ($3 = 0 OR seq < $3)
 		 ORDER BY seq DESC LIMIT $4`, f.UserID, f.Type, f.BeforeSeq, f.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("list events: %w", mapErr(err))
-	}
-	defer rows.Close()
-	var out []store.Event
-	for rows.Next() {
-		var e store.Event
-		var at int64
-		if err := rows.Scan(&e.Seq, &e.ID, &e.Type, &at, &e.UserID, &e.SessionID, &e.IP, &e.UserAgent, &e.Detail); err != nil {
-			return nil, fmt.Errorf("list events: %w", mapErr(err))
-		}
-		e.At = fromNS(at)
-		out = append(out, e)
-	}
-	return out, mapErr(rows.Err())
+	return list("list events", rows, err, sqlrow.ScanEvent)
 }
 
 func (s *Store) PruneEvents(ctx context.Context, t time.Time) (int, error) {

@@ -360,19 +360,7 @@ func (s *Store) ListUsers(ctx context.Context, afterName string, limit int) ([]s
 	rows, err := s.query(ctx, s.r,
 		`SELECT `+userCols+` FROM users WHERE username_norm > ? ORDER BY username_norm LIMIT ?`,
 		strings.ToLower(afterName), limit)
-	if err != nil {
-		return nil, fmt.Errorf("list users: %w", mapErr(err))
-	}
-	defer rows.Close()
-	var out []store.User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list users: %w", err)
-		}
-		out = append(out, u)
-	}
-	return out, mapErr(rows.Err())
+	return list("list users", rows, err, sqlrow.ScanUser)
 }
 
 func (s *Store) UpdateUser(ctx context.Context, id string, up store.UserUpdate) (store.User, []store.RevokedSession, error) {
@@ -549,14 +537,11 @@ func revokeUserSessionsTx(ctx context.Context, tx *sql.Tx, userID, exceptID, rea
 	rows, err := tx.QueryContext(ctx,
 		`UPDATE sessions SET revoked_at = ?, revoke_reason = ?
 		 WHERE user_id = ? AND id != ? AND revoked_at IS NULL
-		 RETURNING id, access_exp`,
+		 RETURNING `+sqlrow.RevokedSessionCols,
 		ns(now), reason, userID, exceptID)
+	out, err := list("revoke user sessions", rows, err, sqlrow.ScanRevokedSession)
 	if err != nil {
-		return nil, fmt.Errorf("revoke user sessions: %w", mapErr(err))
-	}
-	out, err := scanRevoked(rows)
-	if err != nil {
-		return nil, fmt.Errorf("revoke user sessions: %w", err)
+		return nil, err
 	}
 	for _, r := range out {
 		if err := logRevocation(ctx, tx, store.KindSession, r.SessionID, 0, ns(r.Until)); err != nil {
@@ -587,19 +572,17 @@ func (s *Store) RevokeAll(ctx context.Context, c store.Cutoff, reason string, no
 	return int(n), nil
 }
 
-func scanRevoked(rows *sql.Rows) ([]store.RevokedSession, error) {
-	defer rows.Close()
-	var out []store.RevokedSession
-	for rows.Next() {
-		var r store.RevokedSession
-		var until int64
-		if err := rows.Scan(&r.SessionID, &until); err != nil {
-			return nil, mapErr(err)
-		}
-		r.Until = fromNS(until)
-		out = append(out, r)
+// list collects a query's rows, mapping driver errors; it closes rows.
+func list[T any](what string, rows *sql.Rows, err error, scan func(sqlrow.Row) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, mapErr(err))
 	}
-	return out, mapErr(rows.Err())
+	defer rows.Close()
+	out, err := sqlrow.Collect(rows, scan)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, mapErr(err))
+	}
+	return out, nil
 }
 
 func (s *Store) ListActiveSessions(ctx context.Context, userID string, now time.Time) ([]store.Session, error) {
@@ -607,40 +590,10 @@ func (s *Store) ListActiveSessions(ctx context.Context, userID string, now time.
 		`SELECT `+sessionCols+` FROM sessions
 		 WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? AND idle_expires_at > ?
 		 ORDER BY created_at DESC, id DESC`, userID, ns(now), ns(now))
-	if err != nil {
-		return nil, fmt.Errorf("list sessions: %w", mapErr(err))
-	}
-	defer rows.Close()
-	var out []store.Session
-	for rows.Next() {
-		x, err := scanSession(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list sessions: %w", err)
-		}
-		out = append(out, x)
-	}
-	return out, mapErr(rows.Err())
+	return list("list sessions", rows, err, sqlrow.ScanSession)
 }
 
 const revocationCols = `seq, kind, subject, not_before, until`
-
-func scanRevocations(rows *sql.Rows, err error) ([]store.Revocation, error) {
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer rows.Close()
-	var out []store.Revocation
-	for rows.Next() {
-		var r store.Revocation
-		var nb, until int64
-		if err := rows.Scan(&r.Seq, &r.Kind, &r.Subject, &nb, &until); err != nil {
-			return nil, mapErr(err)
-		}
-		r.NotBefore, r.Until = fromNS(nb), fromNS(until)
-		out = append(out, r)
-	}
-	return out, mapErr(rows.Err())
-}
 
 func (s *Store) LogCutoff(ctx context.Context, kind, subject string, c store.Cutoff) error {
 	if _, err := s.exec(ctx, s.w,
@@ -652,12 +605,9 @@ func (s *Store) LogCutoff(ctx context.Context, kind, subject string, c store.Cut
 }
 
 func (s *Store) RevocationsSince(ctx context.Context, seq int64, limit int) ([]store.Revocation, error) {
-	out, err := scanRevocations(s.query(ctx, s.r,
-		`SELECT `+revocationCols+` FROM revocation_log WHERE seq > ? ORDER BY seq LIMIT ?`, seq, limit))
-	if err != nil {
-		return nil, fmt.Errorf("revocations since %d: %w", seq, err)
-	}
-	return out, nil
+	rows, err := s.query(ctx, s.r,
+		`SELECT `+sqlrow.RevocationCols+` FROM revocation_log WHERE seq > ? ORDER BY seq LIMIT ?`, seq, limit)
+	return list(fmt.Sprintf("revocations since %d", seq), rows, err, sqlrow.ScanRevocation)
 }
 
 func (s *Store) PruneRevocations(ctx context.Context, t time.Time) (int, error) {
@@ -672,24 +622,8 @@ func (s *Store) PruneRevocations(ctx context.Context, t time.Time) (int, error) 
 // --- keys ---
 
 func (s *Store) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
-	rows, err := s.query(ctx, s.r,
-		`SELECT id, algorithm, public_key, sealed_private, created_at, COALESCE(retired_at, 0)
-		 FROM signing_keys ORDER BY created_at`)
-	if err != nil {
-		return nil, fmt.Errorf("list signing keys: %w", mapErr(err))
-	}
-	defer rows.Close()
-	var out []store.SigningKey
-	for rows.Next() {
-		var k store.SigningKey
-		var created, retired int64
-		if err := rows.Scan(&k.ID, &k.Algorithm, &k.PublicKey, &k.SealedPrivate, &created, &retired); err != nil {
-			return nil, fmt.Errorf("list signing keys: %w", mapErr(err))
-		}
-		k.CreatedAt, k.RetiredAt = fromNS(created), fromNS(retired)
-		out = append(out, k)
-	}
-	return out, mapErr(rows.Err())
+	rows, err := s.query(ctx, s.r, `SELECT `+sqlrow.SigningKeyCols+` FROM signing_keys ORDER BY created_at`)
+	return list("list signing keys", rows, err, sqlrow.ScanSigningKey)
 }
 
 func (s *Store) AddSigningKey(ctx context.Context, k store.SigningKey, ifNone bool) error {
@@ -728,22 +662,8 @@ func (s *Store) AddResourceKey(ctx context.Context, k store.ResourceKey) error {
 }
 
 func (s *Store) ListResourceKeys(ctx context.Context) ([]store.ResourceKey, error) {
-	rows, err := s.query(ctx, s.r, `SELECT id, name, hash, created_at FROM resource_keys ORDER BY created_at, id`)
-	if err != nil {
-		return nil, fmt.Errorf("list resource keys: %w", mapErr(err))
-	}
-	defer rows.Close()
-	var out []store.ResourceKey
-	for rows.Next() {
-		var k store.ResourceKey
-		var created int64
-		if err := rows.Scan(&k.ID, &k.Name, &k.Hash, &created); err != nil {
-			return nil, fmt.Errorf("list resource keys: %w", mapErr(err))
-		}
-		k.CreatedAt = fromNS(created)
-		out = append(out, k)
-	}
-	return out, mapErr(rows.Err())
+	rows, err := s.query(ctx, s.r, `SELECT `+sqlrow.ResourceKeyCols+` FROM resource_keys ORDER BY created_at, id`)
+	return list("list resource keys", rows, err, sqlrow.ScanResourceKey)
 }
 
 func (s *Store) RemoveResourceKey(ctx context.Context, id string) error {
@@ -758,14 +678,10 @@ func (s *Store) RemoveResourceKey(ctx context.Context, id string) error {
 }
 
 func (s *Store) FindResourceKey(ctx context.Context, hash []byte) (store.ResourceKey, error) {
-	var k store.ResourceKey
-	var created int64
-	err := s.queryRow(ctx, s.r, `SELECT id, name, hash, created_at FROM resource_keys WHERE hash = ?`, hash).
-		Scan(&k.ID, &k.Name, &k.Hash, &created)
+	k, err := sqlrow.ScanResourceKey(s.queryRow(ctx, s.r, `SELECT `+sqlrow.ResourceKeyCols+` FROM resource_keys WHERE hash = ?`, hash))
 	if err != nil {
 		return k, fmt.Errorf("find resource key: %w", mapErr(err))
 	}
-	k.CreatedAt = fromNS(created)
 	return k, nil
 }
 
@@ -787,25 +703,11 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 		f.Limit = 1000
 	}
 	rows, err := s.query(ctx, s.r,
-		`SELECT seq, id, type, at, user_id, session_id, ip, user_agent, detail FROM events
+		`SELECT `+sqlrow.EventCols+` FROM events
 		 WHERE (? = '' OR user_id = ?) AND (? = '' OR type = ?) AND (? = 0 OR seq < ?)
 		 ORDER BY seq DESC LIMIT ?`,
 		f.UserID, f.UserID, f.Type, f.Type, f.BeforeSeq, f.BeforeSeq, f.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("list events: %w", mapErr(err))
-	}
-	defer rows.Close()
-	var out []store.Event
-	for rows.Next() {
-		var e store.Event
-		var at int64
-		if err := rows.Scan(&e.Seq, &e.ID, &e.Type, &at, &e.UserID, &e.SessionID, &e.IP, &e.UserAgent, &e.Detail); err != nil {
-			return nil, fmt.Errorf("list events: %w", mapErr(err))
-		}
-		e.At = fromNS(at)
-		out = append(out, e)
-	}
-	return out, mapErr(rows.Err())
+	return list("list events", rows, err, sqlrow.ScanEvent)
 }
 
 func (s *Store) PruneEvents(ctx context.Context, t time.Time) (int, error) {

@@ -89,3 +89,77 @@ func ScanSessionUser(r Row, extra ...any) (store.Session, store.User, error) {
 	err := r.Scan(append(append(s.dest(), u.dest()...), extra...)...)
 	return s.session(), u.user(), err
 }
+
+// Rows is a result set (database/sql's *Rows and pgx.Rows both fit).
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// Collect scans every row with scan. The caller closes rows.
+func Collect[T any](rows Rows, scan func(Row) (T, error)) ([]T, error) {
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// More column lists, for the Scan functions below.
+const (
+	RevokedSessionCols = `id, access_exp`
+	RevocationCols     = `seq, kind, subject, not_before, until`
+	SigningKeyCols     = `id, algorithm, public_key, sealed_private, created_at, COALESCE(retired_at, 0)`
+	ResourceKeyCols    = `id, name, hash, created_at`
+	EventCols          = `seq, id, type, at, user_id, session_id, ip, user_agent, detail`
+)
+
+// ScanRevokedSession reads RevokedSessionCols.
+func ScanRevokedSession(r Row) (store.RevokedSession, error) {
+	var x store.RevokedSession
+	var until int64
+	err := r.Scan(&x.SessionID, &until)
+	x.Until = Time(until)
+	return x, err
+}
+
+// ScanRevocation reads RevocationCols.
+func ScanRevocation(r Row) (store.Revocation, error) {
+	var x store.Revocation
+	var nb, until int64
+	err := r.Scan(&x.Seq, &x.Kind, &x.Subject, &nb, &until)
+	x.NotBefore, x.Until = Time(nb), Time(until)
+	return x, err
+}
+
+// ScanSigningKey reads SigningKeyCols.
+func ScanSigningKey(r Row) (store.SigningKey, error) {
+	var k store.SigningKey
+	var created, retired int64
+	err := r.Scan(&k.ID, &k.Algorithm, &k.PublicKey, &k.SealedPrivate, &created, &retired)
+	k.CreatedAt, k.RetiredAt = Time(created), Time(retired)
+	return k, err
+}
+
+// ScanResourceKey reads ResourceKeyCols.
+func ScanResourceKey(r Row) (store.ResourceKey, error) {
+	var k store.ResourceKey
+	var created int64
+	err := r.Scan(&k.ID, &k.Name, &k.Hash, &created)
+	k.CreatedAt = Time(created)
+	return k, err
+}
+
+// ScanEvent reads EventCols.
+func ScanEvent(r Row) (store.Event, error) {
+	var e store.Event
+	var at int64
+	err := r.Scan(&e.Seq, &e.ID, &e.Type, &at, &e.UserID, &e.SessionID, &e.IP, &e.UserAgent, &e.Detail)
+	e.At = Time(at)
+	return e, err
+}
