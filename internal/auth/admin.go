@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
@@ -68,7 +69,8 @@ func (s *Service) UpdateUser(ctx context.Context, id string, role *string, disab
 	if roleChanged || disabling {
 		// Recorded with the change for crash safety; the authoritative
 		// cutoff is taken again after the commit (see userCutoff).
-		up.Cutoff = &store.Cutoff{NotBefore: now, Until: now.Add(s.cfg.AccessTTL)}
+		c := s.cutoffAt(now)
+		up.Cutoff = &c
 	}
 	if disabling {
 		up.RevokeSessions, up.Reason = true, ReasonDisabled
@@ -100,9 +102,15 @@ func (s *Service) UpdateUser(ctx context.Context, id string, role *string, disab
 // taken after the change it enforces has committed, so any token whose data
 // was read before the change has an earlier iat (see issue).
 func (s *Service) userCutoff(ctx context.Context, userID string) error {
-	c := store.Cutoff{NotBefore: s.now(), Until: s.now().Add(s.cfg.AccessTTL)}
+	c := s.cutoffAt(s.now())
 	s.revoked.SetUserNotBefore(userID, c.NotBefore, c.Until)
 	return s.store.LogCutoff(ctx, store.KindUser, userID, c)
+}
+
+// cutoffAt refuses tokens issued before t; the entry matters until every
+// token issued before t has expired.
+func (s *Service) cutoffAt(t time.Time) store.Cutoff {
+	return store.Cutoff{NotBefore: t, Until: t.Add(s.cfg.AccessTTL)}
 }
 
 // UserSessions lists an account's active sessions.
@@ -134,11 +142,11 @@ func (s *Service) RevokeSession(ctx context.Context, id string, m Meta) error {
 // issued before now is dead, the caller's included.
 func (s *Service) RevokeAll(ctx context.Context, m Meta) (int, error) {
 	now := s.now()
-	n, err := s.store.RevokeAll(ctx, store.Cutoff{NotBefore: now, Until: now.Add(s.cfg.AccessTTL)}, ReasonGlobal, now)
+	n, err := s.store.RevokeAll(ctx, s.cutoffAt(now), ReasonGlobal, now)
 	if err != nil {
 		return 0, err
 	}
-	c := store.Cutoff{NotBefore: s.now(), Until: s.now().Add(s.cfg.AccessTTL)}
+	c := s.cutoffAt(s.now()) // after the commit, as in userCutoff
 	s.revoked.SetGlobalNotBefore(c.NotBefore)
 	if err := s.store.LogCutoff(ctx, store.KindGlobal, "", c); err != nil {
 		return n, err

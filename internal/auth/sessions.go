@@ -64,14 +64,8 @@ func (s *Service) Refresh(ctx context.Context, tok string, m Meta) (Tokens, erro
 		if !now.Before(sess.ExpiresAt) || !now.Before(sess.IdleExpiresAt) {
 			return Tokens{}, ErrSessionExpired
 		}
-		if m.IP != "" && sess.IP != "" && m.IP != sess.IP {
-			s.event(ctx, EventIPChanged, m, u.ID, sess.ID, "previous IP "+sess.IP)
-			if s.cfg.IPPolicy == IPPolicyRevoke {
-				if err := s.revokeSession(ctx, sess, ReasonIPChanged, EventSessionRevoked, m); err != nil {
-					return Tokens{}, err
-				}
-				return Tokens{}, ErrSessionRevoked
-			}
+		if err := s.checkIP(ctx, sess, sess.IP, m); err != nil {
+			return Tokens{}, err
 		}
 		switch {
 		case r.Generation == sess.Generation:
@@ -151,17 +145,28 @@ func (s *Service) fastRefresh(ctx context.Context, r token.Refresh, m Meta) (t T
 	if err != nil {
 		return Tokens{}, true, err
 	}
-	if m.IP != "" && prevIP != "" && m.IP != prevIP {
-		s.event(ctx, EventIPChanged, m, u.ID, next.ID, "previous IP "+prevIP)
-		if s.cfg.IPPolicy == IPPolicyRevoke {
-			if err := s.revokeSession(ctx, next, ReasonIPChanged, EventSessionRevoked, m); err != nil {
-				return Tokens{}, true, err
-			}
-			return Tokens{}, true, ErrSessionRevoked
-		}
+	if err := s.checkIP(ctx, next, prevIP, m); err != nil {
+		return Tokens{}, true, err
 	}
 	t, err = s.issue(now, u, next)
 	return t, true, err
+}
+
+// checkIP applies the IP policy to a refresh of sess from m.IP, the session
+// having last been used from prevIP: a change is recorded as ip_changed and,
+// under IPPolicyRevoke, revokes the session (ErrSessionRevoked).
+func (s *Service) checkIP(ctx context.Context, sess store.Session, prevIP string, m Meta) error {
+	if m.IP == "" || prevIP == "" || m.IP == prevIP {
+		return nil
+	}
+	s.event(ctx, EventIPChanged, m, sess.UserID, sess.ID, "previous IP "+prevIP)
+	if s.cfg.IPPolicy != IPPolicyRevoke {
+		return nil
+	}
+	if err := s.revokeSession(ctx, sess, ReasonIPChanged, EventSessionRevoked, m); err != nil {
+		return err
+	}
+	return ErrSessionRevoked
 }
 
 // revokeSession revokes one session in the store and in memory, and records
@@ -171,7 +176,7 @@ func (s *Service) revokeSession(ctx context.Context, sess store.Session, reason,
 	// Memory first: from here on no access token of the session passes,
 	// even if the write below fails (the caller then sees an error and
 	// can retry).
-	s.revoked.AddSession(sess.ID, maxTime(sess.AccessExpiresAt, now.Add(s.cfg.AccessTTL)))
+	s.forgetSessions([]store.RevokedSession{{SessionID: sess.ID, Until: sess.AccessExpiresAt}}, now)
 	changed, err := s.store.RevokeSession(ctx, sess.ID, reason, now)
 	if err != nil {
 		return err
