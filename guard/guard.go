@@ -15,6 +15,12 @@
 // not fall back to per-request introspection, which would turn a Gatehouse
 // outage into a load spike on Gatehouse the moment it recovers.
 //
+// Browser apps served behind one origin with Gatehouse may authenticate with
+// the access cookie instead of a header (Config.AccessCookie); unsafe
+// requests authenticated that way get the same cross-origin protection as
+// Gatehouse's own (403 csrf_failed). See docs/API.md in the repository for
+// the contract the guard follows.
+//
 // The package depends on nothing else in Gatehouse.
 package guard
 
@@ -48,16 +54,38 @@ var (
 	ErrStale = errors.New("guard: revocation status unknown (feed unreachable)")
 )
 
+// Cookie names Gatehouse sets in its cookie transport, for
+// Config.AccessCookie: AccessCookie normally, DevAccessCookie when the
+// server runs with --insecure-dev-cookies.
+const (
+	AccessCookie    = "__Host-gatehouse_access"
+	DevAccessCookie = "gatehouse_access"
+)
+
 // Config configures a Guard. Issuer and ResourceKey are required.
 type Config struct {
-	// Issuer is Gatehouse's base URL and the tokens' iss, e.g.
+	// Issuer is the tokens' iss: Gatehouse's public base URL, e.g.
 	// "https://auth.example.com".
 	Issuer string
+	// BaseURL is where the guard fetches the JWKS and follows the
+	// revocation feed, when that is not Issuer: an internal address
+	// ("http://gatehouse.internal:8080") or a sidecar. Default: Issuer.
+	BaseURL string
 	// ResourceKey authenticates this resource server to the feed
 	// (`gatehouse keys resource add`).
 	ResourceKey string
-	// HTTPClient defaults to a client with a 40s timeout.
+	// HTTPClient fetches the JWKS and the feed: set it for a private CA,
+	// a proxy or mTLS. Default: a client with a 40s timeout.
 	HTTPClient *http.Client
+	// AccessCookie, when set, is the name of a cookie the middleware reads
+	// the access token from when the request has no Authorization header
+	// (apps served with Gatehouse behind one origin; see AccessCookie).
+	// Unsafe methods authenticated by the cookie must then pass the
+	// cross-origin check (Sec-Fetch-Site / Origin), else 403 csrf_failed.
+	AccessCookie string
+	// TrustedOrigins are other origins (scheme://host[:port]) allowed to
+	// make cookie-authenticated unsafe requests.
+	TrustedOrigins []string
 	// MaxStaleness is how long the feed may be unreachable before tokens
 	// are refused (default 30s). The feed's long poll answers at least every
 	// MaxStaleness/3, so a healthy feed never comes close.
@@ -89,6 +117,8 @@ type Guard struct {
 	client *http.Client
 	log    *slog.Logger
 	base   string
+	cop    *http.CrossOriginProtection
+	warned sync.Map // configuration-mismatch reasons already logged
 
 	keys        atomic.Pointer[map[string]ed25519.PublicKey] // encoded JOSE header -> key
 	jwksMu      sync.Mutex
@@ -126,7 +156,20 @@ func New(ctx context.Context, cfg Config) (*Guard, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	g := &Guard{cfg: cfg, client: cfg.HTTPClient, log: cfg.Logger, base: strings.TrimRight(cfg.Issuer, "/"),
+	base := cfg.BaseURL
+	if base == "" {
+		base = cfg.Issuer
+	}
+	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("guard: BaseURL (or Issuer) %q is not an http(s) URL", base)
+	}
+	cop := http.NewCrossOriginProtection()
+	for _, o := range cfg.TrustedOrigins {
+		if err := cop.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("guard: TrustedOrigins: %w", err)
+		}
+	}
+	g := &Guard{cfg: cfg, client: cfg.HTTPClient, log: cfg.Logger, base: strings.TrimRight(base, "/"), cop: cop,
 		sessions: map[string]int64{}, users: map[string]int64{}, done: make(chan struct{})}
 	if err := g.fetchJWKS(ctx); err != nil {
 		return nil, err
@@ -182,10 +225,12 @@ func (g *Guard) verifySignature(tok string, now time.Time) (*Claims, error) {
 	}
 	key, ok := (*g.keys.Load())[h]
 	if !ok {
-		if !g.maybeRefetch(h) {
-			return nil, ErrInvalidToken
-		}
+		kid, wellFormed := g.maybeRefetch(h)
 		if key, ok = (*g.keys.Load())[h]; !ok {
+			if wellFormed {
+				g.warnOnce("unknown-key", "guard: refusing tokens signed with a key the JWKS does not have; "+
+					"is BaseURL the Gatehouse that issues them?", slog.String("kid", kid), slog.String("jwks", g.base+"/.well-known/jwks.json"))
+			}
 			return nil, ErrInvalidToken
 		}
 	}
@@ -218,7 +263,14 @@ func (g *Guard) verifySignature(tok string, now time.Time) (*Claims, error) {
 	}
 	iat, err1 := numericDate(raw.Iat)
 	exp, err2 := numericDate(raw.Exp)
-	if err1 != nil || err2 != nil || raw.Iss != g.cfg.Issuer || raw.Sub == "" || raw.Sid == "" || raw.Role == "" {
+	if err1 != nil || err2 != nil || raw.Sub == "" || raw.Sid == "" || raw.Role == "" {
+		return nil, ErrInvalidToken
+	}
+	if raw.Iss != g.cfg.Issuer {
+		// Signed by a key we trust, so this is not an attacker's token:
+		// the server's --issuer and Config.Issuer disagree.
+		g.warnOnce("issuer", "guard: refusing tokens whose issuer is not Config.Issuer; set it to the server's --issuer",
+			slog.String("token_iss", raw.Iss), slog.String("config_issuer", g.cfg.Issuer))
 		return nil, ErrInvalidToken
 	}
 	if !now.Before(exp) {
@@ -295,31 +347,40 @@ func (g *Guard) fetchJWKS(ctx context.Context) error {
 }
 
 // maybeRefetch refreshes the JWKS for an unknown header that names a kid,
-// at most once per JWKSMinInterval. It reports whether it refetched.
-func (g *Guard) maybeRefetch(h string) bool {
+// at most once per JWKSMinInterval. It reports the kid and whether the
+// header is one Gatehouse would write.
+func (g *Guard) maybeRefetch(h string) (kid string, wellFormed bool) {
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(h)
 	if err != nil || len(raw) > 512 {
-		return false
+		return "", false
 	}
 	var hdr struct {
 		Alg, Kid, Typ string
 	}
 	if json.Unmarshal(raw, &hdr) != nil || hdr.Alg != "EdDSA" || hdr.Kid == "" || header(hdr.Kid) != h {
-		return false // not a header Gatehouse would write: no refetch for garbage
+		return "", false // not a header Gatehouse would write: no refetch for garbage
 	}
 	g.jwksMu.Lock()
 	defer g.jwksMu.Unlock()
 	if time.Since(g.lastJWKS) < g.cfg.JWKSMinInterval {
-		return false
+		return hdr.Kid, true
 	}
 	g.lastJWKS = time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := g.fetchJWKS(ctx); err != nil {
 		g.log.Warn("guard: JWKS refetch failed", "err", err)
-		return false
 	}
-	return true
+	return hdr.Kid, true
+}
+
+// warnOnce logs a configuration mismatch the first time it refuses a
+// token for that reason: the operator learns why every token fails, and
+// a flood of such tokens cannot flood the log.
+func (g *Guard) warnOnce(reason, msg string, attrs ...any) {
+	if _, seen := g.warned.LoadOrStore(reason, true); !seen {
+		g.log.Warn(msg, attrs...)
+	}
 }
 
 // follow long-polls the feed until ctx ends, backing off on errors.
@@ -427,22 +488,32 @@ func ClaimsFrom(ctx context.Context) (*Claims, bool) {
 	return c, ok
 }
 
-// Middleware verifies the request's access token (Authorization: Bearer,
-// never the query string) and puts the claims in the context for next.
-// Failures are answered in Gatehouse's error format.
+// Middleware verifies the request's access token and puts the claims in
+// the context for next. The token comes from the Authorization header
+// (Bearer), else from Config.AccessCookie when set; never from the query
+// string. A request with a header is judged on the header alone, even when
+// it also carries the cookie. Failures are answered in Gatehouse's error
+// format.
 func (g *Guard) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if q := r.URL.Query(); q.Has("access_token") || q.Has("token") {
 			writeError(w, 400, "query_token_disabled", "Tokens are not accepted in the query string.")
 			return
 		}
-		scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		tok, fromCookie := g.requestToken(r)
+		if tok == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer`)
 			writeError(w, 401, "invalid_token", "An access token is required.")
 			return
 		}
-		c, err := g.Verify(strings.TrimSpace(tok))
+		if fromCookie && !safeMethod(r.Method) {
+			// A browser attaches the cookie to cross-site requests too.
+			if err := g.cop.Check(r); err != nil {
+				writeError(w, 403, "csrf_failed", "Cross-site request refused.")
+				return
+			}
+		}
+		c, err := g.Verify(tok)
 		switch {
 		case errors.Is(err, ErrStale):
 			w.Header().Set("Retry-After", "1")
@@ -463,6 +534,29 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, c)))
 	})
+}
+
+// requestToken returns the token to judge and whether it came from the
+// cookie. A malformed Authorization header yields no token: it is never a
+// reason to fall back to the cookie.
+func (g *Guard) requestToken(r *http.Request) (tok string, fromCookie bool) {
+	if v := r.Header.Get("Authorization"); v != "" {
+		scheme, t, ok := strings.Cut(v, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return "", false
+		}
+		return strings.TrimSpace(t), false
+	}
+	if g.cfg.AccessCookie != "" {
+		if c, err := r.Cookie(g.cfg.AccessCookie); err == nil && c.Value != "" {
+			return c.Value, true
+		}
+	}
+	return "", false
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
 }
 
 func writeError(w http.ResponseWriter, status int, code, desc string) {

@@ -32,9 +32,11 @@ var (
 	errTooLarge       = &apiError{http.StatusRequestEntityTooLarge, "request_too_large", "The request body is larger than 64 KiB."}
 	errQueryToken     = &apiError{http.StatusBadRequest, "query_token_disabled", "Tokens are not accepted in the query string; send an Authorization header or the cookie."}
 	errCSRF           = &apiError{http.StatusForbidden, "csrf_failed", "Cross-site request refused."}
+	errCORS           = &apiError{http.StatusForbidden, "csrf_failed", "Cross-origin requests from this origin are not allowed."}
 	errMissingToken   = &apiError{http.StatusUnauthorized, "invalid_token", "An access token is required."}
 	errMissingRefresh = &apiError{http.StatusUnauthorized, "invalid_refresh_token", "A refresh token is required."}
 	errUnavailable    = &apiError{http.StatusServiceUnavailable, "unavailable", "The service is temporarily unavailable; nothing was changed."}
+	errTooManySockets = &apiError{http.StatusServiceUnavailable, "unavailable", "Too many sockets are waiting to authenticate; retry shortly."}
 	errForbidden      = &apiError{http.StatusForbidden, "forbidden", "This requires the admin role."}
 )
 

@@ -76,7 +76,7 @@ func (h *handler) register(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) login(w http.ResponseWriter, r *http.Request) {
-	cookies, err := cookieTransport(r)
+	tr, _, err := requestedTransport(r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -91,7 +91,7 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	h.writeTokens(w, t, cookies)
+	h.writeTokens(w, t, tr)
 }
 
 type refreshRequest struct {
@@ -99,7 +99,7 @@ type refreshRequest struct {
 }
 
 func (h *handler) refresh(w http.ResponseWriter, r *http.Request) {
-	cookies, err := cookieTransport(r)
+	tr, chosen, err := requestedTransport(r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -125,10 +125,14 @@ func (h *handler) refresh(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	h.writeTokens(w, t, cookies || fromCookie)
+	if fromCookie && !chosen {
+		tr = transportCookie // a cookie client that did not say: answer in kind
+	}
+	h.writeTokens(w, t, tr)
 }
 
-func (h *handler) writeTokens(w http.ResponseWriter, t auth.Tokens, cookies bool) {
+// writeTokens answers a login, refresh or re-authentication in transport tr.
+func (h *handler) writeTokens(w http.ResponseWriter, t auth.Tokens, tr transport) {
 	now := t.IssuedAt
 	resp := tokenResponse{
 		TokenType:        "Bearer",
@@ -137,9 +141,14 @@ func (h *handler) writeTokens(w http.ResponseWriter, t auth.Tokens, cookies bool
 		SessionID:        t.Session.ID,
 		User:             toUserJSON(t.User),
 	}
-	if cookies {
-		h.setTokenCookies(w, t, now)
-	} else {
+	switch tr {
+	case transportCookie:
+		h.setAccessCookie(w, t, now)
+		h.setRefreshCookie(w, t, now)
+	case transportRefreshCookie:
+		h.setRefreshCookie(w, t, now)
+		resp.AccessToken = t.AccessToken
+	default:
 		resp.AccessToken, resp.RefreshToken = t.AccessToken, t.RefreshToken
 	}
 	w.Header().Set("Pragma", "no-cache")

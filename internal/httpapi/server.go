@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -19,7 +20,8 @@ import (
 // Config configures the HTTP layer.
 type Config struct {
 	// AllowedOrigins are origins (scheme://host[:port]) trusted to make
-	// cookie-authenticated unsafe requests besides the server's own.
+	// cookie-authenticated unsafe requests besides the server's own, and
+	// the only origins that get CORS headers.
 	AllowedOrigins []string
 	// InsecureDevCookies drops Secure and the cookie-name prefixes.
 	InsecureDevCookies bool
@@ -31,6 +33,9 @@ type Config struct {
 	Logger          *slog.Logger
 	// Registry receives the metrics; nil makes a fresh one.
 	Registry *prometheus.Registry
+	// MaxPendingSockets caps WebSockets accepted without a credential and
+	// still waiting for their first (auth) message; 0 means 1024.
+	MaxPendingSockets int
 }
 
 type handler struct {
@@ -40,6 +45,9 @@ type handler struct {
 	cop      *http.CrossOriginProtection
 	metrics  *metrics
 	keyFails keyFailures
+	mux      *http.ServeMux
+	origins  map[string]struct{} // normalised AllowedOrigins
+	pending  chan struct{}       // one slot per unauthenticated socket
 }
 
 // New returns the HTTP handler for svc.
@@ -50,15 +58,25 @@ func New(svc *auth.Service, cfg Config) (http.Handler, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
+	if cfg.MaxPendingSockets <= 0 {
+		cfg.MaxPendingSockets = 1024
+	}
 	cop := http.NewCrossOriginProtection()
+	origins := map[string]struct{}{}
 	for _, o := range cfg.AllowedOrigins {
-		if err := cop.AddTrustedOrigin(o); err != nil {
+		norm, err := normalizeOrigin(o)
+		if err != nil {
 			return nil, err
 		}
+		if err := cop.AddTrustedOrigin(norm); err != nil {
+			return nil, fmt.Errorf("%q: %w", o, err)
+		}
+		origins[norm] = struct{}{}
 	}
-	h := &handler{svc: svc, cfg: cfg, log: cfg.Logger, cop: cop, metrics: newMetrics(cfg.Registry, svc)}
-
 	mux := http.NewServeMux()
+	h := &handler{svc: svc, cfg: cfg, log: cfg.Logger, cop: cop, metrics: newMetrics(cfg.Registry, svc),
+		mux: mux, origins: origins, pending: make(chan struct{}, cfg.MaxPendingSockets)}
+
 	mux.HandleFunc("POST /v1/auth/register", h.register)
 	mux.HandleFunc("POST /v1/auth/login", h.login)
 	mux.HandleFunc("POST /v1/auth/refresh", h.refresh)
@@ -81,6 +99,7 @@ func New(svc *auth.Service, cfg Config) (http.Handler, error) {
 	mux.HandleFunc("POST /v1/oauth/revoke", h.resource(h.revokeToken))
 	mux.HandleFunc("GET /v1/ws", h.websocket)
 	mux.HandleFunc("GET /.well-known/jwks.json", h.jwks)
+	mux.HandleFunc("GET /gatehouse.js", h.clientScript)
 	mux.HandleFunc("GET /healthz", h.healthz)
 	mux.HandleFunc("GET /readyz", h.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
@@ -89,8 +108,8 @@ func New(svc *auth.Service, cfg Config) (http.Handler, error) {
 	return h.middleware(mux), nil
 }
 
-// middleware wraps every request: panic recovery, security headers, the
-// query-token refusal, CSRF, metrics and the request log.
+// middleware wraps every request: panic recovery, security headers, CORS,
+// the query-token refusal, CSRF, metrics and the request log.
 func (h *handler) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -121,6 +140,9 @@ func (h *handler) middleware(next http.Handler) http.Handler {
 		hdr.Set("X-Content-Type-Options", "nosniff")
 		hdr.Set("Cache-Control", "no-store")
 		hdr.Set("Referrer-Policy", "no-referrer")
+		if h.cors(sw, r) {
+			return
+		}
 		if hasQueryToken(r) && !(h.cfg.AllowQueryToken && r.URL.Path == "/v1/ws") {
 			h.writeError(sw, r, errQueryToken)
 			return

@@ -63,25 +63,49 @@ func (h *handler) refreshFromCookie(r *http.Request) string {
 	return ""
 }
 
-// cookieTransport reads the Gatehouse-Transport header.
-func cookieTransport(r *http.Request) (bool, error) {
-	switch v := r.Header.Get("Gatehouse-Transport"); strings.ToLower(v) {
-	case "", "body":
-		return false, nil
+// transport is how login, refresh and re-authentication hand out tokens
+// (API.md "Transport", header Gatehouse-Transport).
+type transport int
+
+const (
+	// transportBody: both tokens in the JSON body, no cookies.
+	transportBody transport = iota
+	// transportCookie: both tokens only as HttpOnly cookies.
+	transportCookie
+	// transportRefreshCookie (single-page apps): the refresh token only in
+	// the HttpOnly refresh cookie, the access token only in the body, to be
+	// kept in memory and sent as a Bearer header.
+	transportRefreshCookie
+)
+
+// requestedTransport reads the Gatehouse-Transport header; set reports
+// whether the client chose one.
+func requestedTransport(r *http.Request) (t transport, set bool, err error) {
+	switch v := r.Header.Get("Gatehouse-Transport"); strings.ToLower(strings.TrimSpace(v)) {
+	case "":
+		return transportBody, false, nil
+	case "body":
+		return transportBody, true, nil
 	case "cookie":
-		return true, nil
+		return transportCookie, true, nil
+	case "refresh-cookie":
+		return transportRefreshCookie, true, nil
 	default:
-		return false, errInvalidRequest(`Gatehouse-Transport must be "cookie" or "body".`)
+		return transportBody, false, errInvalidRequest(`Gatehouse-Transport must be "body", "cookie" or "refresh-cookie".`)
 	}
 }
 
-func (h *handler) setTokenCookies(w http.ResponseWriter, t auth.Tokens, now time.Time) {
-	access, refresh := h.cookieNames()
+func (h *handler) setAccessCookie(w http.ResponseWriter, t auth.Tokens, now time.Time) {
+	access, _ := h.cookieNames()
 	http.SetCookie(w, &http.Cookie{
 		Name: access, Value: t.AccessToken, Path: "/",
 		MaxAge:   secondsUntil(t.AccessExpiresAt, now),
 		HttpOnly: true, Secure: !h.cfg.InsecureDevCookies, SameSite: http.SameSiteLaxMode,
 	})
+}
+
+func (h *handler) setRefreshCookie(w http.ResponseWriter, t auth.Tokens, now time.Time) {
+	_, refresh := h.cookieNames()
 	http.SetCookie(w, &http.Cookie{
 		Name: refresh, Value: t.RefreshToken, Path: refreshPath,
 		MaxAge:   secondsUntil(t.RefreshExpiresAt, now),

@@ -1,8 +1,12 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
+	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
 
 // WebSocket close codes (API.md "WebSocket").
@@ -65,7 +70,25 @@ type wsIn struct {
 	AccessToken string `json:"access_token"`
 }
 
+// In-band authentication (API.md "WebSocket"): a browser holding its access
+// token in memory cannot put it in a header, and must not put it in the URL,
+// so it opens the socket with no credential and sends it as the first
+// message. Such sockets cost the server until they authenticate: they get a
+// short deadline, a small first message, a global cap, and the same Origin
+// check as every other socket.
+var (
+	authDeadline = 5 * time.Second
+)
+
+const firstMessageLimit = 4096
+
 func (h *handler) websocket(w http.ResponseWriter, r *http.Request) {
+	// Origin first: a cross-site page gets 403 with or without credentials.
+	if !h.sameOrigin(r) {
+		h.svc.Event(r.Context(), auth.EventCSRFFailed, h.meta(r), "", "", "cross-site WebSocket upgrade")
+		h.writeError(w, r, errCSRF)
+		return
+	}
 	tok, err := h.accessToken(r)
 	if err == errMissingToken && h.cfg.AllowQueryToken {
 		// Deprecated and off by default; the middleware already kept the
@@ -74,36 +97,151 @@ func (h *handler) websocket(w http.ResponseWriter, r *http.Request) {
 			tok, err = q, nil
 		}
 	}
+	inBand := err == errMissingToken
+	if inBand && r.Header.Get("Origin") == "" {
+		// Not a browser: such clients can and must send the header.
+		h.writeError(w, r, errMissingToken)
+		return
+	}
+	if err != nil && !inBand {
+		h.writeError(w, r, err)
+		return
+	}
+	var p auth.Principal
+	var u store.User
+	if inBand {
+		select {
+		case h.pending <- struct{}{}:
+		default:
+			h.writeError(w, r, errTooManySockets)
+			return
+		}
+		var released bool
+		release := func() {
+			if !released {
+				released = true
+				<-h.pending
+			}
+		}
+		defer release()
+		c, err := h.acceptSocket(w, r)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		p, u, err = h.authenticateInBand(r.Context(), c)
+		release()
+		if err != nil {
+			c.Close(closeTokenExpired, wsAuthFailure(err))
+			return
+		}
+		h.serveSocket(r.Context(), c, p, u)
+		return
+	}
+	p, err = h.svc.Authenticate(tok)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	if !h.sameOrigin(r) {
-		h.svc.Event(r.Context(), auth.EventCSRFFailed, h.meta(r), "", "", "cross-site WebSocket upgrade")
-		h.writeError(w, r, errCSRF)
-		return
-	}
-	p, err := h.svc.Authenticate(tok)
+	u, _, err = h.svc.Me(r.Context(), p)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	u, _, err := h.svc.Me(r.Context(), p)
+	c, err := h.acceptSocket(w, r)
 	if err != nil {
-		h.writeError(w, r, err)
 		return
 	}
+	defer c.CloseNow()
+	h.serveSocket(r.Context(), c, p, u)
+}
+
+// acceptSocket upgrades the connection. The Origin has been checked.
+func (h *handler) acceptSocket(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
 	// The server's read/write timeouts are for requests, not sockets.
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true}) // Origin checked above
-	if err != nil {
-		return // Accept has answered the client
+	return websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true}) // Origin checked by sameOrigin
+}
+
+// errAuthTimeout and friends say why in-band authentication failed; the
+// text goes in the close frame's reason, never a token.
+var (
+	errAuthTimeout  = errors.New("authentication timed out")
+	errAuthTooLarge = errors.New("first message too large")
+	errAuthMessage  = errors.New(`first message must be {"type":"auth","access_token":…}`)
+)
+
+func wsAuthFailure(err error) string {
+	switch {
+	case errors.Is(err, errAuthTimeout), errors.Is(err, errAuthTooLarge), errors.Is(err, errAuthMessage):
+		return err.Error()
+	case errors.Is(err, auth.ErrTokenExpired):
+		return "access token expired"
+	case errors.Is(err, auth.ErrTokenRevoked), errors.Is(err, auth.ErrSessionRevoked):
+		return "access token revoked"
 	}
-	defer c.CloseNow()
-	// r.Context() ends with the server (shutdown): sockets close with it.
-	ctx, cancel := context.WithCancel(r.Context())
+	return "invalid access token"
+}
+
+// authenticateInBand waits for the first message, which must be an auth
+// message with a valid access token. The server sends nothing before.
+func (h *handler) authenticateInBand(ctx context.Context, c *websocket.Conn) (auth.Principal, store.User, error) {
+	type result struct {
+		data []byte
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		// Read under a context that does not close the socket abruptly:
+		// the deadline below closes it with 4001 and a reason instead.
+		_, rd, err := c.Reader(context.WithoutCancel(ctx))
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		data, err := io.ReadAll(io.LimitReader(rd, firstMessageLimit+1))
+		if err == nil && len(data) > firstMessageLimit {
+			err = errAuthTooLarge
+		}
+		got <- result{data, err}
+	}()
+	timer := time.NewTimer(authDeadline)
+	defer timer.Stop()
+	var res result
+	select {
+	case res = <-got:
+	case <-timer.C:
+		return auth.Principal{}, store.User{}, errAuthTimeout
+	case <-ctx.Done():
+		return auth.Principal{}, store.User{}, ctx.Err()
+	}
+	if res.err != nil {
+		if errors.Is(res.err, errAuthTooLarge) {
+			return auth.Principal{}, store.User{}, errAuthTooLarge
+		}
+		return auth.Principal{}, store.User{}, fmt.Errorf("read first message: %w", res.err)
+	}
+	var in wsIn
+	dec := json.NewDecoder(bytes.NewReader(res.data))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&in) != nil || dec.More() || in.Type != "auth" || in.AccessToken == "" {
+		return auth.Principal{}, store.User{}, errAuthMessage
+	}
+	p, err := h.svc.Authenticate(in.AccessToken)
+	if err != nil {
+		return p, store.User{}, err
+	}
+	u, _, err := h.svc.Me(ctx, p)
+	return p, u, err
+}
+
+// serveSocket runs an authenticated socket: hello, then events, reauth,
+// and the closes of API.md until the client or the server ends it.
+func (h *handler) serveSocket(parent context.Context, c *websocket.Conn, p auth.Principal, u store.User) {
+	// The parent context ends with the server (shutdown): sockets close with it.
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 
 	send := func(m wsOut) error {

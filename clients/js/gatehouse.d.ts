@@ -1,0 +1,77 @@
+// Type declarations for gatehouse.js, the Gatehouse browser client.
+
+export interface User {
+  id: string;
+  username: string;
+  role: string;
+  permissions?: string[];
+  disabled: boolean;
+  created_at: string;
+}
+
+export interface Session {
+  id: string;
+  created_at: string;
+  last_used_at: string;
+  idle_expires_at: string;
+  expires_at: string;
+  ip: string;
+  user_agent: string;
+  current: boolean;
+}
+
+/** Why the session ended, as reported in every tab of the origin. */
+export type SignedOutReason = "logout" | "revoked" | "expired" | "reused";
+
+export interface ClientOptions {
+  /** Gatehouse's base URL, e.g. "https://auth.example.com". Default: the page's origin. */
+  baseUrl?: string;
+  /** The fetch implementation (tests). Default: globalThis.fetch. */
+  fetch?: typeof fetch;
+}
+
+/** Every rejection: `code` is the API's `error` code, or `network_error`. */
+export class GatehouseError extends Error {
+  readonly code: string;
+  /** HTTP status, 0 for network failures. */
+  readonly status: number;
+}
+
+/** A WebSocket-like connection authenticated by its first message. */
+export interface GatehouseSocket extends EventTarget {
+  readonly url: string;
+  /** 0 connecting, 1 open, 3 closed (as WebSocket). */
+  readonly readyState: number;
+  send(data: string | ArrayBufferLike | Blob | ArrayBufferView): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(type: "open", listener: (ev: Event) => void): void;
+  addEventListener(type: "message", listener: (ev: MessageEvent<string>) => void): void;
+  addEventListener(type: "close", listener: (ev: CloseEvent) => void): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null): void;
+}
+
+export interface Client {
+  /** The signed-in user, or null. */
+  readonly user: User | null;
+  readonly baseUrl: string;
+  register(username: string, password: string): Promise<User>;
+  login(username: string, password: string): Promise<User>;
+  /** Resume after a page load (another tab's token, else the refresh cookie); null when signed out. */
+  restore(): Promise<User | null>;
+  /** fetch with the Bearer token; refreshes once and retries when the token is refused. */
+  fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+  /** Step-up: prove the password again; new access token with auth_time = now. */
+  reauthenticate(password: string): Promise<User>;
+  sessions(): Promise<Session[]>;
+  revokeSession(id: string): Promise<void>;
+  /** End this session; every tab of the origin signs out. */
+  logout(): Promise<void>;
+  /** End every session of the user (may need reauthenticate first). */
+  logoutEverywhere(): Promise<void>;
+  socket(path?: string): GatehouseSocket;
+  on(type: "signedout", fn: (reason: SignedOutReason) => void): () => void;
+  on(type: "refreshed" | "signedin", fn: (user: User) => void): () => void;
+  off(type: string, fn: (...args: any[]) => void): void;
+}
+
+export function createClient(options?: ClientOptions): Client;

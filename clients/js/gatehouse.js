@@ -1,0 +1,451 @@
+// gatehouse.js — the browser client for Gatehouse. An ES module with no
+// dependencies; the server serves this very file at GET /gatehouse.js.
+//
+// It uses the refresh-cookie transport: the refresh token lives only in an
+// HttpOnly cookie that JavaScript cannot read, the access token only in this
+// module's memory. Nothing is written to cookies, localStorage,
+// sessionStorage or IndexedDB. Across the tabs of one origin, at most one
+// refresh runs at a time (Web Locks) and its result is shared
+// (BroadcastChannel), so N tabs cost one refresh per access-token lifetime.
+
+const SESSION_ERRORS = {
+  refresh_token_reused: "reused",
+  session_expired: "expired",
+  invalid_refresh_token: "expired",
+  session_revoked: "revoked",
+  account_disabled: "revoked",
+};
+const TOKEN_ERRORS = ["token_expired", "invalid_token", "token_revoked"];
+const MAX_BACKOFF = 60000;
+
+/** An API error: `code` is the server's `error` code (or `network_error`). */
+export class GatehouseError extends Error {
+  constructor(code, message, status) {
+    super(message || code);
+    this.name = "GatehouseError";
+    this.code = code;
+    this.status = status || 0;
+  }
+}
+
+export function createClient(options) {
+  return new Client(options || {});
+}
+
+class Client {
+  constructor(o) {
+    this.baseUrl = String(o.baseUrl || location.origin).replace(/\/+$/, "");
+    this.user = null;
+    this._fetch = o.fetch || globalThis.fetch.bind(globalThis);
+    this._token = null;
+    this._exp = 0; // ms since the epoch
+    this._ttl = 0;
+    this._sid = null;
+    this._handlers = {};
+    this._inflight = null; // this tab's refresh, shared by its callers
+    this._failures = 0;
+    this._retryAt = 0;
+    this._timer = 0;
+    this._sockets = new Set();
+    this._lock = "gatehouse-refresh " + this.baseUrl;
+    this._bc = typeof BroadcastChannel == "function" ? new BroadcastChannel("gatehouse " + this.baseUrl) : null;
+    if (this._bc) this._bc.onmessage = (e) => this._onMessage(e.data || {});
+    if (typeof document != "undefined") {
+      const wake = () => {
+        if (document.visibilityState != "hidden") this._wake();
+      };
+      document.addEventListener("visibilitychange", wake);
+      addEventListener("online", wake);
+      addEventListener("pageshow", wake);
+    }
+  }
+
+  on(type, fn) {
+    (this._handlers[type] ||= new Set()).add(fn);
+    return () => this._handlers[type].delete(fn);
+  }
+
+  off(type, fn) {
+    this._handlers[type]?.delete(fn);
+  }
+
+  _emit(type, arg) {
+    for (const fn of this._handlers[type] || []) {
+      try {
+        fn(arg);
+      } catch (e) {
+        setTimeout(() => {
+          throw e;
+        });
+      }
+    }
+  }
+
+  async register(username, password) {
+    return (await this._req("POST", "/v1/auth/register", { body: { username, password } })).user;
+  }
+
+  async login(username, password) {
+    const r = await this._req("POST", "/v1/auth/login", {
+      body: { username, password },
+      transport: true,
+    });
+    this._accept(r, "login");
+    return this.user;
+  }
+
+  // restore resumes a session after a page load: from another tab if one
+  // holds a token, else with the refresh cookie. Resolves null when there is
+  // no session, without a signedout event.
+  async restore() {
+    if (this._usable()) return this.user;
+    if (await this._ask()) return this.user;
+    try {
+      await this._refresh(null);
+      return this.user;
+    } catch (e) {
+      if (e.code in SESSION_ERRORS) return null;
+      throw e;
+    }
+  }
+
+  // fetch calls any API with the Bearer token; on a 401 that says the token
+  // is bad it refreshes once and retries. A body that is a stream cannot be
+  // sent twice: pass a string, Blob, FormData or URLSearchParams.
+  async fetch(input, init) {
+    init = init || {};
+    let tok = await this._valid();
+    let res = await this._fetch(input, withBearer(init, tok));
+    if (res.status == 401 && (await isTokenFailure(res))) {
+      tok = await this._refresh(tok);
+      res = await this._fetch(input, withBearer(init, tok));
+    }
+    return res;
+  }
+
+  async reauthenticate(password) {
+    const r = await this._authed("POST", "/v1/auth/reauthenticate", { password });
+    this._accept(r, "reauth");
+    return this.user;
+  }
+
+  async sessions() {
+    return (await this._authed("GET", "/v1/sessions")).sessions;
+  }
+
+  async revokeSession(id) {
+    await this._authed("DELETE", "/v1/sessions/" + encodeURIComponent(id));
+    if (id == this._sid) this._signOut("logout", true);
+  }
+
+  async logout() {
+    let err = null;
+    try {
+      await this._req("POST", "/v1/auth/logout", { token: this._token });
+    } catch (e) {
+      err = e;
+    }
+    this._signOut("logout", true);
+    if (err) throw err;
+  }
+
+  async logoutEverywhere() {
+    await this._authed("DELETE", "/v1/sessions?scope=all");
+    this._signOut("logout", true);
+  }
+
+  socket(path) {
+    return new Socket(this, path || "/v1/ws");
+  }
+
+  // --- tokens ---
+
+  // _usable: the token has some life left, allowing for clock skew and
+  // the request's own latency (2 s, or a tenth of very short lifetimes).
+  _usable() {
+    return !!this._token && this._exp - Date.now() > Math.min(2000, this._ttl / 10);
+  }
+
+  // _margin is how long before expiry a refresh starts: a fifth of the
+  // lifetime, at most 30 s.
+  _margin() {
+    return Math.min(30000, this._ttl / 5);
+  }
+
+  async _valid() {
+    if (this._usable()) return this._token;
+    return this._refresh(this._token);
+  }
+
+  // _refresh returns a token newer than stale, refreshing only if no tab has
+  // one yet. Within this tab, concurrent callers share one attempt; across
+  // tabs the Web Lock makes the others wait and then find the new token,
+  // broadcast by the tab that refreshed.
+  _refresh(stale) {
+    if (this._token && this._token != stale && this._usable()) return Promise.resolve(this._token);
+    if (!this._inflight) {
+      const run = () => this._refreshLocked(stale);
+      const p = navigator.locks ? navigator.locks.request(this._lock, run) : run();
+      this._inflight = p.finally(() => (this._inflight = null));
+    }
+    return this._inflight;
+  }
+
+  async _refreshLocked(stale) {
+    if (this._token && this._token != stale && this._usable()) return this._token; // another tab did it
+    if (Date.now() < this._retryAt) throw new GatehouseError("network_error", "refresh backing off after a failure");
+    let r;
+    try {
+      r = await this._req("POST", "/v1/auth/refresh", { transport: true });
+    } catch (e) {
+      const reason = SESSION_ERRORS[e.code];
+      if (reason) {
+        if (this.user) this._signOut(reason, true);
+      } else {
+        // Network, 5xx, 429: back off, exponentially with jitter, in every tab.
+        const d = Math.min(MAX_BACKOFF, 1000 * 2 ** this._failures++) * (0.5 + Math.random() / 2);
+        this._retryAt = Date.now() + d;
+        this._post({ t: "backoff", until: this._retryAt });
+        this._schedule();
+      }
+      throw e;
+    }
+    this._accept(r, "refresh");
+    return this._token;
+  }
+
+  _accept(r, why) {
+    this._set(r.access_token, Date.now() + r.expires_in * 1000, r.expires_in * 1000, r.user, r.session_id);
+    this._post({ t: "token", token: this._token, exp: this._exp, ttl: this._ttl, user: this.user, sid: this._sid, why });
+    this._after(why);
+  }
+
+  _set(token, exp, ttl, user, sid) {
+    this._token = token;
+    this._exp = exp;
+    this._ttl = ttl;
+    this.user = user;
+    this._sid = sid;
+    this._failures = 0;
+    this._retryAt = 0;
+    this._schedule();
+  }
+
+  _after(why) {
+    for (const s of this._sockets) s._reauth();
+    this._emit(why == "login" ? "signedin" : "refreshed", this.user);
+  }
+
+  _schedule() {
+    clearTimeout(this._timer);
+    if (!this._token) return;
+    const at = Math.max(this._exp - this._margin(), this._retryAt);
+    this._timer = setTimeout(() => this._wake(), Math.max(0, at - Date.now()));
+  }
+
+  // _wake refreshes ahead of expiry: from the timer, and when a tab becomes
+  // visible or the network returns (timers stall in sleeping tabs).
+  _wake() {
+    if (!this._token) return;
+    if (this._exp - Date.now() > this._margin()) return this._schedule();
+    this._refresh(this._token).catch(() => {});
+  }
+
+  _signOut(reason, broadcast) {
+    const had = !!this.user;
+    clearTimeout(this._timer);
+    this._token = null;
+    this._exp = 0;
+    this.user = null;
+    this._sid = null;
+    if (broadcast) this._post({ t: "signedout", reason });
+    for (const s of this._sockets) s._end(4003, "signed out");
+    if (had) this._emit("signedout", reason);
+  }
+
+  // --- other tabs ---
+
+  _post(m) {
+    try {
+      this._bc?.postMessage(m);
+    } catch {}
+  }
+
+  _onMessage(m) {
+    switch (m.t) {
+      case "token":
+        if (m.exp > this._exp || m.sid != this._sid) {
+          this._set(m.token, m.exp, m.ttl, m.user, m.sid);
+          this._after(m.why);
+        }
+        break;
+      case "signedout":
+        if (this.user || this._token) this._signOut(m.reason, false);
+        break;
+      case "need":
+        if (this._usable()) this._post({ t: "token", token: this._token, exp: this._exp, ttl: this._ttl, user: this.user, sid: this._sid, why: "refresh" });
+        break;
+      case "backoff":
+        this._retryAt = Math.max(this._retryAt, m.until);
+        this._schedule();
+    }
+  }
+
+  // _ask asks the other tabs for a live token; resolves true if one came.
+  _ask() {
+    if (!this._bc) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const off = this.on("refreshed", () => done(true));
+      const timer = setTimeout(() => done(false), 150);
+      const done = (v) => {
+        off();
+        clearTimeout(timer);
+        resolve(v);
+      };
+      this._post({ t: "need" });
+    });
+  }
+
+  // --- HTTP ---
+
+  async _authed(method, path, body) {
+    let tok = await this._valid();
+    try {
+      return await this._req(method, path, { body, token: tok, transport: true });
+    } catch (e) {
+      if (!TOKEN_ERRORS.includes(e.code)) throw e;
+      tok = await this._refresh(tok);
+      return this._req(method, path, { body, token: tok, transport: true });
+    }
+  }
+
+  async _req(method, path, o) {
+    const headers = {};
+    if (o.body !== undefined) headers["Content-Type"] = "application/json";
+    if (o.token) headers.Authorization = "Bearer " + o.token;
+    if (o.transport) headers["Gatehouse-Transport"] = "refresh-cookie";
+    let res;
+    try {
+      res = await this._fetch(this.baseUrl + path, {
+        method,
+        headers,
+        body: o.body === undefined ? undefined : JSON.stringify(o.body),
+        credentials: "include",
+        cache: "no-store",
+      });
+    } catch (e) {
+      throw new GatehouseError("network_error", e && e.message);
+    }
+    if (res.status == 204) return null;
+    let data = null;
+    try {
+      data = await res.json();
+    } catch {}
+    if (!res.ok) {
+      throw new GatehouseError((data && data.error) || "http_" + res.status, data && data.error_description, res.status);
+    }
+    return data;
+  }
+}
+
+function withBearer(init, tok) {
+  const headers = new Headers(init.headers);
+  headers.set("Authorization", "Bearer " + tok);
+  return { ...init, headers };
+}
+
+async function isTokenFailure(res) {
+  if (/error="?invalid_token/.test(res.headers.get("WWW-Authenticate") || "")) return true;
+  try {
+    return TOKEN_ERRORS.includes((await res.clone().json()).error);
+  } catch {
+    return false;
+  }
+}
+
+// Socket is a WebSocket-like connection to a Gatehouse socket endpoint. It
+// authenticates with its first message (never the URL), re-authenticates
+// in-band after every refresh, reconnects after a drop, and turns a 4003
+// close (session revoked) into a signedout event in every tab.
+class Socket extends EventTarget {
+  constructor(client, path) {
+    super();
+    this._c = client;
+    this.url = client.baseUrl.replace(/^http/, "ws") + path;
+    this._closed = false;
+    this._tries = 0;
+    this.readyState = 0;
+    client._sockets.add(this);
+    this._open();
+  }
+
+  async _open() {
+    let tok;
+    try {
+      tok = await this._c._valid();
+    } catch (e) {
+      return this._fail(e);
+    }
+    if (this._closed) return;
+    const ws = (this._ws = new WebSocket(this.url));
+    ws.onopen = () => {
+      ws.send(JSON.stringify({ type: "auth", access_token: this._c._token || tok }));
+      this.readyState = 1;
+      this.dispatchEvent(new Event("open"));
+    };
+    ws.onmessage = (e) => {
+      if (String(e.data).startsWith('{"type":"hello"')) this._tries = 0;
+      this.dispatchEvent(new MessageEvent("message", { data: e.data }));
+    };
+    ws.onclose = (e) => this._onClose(e);
+  }
+
+  async _onClose(e) {
+    this._ws = null;
+    if (this._closed) return;
+    if (e.code == 4003) {
+      this._c._signOut("revoked", true);
+    } else if (e.code == 4001 || e.code == 1006 || e.code == 1011 || e.code == 1012 || e.code == 1013) {
+      // 4001: the token expired on the socket (a sleeping tab missed its
+      // refresh). Refresh; if the session is gone that signs out, else
+      // reconnect, backing off after drops.
+      this.readyState = 0;
+      const wait = Math.min(MAX_BACKOFF, 500 * 2 ** this._tries++);
+      try {
+        if (e.code == 4001) await this._c._refresh(this._c._token);
+        await new Promise((r) => setTimeout(r, e.code == 4001 ? 0 : wait));
+      } catch (err) {
+        return this._fail(err, e);
+      }
+      if (!this._closed && this._c.user) return this._open();
+    }
+    this._end(e.code, e.reason);
+  }
+
+  _fail(err, e) {
+    this._end(e ? e.code : 4001, err.code || "");
+  }
+
+  _end(code, reason) {
+    if (this._closed && this.readyState == 3) return;
+    this._closed = true;
+    this.readyState = 3;
+    this._c._sockets.delete(this);
+    if (this._ws) this._ws.close(1000);
+    this._ws = null;
+    this.dispatchEvent(new CloseEvent("close", { code, reason, wasClean: true }));
+  }
+
+  _reauth() {
+    if (this._ws && this._ws.readyState == 1) this._ws.send(JSON.stringify({ type: "reauth", access_token: this._c._token }));
+  }
+
+  send(data) {
+    if (!this._ws || this._ws.readyState != 1) throw new DOMException("socket is not open", "InvalidStateError");
+    this._ws.send(data);
+  }
+
+  close(code, reason) {
+    this._end(code || 1000, reason || "");
+  }
+}
