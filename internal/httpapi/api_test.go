@@ -66,6 +66,7 @@ type options struct {
 	allowQueryToken    bool
 	follow             bool          // run the service's background loop
 	maxSyncAge         time.Duration // with follow
+	maxPendingSockets  int
 }
 
 const resourceKey = "resource-key-for-tests-0123456789abcdef0123"
@@ -90,7 +91,7 @@ func newServer(t *testing.T, opt options) *server {
 		SyncInterval: 20 * time.Millisecond, MaxSyncAge: opt.maxSyncAge,
 	}, st, token.NewKeySet(token.GenerateKey()), make([]byte, 32))
 	h, err := httpapi.New(svc, httpapi.Config{Logger: log, InsecureDevCookies: opt.devCookies, AllowedOrigins: opt.origins,
-		TrustedProxies: opt.trusted, AllowQueryToken: opt.allowQueryToken})
+		TrustedProxies: opt.trusted, AllowQueryToken: opt.allowQueryToken, MaxPendingSockets: opt.maxPendingSockets})
 	if err != nil {
 		t.Fatal(err)
 	}
