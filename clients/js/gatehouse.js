@@ -17,6 +17,7 @@ const SESSION_ERRORS = {
 };
 const TOKEN_ERRORS = ["token_expired", "invalid_token", "token_revoked"];
 const MAX_BACKOFF = 60000;
+const SETTLE = 100;
 
 /** An API error: `code` is the server's `error` code (or `network_error`). */
 export class GatehouseError extends Error {
@@ -160,16 +161,17 @@ class Client {
 
   // --- tokens ---
 
-  // _usable: the token has some life left, allowing for clock skew and
-  // the request's own latency (2 s, or a tenth of very short lifetimes).
+  // _usable: the token has some life left for the request's own latency
+  // (2 s, or a twentieth of very short lifetimes).
   _usable() {
-    return !!this._token && this._exp - Date.now() > Math.min(2000, this._ttl / 10);
+    return !!this._token && this._exp - Date.now() > Math.min(2000, this._ttl / 20);
   }
 
-  // _margin is how long before expiry a refresh starts: a fifth of the
-  // lifetime, at most 30 s.
+  // _margin is how long before expiry the proactive refresh starts: a
+  // tenth of the lifetime, at most 30 s. Sockets re-authenticate then,
+  // before the server would close them.
   _margin() {
-    return Math.min(30000, this._ttl / 5);
+    return Math.min(30000, this._ttl / 10);
   }
 
   async _valid() {
@@ -180,19 +182,31 @@ class Client {
   // _refresh returns a token newer than stale, refreshing only if no tab has
   // one yet. Within this tab, concurrent callers share one attempt; across
   // tabs the Web Lock makes the others wait and then find the new token,
-  // broadcast by the tab that refreshed.
+  // broadcast by the tab that refreshed. That tab keeps the lock a moment
+  // longer (SETTLE) so the broadcast is delivered before the next tab in
+  // line looks: its callers have their token already.
   _refresh(stale) {
     if (this._token && this._token != stale && this._usable()) return Promise.resolve(this._token);
     if (!this._inflight) {
-      const run = () => this._refreshLocked(stale);
-      const p = navigator.locks ? navigator.locks.request(this._lock, run) : run();
-      this._inflight = p.finally(() => (this._inflight = null));
+      this._inflight = new Promise((resolve, reject) => {
+        const run = async () => {
+          try {
+            const did = await this._refreshLocked(stale);
+            resolve(this._token);
+            if (did) await new Promise((r) => setTimeout(r, SETTLE));
+          } catch (e) {
+            reject(e);
+          }
+        };
+        (navigator.locks ? navigator.locks.request(this._lock, run) : run()).catch(reject);
+      }).finally(() => (this._inflight = null));
     }
     return this._inflight;
   }
 
+  // _refreshLocked runs under the lock; it reports whether it refreshed.
   async _refreshLocked(stale) {
-    if (this._token && this._token != stale && this._usable()) return this._token; // another tab did it
+    if (this._token && this._token != stale && this._usable()) return false; // another tab did it
     if (Date.now() < this._retryAt) throw new GatehouseError("network_error", "refresh backing off after a failure");
     let r;
     try {
@@ -211,7 +225,7 @@ class Client {
       throw e;
     }
     this._accept(r, "refresh");
-    return this._token;
+    return true;
   }
 
   _accept(r, why) {
