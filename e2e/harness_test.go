@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -92,6 +93,8 @@ type ghOptions struct {
 	origins   []string
 	accessTTL time.Duration
 	devCookie bool
+	issuer    string // default http://ADDR
+	trusted   []netip.Prefix
 }
 
 func startGatehouse(t *testing.T, ln net.Listener, o ghOptions) *gatehouse {
@@ -103,12 +106,16 @@ func startGatehouse(t *testing.T, ln net.Listener, o ghOptions) *gatehouse {
 	g := &gatehouse{logs: &syncBuffer{}}
 	log := slog.New(slog.NewJSONHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	issuer := "http://" + ln.Addr().String()
+	if o.issuer != "" {
+		issuer = o.issuer
+	}
 	g.svc = auth.New(auth.Config{
 		Issuer: issuer, RegistrationOpen: true, AccessTTL: o.accessTTL, ResourceKeys: []string{resourceKey},
 		Logger: log, SyncInterval: 50 * time.Millisecond, Throttle: throttle.Config{PerIP: 1000},
 		HashParams: password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
 	}, st, token.NewKeySet(token.GenerateKey()), make([]byte, 32))
-	h, err := httpapi.New(g.svc, httpapi.Config{Logger: log, AllowedOrigins: o.origins, InsecureDevCookies: o.devCookie})
+	h, err := httpapi.New(g.svc, httpapi.Config{Logger: log, AllowedOrigins: o.origins, InsecureDevCookies: o.devCookie,
+		TrustedProxies: o.trusted})
 	if err != nil {
 		t.Fatal(err)
 	}
