@@ -1,4 +1,4 @@
-// Package httpapi serves the Gatehouse HTTP contract (shared/API.md): routes,
+// Package httpapi serves the Gatehouse HTTP contract (docs/API.md): routes,
 // bodies, cookies, CSRF, error mapping. The domain work is in internal/auth;
 // this package turns requests into calls and results into responses, and is
 // the one place where errors become status codes (errors.go).

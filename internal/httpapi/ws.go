@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -76,9 +75,7 @@ type wsIn struct {
 // message. Such sockets cost the server until they authenticate: they get a
 // short deadline, a small first message, a global cap, and the same Origin
 // check as every other socket.
-var (
-	authDeadline = 5 * time.Second
-)
+var authDeadline = 5 * time.Second // a variable for tests
 
 const firstMessageLimit = 4096
 
@@ -223,13 +220,11 @@ func (h *handler) authenticateInBand(ctx context.Context, c *websocket.Conn) (au
 		}
 		return auth.Principal{}, store.User{}, fmt.Errorf("read first message: %w", res.err)
 	}
-	var in wsIn
-	dec := json.NewDecoder(bytes.NewReader(res.data))
-	dec.DisallowUnknownFields()
-	if dec.Decode(&in) != nil || dec.More() || in.Type != "auth" || in.AccessToken == "" {
-		return auth.Principal{}, store.User{}, errAuthMessage
+	tok, err := parseAuthMessage(res.data)
+	if err != nil {
+		return auth.Principal{}, store.User{}, err
 	}
-	p, err := h.svc.Authenticate(in.AccessToken)
+	p, err := h.svc.Authenticate(tok)
 	if err != nil {
 		return p, store.User{}, err
 	}
@@ -268,7 +263,7 @@ func (h *handler) serveSocket(parent context.Context, c *websocket.Conn, p auth.
 				return
 			}
 			var in wsIn
-			if json.Unmarshal(data, &in) == nil && in.Type == "reauth" {
+			if decodeStrict(data, &in) == nil && in.Type == "reauth" {
 				select {
 				case reauth <- in.AccessToken:
 				case <-ctx.Done():
@@ -321,4 +316,18 @@ func (h *handler) serveSocket(parent context.Context, c *websocket.Conn, p auth.
 			}
 		}
 	}
+}
+
+// parseAuthMessage reads a first message: exactly one JSON object
+// {"type":"auth","access_token":…}, keys exact and once each (decodeStrict,
+// as for request bodies).
+func parseAuthMessage(data []byte) (string, error) {
+	if len(data) > firstMessageLimit {
+		return "", errAuthTooLarge
+	}
+	var in wsIn
+	if decodeStrict(data, &in) != nil || in.Type != "auth" || in.AccessToken == "" {
+		return "", errAuthMessage
+	}
+	return in.AccessToken, nil
 }
