@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,6 +26,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/httpapi"
 	"github.com/gatehouse-auth/gatehouse/internal/password"
 	"github.com/gatehouse-auth/gatehouse/internal/store/sqlite"
+	"github.com/gatehouse-auth/gatehouse/internal/syncbuf"
 	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 	"github.com/gatehouse-auth/gatehouse/internal/token"
 )
@@ -86,7 +86,7 @@ type gatehouse struct {
 	URL       string
 	svc       *auth.Service
 	refreshes atomic.Int64
-	logs      *syncBuffer
+	logs      *syncbuf.Buffer
 }
 
 type ghOptions struct {
@@ -103,7 +103,7 @@ func startGatehouse(t *testing.T, ln net.Listener, o ghOptions) *gatehouse {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &gatehouse{logs: &syncBuffer{}}
+	g := &gatehouse{logs: &syncbuf.Buffer{}}
 	log := slog.New(slog.NewJSONHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	issuer := "http://" + ln.Addr().String()
 	if o.issuer != "" {
@@ -324,18 +324,6 @@ func (tb *tab) assertNoTokenReadable() {
 		tb.t.Fatalf("%s: page JavaScript can read state: %+v", tb.name, got)
 	}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // openRaw opens url in a new tab without waiting for the app's ready flag.
 func (b *browser) openRaw(name, url string) *tab {

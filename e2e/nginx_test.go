@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/gatehouse-auth/gatehouse/internal/syncbuf"
 )
 
 func nginxPath(t *testing.T) string {
@@ -120,7 +122,7 @@ http {
 	}
 	os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o600)
 	cmd := exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"))
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.WaitDelay = 5 * time.Second // workers may hold the output pipe a moment
 	if err := cmd.Start(); err != nil {

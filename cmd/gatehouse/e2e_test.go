@@ -12,10 +12,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/syncbuf"
 )
 
 // These tests run the real binary: start, kill -9, restart.
@@ -50,21 +51,8 @@ func freeAddr(t *testing.T) string {
 type proc struct {
 	cmd  *exec.Cmd
 	base string
-	logs *lockedBuffer
+	logs *syncbuf.Buffer
 }
-
-// lockedBuffer collects a child's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // start runs `gatehouse serve` on dir's database and waits until ready.
 func start(t *testing.T, dir string, env []string, args ...string) *proc {
@@ -80,7 +68,7 @@ func startDB(t *testing.T, db string, env []string, args ...string) *proc {
 	// and instances behind one load balancer share one issuer.
 	cmd := exec.Command(binary, append([]string{"serve", "--addr", addr, "--issuer", "http://gatehouse.test", "--db", db}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,10 @@
 //	gatehouse keys resource add --name example     # prints a key
 //	GATEHOUSE_URL=http://127.0.0.1:8080 GATEHOUSE_RESOURCE_KEY=ghk_… go run ./examples/resource-server
 //	curl -H "Authorization: Bearer $ACCESS_TOKEN" localhost:9090/hello
+//
+// GATEHOUSE_FEED_URL fetches the JWKS and the feed from another address than
+// the issuer (an internal one); GATEHOUSE_ACCESS_COOKIE=1 also accepts the
+// access cookie, for an app served with Gatehouse behind one origin.
 package main
 
 import (
@@ -23,11 +27,16 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
-	g, err := guard.New(ctx, guard.Config{
+	cfg := guard.Config{
 		Issuer:       getenv("GATEHOUSE_URL", "http://127.0.0.1:8080"),
+		BaseURL:      os.Getenv("GATEHOUSE_FEED_URL"), // empty: the issuer
 		ResourceKey:  os.Getenv("GATEHOUSE_RESOURCE_KEY"),
 		MaxStaleness: 30 * time.Second, // refuse tokens if the feed is lost longer
-	})
+	}
+	if os.Getenv("GATEHOUSE_ACCESS_COOKIE") == "1" {
+		cfg.AccessCookie = guard.AccessCookie
+	}
+	g, err := guard.New(ctx, cfg)
 	if err != nil {
 		log.Fatalf("guard: %v", err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/httpapi"
 	"github.com/gatehouse-auth/gatehouse/internal/password"
 	"github.com/gatehouse-auth/gatehouse/internal/store/sqlite"
+	"github.com/gatehouse-auth/gatehouse/internal/syncbuf"
 	"github.com/gatehouse-auth/gatehouse/internal/token"
 )
 
@@ -40,21 +41,9 @@ type server struct {
 	*httptest.Server
 	svc   *auth.Service
 	clock *clock
-	logs  *syncBuffer
+	logs  *syncbuf.Buffer
 	close func() error // closes the store
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 type options struct {
 	closedRegistration bool
@@ -77,7 +66,7 @@ func newServer(t *testing.T, opt options) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c := &clock{t: time.Now().UTC()}
 	now := c.Now
