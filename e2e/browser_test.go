@@ -9,6 +9,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/guard"
 )
 
+// accessTTL is short so tests cross many expiries.
 const accessTTL = 2 * time.Second
 
 // spa is the recommended browser deployment: the app on one origin, Gatehouse
@@ -22,12 +23,12 @@ type spa struct {
 	b        *browser
 }
 
-func startSPA(t *testing.T) *spa {
+func startSPA(t *testing.T, ttl time.Duration) *spa {
 	t.Helper()
 	b := startBrowser(t)
 	ghLn, appLn := reserve(t), reserve(t)
 	appOrigin := "http://" + appLn.Addr().String()
-	gh := startGatehouse(t, ghLn, ghOptions{origins: []string{appOrigin}, accessTTL: accessTTL})
+	gh := startGatehouse(t, ghLn, ghOptions{origins: []string{appOrigin}, accessTTL: ttl})
 	serveOn(t, appLn, page(appPage(gh.URL)))
 	api, calls := startAPI(t, gh, guard.Config{}, appOrigin)
 	evil := listen(t, page(appPage(gh.URL)))
@@ -35,7 +36,7 @@ func startSPA(t *testing.T) *spa {
 }
 
 func TestBrowserSPAOnAnotherOrigin(t *testing.T) {
-	s := startSPA(t)
+	s := startSPA(t, accessTTL)
 	tab := s.b.open("app", s.app)
 
 	var user map[string]any
@@ -135,5 +136,55 @@ func TestBrowserSPAOnAnotherOrigin(t *testing.T) {
 	tab.assertNoTokenReadable()
 	if logs := s.gh.logs.String(); strings.Contains(logs, "ghr_") || strings.Contains(logs, "eyJ") {
 		t.Fatal("a token reached the server log")
+	}
+}
+
+// A refresh that fails for an outage backs off instead of looping, keeps
+// the user signed in, and recovers once Gatehouse is back.
+func TestBrowserRefreshBacksOff(t *testing.T) {
+	s := startSPA(t, accessTTL)
+	tab := s.b.open("app", s.app)
+	tab.eval(`await gh.register("ann", "correct horse battery"); await gh.login("ann", "correct horse battery"); return null`, nil)
+
+	s.gh.refreshDown.Store(true)
+	before := s.gh.refreshes.Load()
+	// Hammer the API for 4 s across the token's expiry, as a busy page would.
+	var codes map[string]int
+	tab.eval(fmt.Sprintf(`
+		const codes = {};
+		const end = Date.now() + 4000;
+		while (Date.now() < end) {
+			try { const r = await gh.fetch("%s/api/orders"); codes[r.status] = (codes[r.status] || 0) + 1; }
+			catch (e) { codes[e.code] = (codes[e.code] || 0) + 1; }
+			await new Promise((r) => setTimeout(r, 20));
+		}
+		return codes;`, s.api), &codes)
+	attempts := s.gh.refreshes.Load() - before
+	t.Logf("during a 4 s outage: %v, %d refresh attempts", codes, attempts)
+	if codes["http_502"] == 0 && codes["network_error"] == 0 {
+		t.Fatalf("calls during the outage: %v", codes)
+	}
+	// Proactive refresh, then back-off of 0.5–1 s, 1–2 s, 2–4 s: a handful,
+	// where a loop would have made hundreds.
+	if attempts < 1 || attempts > 5 {
+		t.Fatalf("%d refresh attempts in 4 s of outage", attempts)
+	}
+	var state map[string]any
+	tab.eval(`return { user: gh.user && gh.user.username, signedout: window.log.signedout }`, &state)
+	if state["user"] != "ann" || fmt.Sprint(state["signedout"]) != "[]" {
+		t.Fatalf("an outage signed the user out: %v", state)
+	}
+
+	// Gatehouse is back: once the back-off has passed, calls succeed again.
+	s.gh.refreshDown.Store(false)
+	var status int
+	tab.eval(fmt.Sprintf(`
+		for (let i = 0; i < 100; i++) {
+			try { const r = await gh.fetch("%s/api/orders"); if (r.status == 200) return 200; } catch (e) {}
+			await new Promise((r) => setTimeout(r, 100));
+		}
+		return 0;`, s.api), &status)
+	if status != 200 {
+		t.Fatal("the client did not recover after the outage")
 	}
 }

@@ -86,7 +86,9 @@ type gatehouse struct {
 	URL       string
 	svc       *auth.Service
 	refreshes atomic.Int64
-	logs      *syncbuf.Buffer
+	// refreshDown makes refreshes fail with 502, as during an outage.
+	refreshDown atomic.Bool
+	logs        *syncbuf.Buffer
 }
 
 type ghOptions struct {
@@ -125,6 +127,15 @@ func startGatehouse(t *testing.T, ln net.Listener, o ghOptions) *gatehouse {
 	g.URL = serveOn(t, ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == "POST" && r.URL.Path == "/v1/auth/refresh" {
 			g.refreshes.Add(1)
+			if g.refreshDown.Load() {
+				// An outage as a load balancer reports it.
+				if o := r.Header.Get("Origin"); o != "" {
+					w.Header().Set("Access-Control-Allow-Origin", o)
+					w.Header().Set("Access-Control-Allow-Credentials", "true")
+				}
+				http.Error(w, "bad gateway", http.StatusBadGateway)
+				return
+			}
 		}
 		h.ServeHTTP(w, r)
 	}))

@@ -229,7 +229,8 @@ class Client {
   }
 
   _accept(r, why) {
-    this._set(r.access_token, Date.now() + r.expires_in * 1000, r.expires_in * 1000, r.user, r.session_id);
+    const ttl = r.expires_in * 1000;
+    this._set(r.access_token, Date.now() + remaining(r.access_token, ttl), ttl, r.user, r.session_id);
     this._post({ t: "token", token: this._token, exp: this._exp, ttl: this._ttl, user: this.user, sid: this._sid, why });
     this._after(why);
   }
@@ -360,6 +361,18 @@ class Client {
     }
     return data;
   }
+}
+
+// remaining is how long a fresh token lives, from its own claims: exp is
+// whole seconds, so a token can live up to a second less than expires_in
+// says. exp - iat needs no agreement between the two clocks.
+function remaining(tok, fallback) {
+  try {
+    const c = JSON.parse(atob(tok.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    const ms = (c.exp - c.iat) * 1000;
+    if (ms > 0 && ms <= fallback) return ms;
+  } catch {}
+  return fallback;
 }
 
 function withBearer(init, tok) {

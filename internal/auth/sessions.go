@@ -135,7 +135,7 @@ func (s *Service) fastRefresh(ctx context.Context, r token.Refresh, m Meta) (t T
 		FromGeneration:  r.Generation,
 		Now:             now,
 		IdleExpiresAt:   now.Add(s.cfg.RefreshIdleTTL),
-		AccessExpiresAt: now.Add(s.cfg.AccessTTL).Truncate(time.Second),
+		AccessExpiresAt: accessExpiry(now.Add(s.cfg.AccessTTL)),
 		IP:              m.IP,
 		UserAgent:       m.UserAgent,
 	})

@@ -252,6 +252,11 @@ func TestLoginAndMe(t *testing.T) {
 	if claims["sid"] != r.body["session_id"] {
 		t.Errorf("sid %v != session_id %v", claims["sid"], r.body["session_id"])
 	}
+	// A token lives exactly the access TTL (exp is not rounded to whole
+	// seconds, which would shorten some tokens by up to a second).
+	if life := claims["exp"].(float64) - claims["iat"].(float64); life < 300-1e-6 || life > 300+1e-6 {
+		t.Errorf("exp - iat = %v s, want 300", life)
+	}
 	me := s.do(t, "GET", "/v1/me", nil, bearer(at))
 	if me.status != 200 {
 		t.Fatalf("/v1/me: %d %s", me.status, me.raw)

@@ -123,8 +123,8 @@ func (h *handler) clearCookies(w http.ResponseWriter) {
 		HttpOnly: true, Secure: !h.cfg.InsecureDevCookies, SameSite: http.SameSiteStrictMode})
 }
 
-// secondsUntil rounds up: exp claims are whole seconds, so a token issued at
-// 12:00:00.6 for 300s expires at 12:05:00 and is reported as 300, not 299.
+// secondsUntil rounds up, so a token with 299.4 s left is reported as
+// 300 s, never as already expired.
 func secondsUntil(t, now time.Time) int {
 	d := t.Sub(now)
 	s := int(d / time.Second)

@@ -170,7 +170,7 @@ func TestWebSocketClosesOnExpiry(t *testing.T) {
 	}
 	read(t, c, 2*time.Second)
 	took := closedWith(t, c, 4001, 5*time.Second)
-	t.Logf("closed 4001 %v after connecting (token lifetime 2s, exp rounded to whole seconds)", took)
+	t.Logf("closed 4001 %v after connecting (token lifetime 2s)", took)
 }
 
 // TestWebSocketClosesOnRevocation: every way a session can end closes its
