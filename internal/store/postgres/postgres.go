@@ -23,7 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gatehouse-auth/gatehouse/internal/store"
-	"github.com/gatehouse-auth/gatehouse/internal/store/sqlrow"
+	"github.com/gatehouse-auth/gatehouse/internal/store/sqlstore"
 )
 
 // Channel is the NOTIFY channel of revocation-log inserts.
@@ -42,8 +42,12 @@ type Options struct {
 	MaxConns int32
 }
 
-// Store is a PostgreSQL-backed store.Store.
+// Store is a PostgreSQL-backed store.Store: the shared SQL (sqlstore) over
+// pgx used natively (its per-connection statement cache and pool), plus
+// what only PostgreSQL does here: the one-statement refresh
+// (RotateIfCurrent), LISTEN/NOTIFY and migrations under an advisory lock.
 type Store struct {
+	*sqlstore.Store
 	pool *pgxpool.Pool
 	log  *slog.Logger
 }
@@ -81,6 +85,7 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		opt.Logger = slog.Default()
 	}
 	s := &Store{pool: pool, log: opt.Logger}
+	s.Store = sqlstore.New(newAdapter(pool), sqlstore.PostgreSQL)
 	if err := s.Migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -245,180 +250,19 @@ func mapErr(err error) error {
 	return fmt.Errorf("%w: %v", store.ErrUnavailable, redact(err))
 }
 
-// ns and fromNS encode times as Unix nanoseconds (see sqlrow).
-var ns, fromNS = sqlrow.NS, sqlrow.Time
-
-// --- users ---
-
-const userCols = sqlrow.UserCols
-
-func scanUser(r sqlrow.Row) (store.User, error) {
-	u, err := sqlrow.ScanUser(r)
-	return u, mapErr(err)
-}
-
-func (s *Store) CreateUser(ctx context.Context, u store.User) error {
-	_, err := s.pool.Exec(ctx,
-		`INSERT INTO users (id, username, username_norm, password_hash, role, disabled, created_at)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		u.ID, u.Username, strings.ToLower(u.Username), u.PasswordHash, u.Role, u.Disabled, ns(u.CreatedAt))
-	if err != nil {
-		return fmt.Errorf("create user: %w", mapErr(err))
-	}
-	return nil
-}
-
-func (s *Store) GetUserByID(ctx context.Context, id string) (store.User, error) {
-	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = $1`, id))
-	if err != nil {
-		return u, fmt.Errorf("get user: %w", err)
-	}
-	return u, nil
-}
-
-func (s *Store) GetUserByUsername(ctx context.Context, username string) (store.User, error) {
-	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE username_norm = $1`, strings.ToLower(username)))
-	if err != nil {
-		return u, fmt.Errorf("get user by name: %w", err)
-	}
-	return u, nil
-}
-
-func (s *Store) ListUsers(ctx context.Context, afterName string, limit int) ([]store.User, error) {
-	rows, err := s.pool.Query(ctx,
-		`SELECT `+userCols+` FROM users WHERE username_norm > $1 ORDER BY username_norm LIMIT $2`,
-		strings.ToLower(afterName), limit)
-	return list("list users", rows, err, sqlrow.ScanUser)
-}
-
-// list collects a query's rows, mapping driver errors; it closes rows.
-func list[T any](what string, rows pgx.Rows, err error, scan func(sqlrow.Row) (T, error)) ([]T, error) {
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, mapErr(err))
-	}
-	defer rows.Close()
-	out, err := sqlrow.Collect(rows, scan)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, mapErr(err))
-	}
-	return out, nil
-}
-
-func (s *Store) UpdateUser(ctx context.Context, id string, up store.UserUpdate) (store.User, []store.RevokedSession, error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return store.User{}, nil, fmt.Errorf("update user: %w", mapErr(err))
-	}
-	defer tx.Rollback(ctx)
-	u, err := scanUser(tx.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = $1 FOR UPDATE`, id))
-	if err != nil {
-		return u, nil, fmt.Errorf("update user: %w", err)
-	}
-	if up.Role != nil {
-		u.Role = *up.Role
-	}
-	if up.Disabled != nil {
-		u.Disabled = *up.Disabled
-	}
-	if up.PasswordHash != nil {
-		u.PasswordHash = *up.PasswordHash
-	}
-	if _, err := tx.Exec(ctx, `UPDATE users SET role = $1, disabled = $2, password_hash = $3 WHERE id = $4`,
-		u.Role, u.Disabled, u.PasswordHash, id); err != nil {
-		return u, nil, fmt.Errorf("update user: %w", mapErr(err))
-	}
-	if up.Cutoff != nil {
-		if err := logRevocation(ctx, tx, store.KindUser, id, ns(up.Cutoff.NotBefore), ns(up.Cutoff.Until)); err != nil {
-			return u, nil, err
-		}
-	}
-	var revoked []store.RevokedSession
-	if up.RevokeSessions {
-		if revoked, err = revokeUserSessionsTx(ctx, tx, id, up.ExceptSession, up.Reason, up.Now); err != nil {
-			return u, nil, err
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return u, nil, fmt.Errorf("update user: %w", mapErr(err))
-	}
-	return u, revoked, nil
-}
-
-// --- sessions ---
-
-const sessionCols = sqlrow.SessionCols
-
-func scanSession(r sqlrow.Row) (store.Session, error) {
-	x, err := sqlrow.ScanSession(r)
-	return x, mapErr(err)
-}
-
-func (s *Store) CreateSession(ctx context.Context, x store.Session) error {
-	_, err := s.pool.Exec(ctx,
-		`INSERT INTO sessions (id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
-		   idle_expires_at, expires_at, access_exp, ip, user_agent)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-		x.ID, x.UserID, x.Nonce, x.Generation, ns(x.RotatedAt), ns(x.CreatedAt), ns(x.LastUsedAt),
-		ns(x.IdleExpiresAt), ns(x.ExpiresAt), ns(x.AccessExpiresAt), x.IP, x.UserAgent)
-	if err != nil {
-		return fmt.Errorf("create session: %w", mapErr(err))
-	}
-	return nil
-}
-
-func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {
-	x, err := scanSession(s.pool.QueryRow(ctx, `SELECT `+sessionCols+` FROM sessions WHERE id = $1`, id))
-	if err != nil {
-		return x, fmt.Errorf("get session: %w", err)
-	}
-	return x, nil
-}
-
-func (s *Store) GetSessionWithUser(ctx context.Context, id string) (store.Session, store.User, error) {
-	x, u, err := sqlrow.ScanSessionUser(s.pool.QueryRow(ctx,
-		`SELECT `+sqlrow.SessionUserCols+` FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`, id))
-	if err != nil {
-		return x, u, fmt.Errorf("get session with user: %w", mapErr(err))
-	}
-	return x, u, nil
-}
-
-func (s *Store) RotateSession(ctx context.Context, r store.Rotation) (store.Session, error) {
-	// One statement, one round trip, one commit: the compare-and-swap and
-	// the read-back together. Row locking makes concurrent swaps on one
-	// generation serialize; the losers see the new generation and match
-	// nothing.
-	x, err := scanSession(s.pool.QueryRow(ctx,
-		`UPDATE sessions SET generation = generation + 1, rotated_at = $1, last_used_at = $1,
-		   idle_expires_at = $2, access_exp = GREATEST(access_exp, $3), ip = $4, user_agent = $5
-		 WHERE id = $6 AND generation = $7 AND revoked_at IS NULL
-		 RETURNING `+sessionCols,
-		ns(r.Now), ns(r.IdleExpiresAt), ns(r.AccessExpiresAt), r.IP, r.UserAgent, r.SessionID, r.FromGeneration))
-	if errors.Is(err, store.ErrNotFound) {
-		if _, gerr := s.GetSession(ctx, r.SessionID); gerr != nil {
-			return x, gerr
-		}
-		return x, fmt.Errorf("rotate session: %w", store.ErrConflict)
-	}
-	if err != nil {
-		return x, fmt.Errorf("rotate session: %w", err)
-	}
-	return x, nil
-}
-
 var _ store.FastRotator = (*Store)(nil)
 
 func (s *Store) RotateIfCurrent(ctx context.Context, r store.Rotation) (store.Session, store.User, string, error) {
 	var prevIP string
-	x, u, err := sqlrow.ScanSessionUser(s.pool.QueryRow(ctx,
+	x, u, err := sqlstore.ScanSessionUser(s.pool.QueryRow(ctx,
 		`UPDATE sessions s SET generation = s.generation + 1, rotated_at = $1, last_used_at = $1,
 		   idle_expires_at = LEAST($2, s.expires_at), access_exp = GREATEST(s.access_exp, LEAST($3, s.expires_at)),
 		   prev_ip = s.ip, ip = $4, user_agent = $5
 		 FROM users u
 		 WHERE s.id = $6 AND s.generation = $7 AND s.revoked_at IS NULL
 		   AND s.expires_at > $1 AND s.idle_expires_at > $1 AND u.id = s.user_id AND NOT u.disabled
-		 RETURNING `+sqlrow.SessionUserCols+`, s.prev_ip`,
-		ns(r.Now), ns(r.IdleExpiresAt), ns(r.AccessExpiresAt), r.IP, r.UserAgent, r.SessionID, r.FromGeneration), &prevIP)
+		 RETURNING `+sqlstore.SessionUserCols+`, s.prev_ip`,
+		sqlstore.NS(r.Now), sqlstore.NS(r.IdleExpiresAt), sqlstore.NS(r.AccessExpiresAt), r.IP, r.UserAgent, r.SessionID, r.FromGeneration), &prevIP)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return x, u, "", fmt.Errorf("rotate if current: %w", store.ErrConflict)
 	}
@@ -426,141 +270,6 @@ func (s *Store) RotateIfCurrent(ctx context.Context, r store.Rotation) (store.Se
 		return x, u, "", fmt.Errorf("rotate if current: %w", mapErr(err))
 	}
 	return x, u, prevIP, nil
-}
-
-func (s *Store) ExtendAccess(ctx context.Context, id string, t time.Time) error {
-	tag, err := s.pool.Exec(ctx,
-		`UPDATE sessions SET access_exp = GREATEST(access_exp, $1) WHERE id = $2 AND revoked_at IS NULL`, ns(t), id)
-	if err != nil {
-		return fmt.Errorf("extend access: %w", mapErr(err))
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("extend access: %w", store.ErrConflict)
-	}
-	return nil
-}
-
-func logRevocation(ctx context.Context, tx pgx.Tx, kind, subject string, notBefore, until int64) error {
-	if _, err := tx.Exec(ctx,
-		`INSERT INTO revocation_log (kind, subject, not_before, until) VALUES ($1, $2, $3, $4)`,
-		kind, subject, notBefore, until); err != nil {
-		return fmt.Errorf("log revocation: %w", mapErr(err))
-	}
-	return nil
-}
-
-func (s *Store) RevokeSession(ctx context.Context, id, reason string, now time.Time) (bool, error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return false, fmt.Errorf("revoke session: %w", mapErr(err))
-	}
-	defer tx.Rollback(ctx)
-	var until int64
-	err = tx.QueryRow(ctx,
-		`UPDATE sessions SET revoked_at = $1, revoke_reason = $2 WHERE id = $3 AND revoked_at IS NULL
-		 RETURNING access_exp`, ns(now), reason, id).Scan(&until)
-	if errors.Is(err, pgx.ErrNoRows) {
-		var one int
-		if err := tx.QueryRow(ctx, `SELECT 1 FROM sessions WHERE id = $1`, id).Scan(&one); err != nil {
-			return false, fmt.Errorf("revoke session: %w", mapErr(err))
-		}
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("revoke session: %w", mapErr(err))
-	}
-	if err := logRevocation(ctx, tx, store.KindSession, id, 0, until); err != nil {
-		return false, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return false, fmt.Errorf("revoke session: %w", mapErr(err))
-	}
-	return true, nil
-}
-
-func (s *Store) RevokeUserSessions(ctx context.Context, userID, exceptID, reason string, now time.Time) ([]store.RevokedSession, error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("revoke user sessions: %w", mapErr(err))
-	}
-	defer tx.Rollback(ctx)
-	out, err := revokeUserSessionsTx(ctx, tx, userID, exceptID, reason, now)
-	if err != nil {
-		return nil, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("revoke user sessions: %w", mapErr(err))
-	}
-	return out, nil
-}
-
-func revokeUserSessionsTx(ctx context.Context, tx pgx.Tx, userID, exceptID, reason string, now time.Time) ([]store.RevokedSession, error) {
-	rows, err := tx.Query(ctx,
-		`UPDATE sessions SET revoked_at = $1, revoke_reason = $2
-		 WHERE user_id = $3 AND id != $4 AND revoked_at IS NULL
-		 RETURNING `+sqlrow.RevokedSessionCols, ns(now), reason, userID, exceptID)
-	out, err := list("revoke user sessions", rows, err, sqlrow.ScanRevokedSession)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range out {
-		if err := logRevocation(ctx, tx, store.KindSession, r.SessionID, 0, ns(r.Until)); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-func (s *Store) RevokeAll(ctx context.Context, c store.Cutoff, reason string, now time.Time) (int, error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("revoke all: %w", mapErr(err))
-	}
-	defer tx.Rollback(ctx)
-	tag, err := tx.Exec(ctx, `UPDATE sessions SET revoked_at = $1, revoke_reason = $2 WHERE revoked_at IS NULL`, ns(now), reason)
-	if err != nil {
-		return 0, fmt.Errorf("revoke all: %w", mapErr(err))
-	}
-	if err := logRevocation(ctx, tx, store.KindGlobal, "", ns(c.NotBefore), ns(c.Until)); err != nil {
-		return 0, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("revoke all: %w", mapErr(err))
-	}
-	return int(tag.RowsAffected()), nil
-}
-
-func (s *Store) ListActiveSessions(ctx context.Context, userID string, now time.Time) ([]store.Session, error) {
-	rows, err := s.pool.Query(ctx,
-		`SELECT `+sessionCols+` FROM sessions
-		 WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND idle_expires_at > $2
-		 ORDER BY created_at DESC, id DESC`, userID, ns(now))
-	return list("list sessions", rows, err, sqlrow.ScanSession)
-}
-
-// --- revocation log ---
-
-func (s *Store) LogCutoff(ctx context.Context, kind, subject string, c store.Cutoff) error {
-	if _, err := s.pool.Exec(ctx,
-		`INSERT INTO revocation_log (kind, subject, not_before, until) VALUES ($1, $2, $3, $4)`,
-		kind, subject, ns(c.NotBefore), ns(c.Until)); err != nil {
-		return fmt.Errorf("log cutoff: %w", mapErr(err))
-	}
-	return nil
-}
-
-func (s *Store) RevocationsSince(ctx context.Context, seq int64, limit int) ([]store.Revocation, error) {
-	rows, err := s.pool.Query(ctx,
-		`SELECT `+sqlrow.RevocationCols+` FROM revocation_log WHERE seq > $1 ORDER BY seq LIMIT $2`, seq, limit)
-	return list(fmt.Sprintf("revocations since %d", seq), rows, err, sqlrow.ScanRevocation)
-}
-
-func (s *Store) PruneRevocations(ctx context.Context, t time.Time) (int, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM revocation_log WHERE until < $1`, ns(t))
-	if err != nil {
-		return 0, fmt.Errorf("prune revocations: %w", mapErr(err))
-	}
-	return int(tag.RowsAffected()), nil
 }
 
 // WatchRevocations calls notify whenever a revocation-log entry is
@@ -611,103 +320,53 @@ func (s *Store) listen(ctx context.Context, notify func()) error {
 	}
 }
 
-// --- keys ---
-
-func (s *Store) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+sqlrow.SigningKeyCols+` FROM signing_keys ORDER BY created_at`)
-	return list("list signing keys", rows, err, sqlrow.ScanSigningKey)
+// adapter is sqlstore.DB over pgx, used natively: one pool for reads and
+// writes, pgx's statement cache on each connection.
+type adapter struct {
+	pool *pgxpool.Pool
+	conn sqlstore.Conn // the pool as a Conn, made once
 }
 
-func (s *Store) AddSigningKey(ctx context.Context, k store.SigningKey, ifNone bool) error {
-	tx, err := s.pool.Begin(ctx)
+func newAdapter(pool *pgxpool.Pool) adapter { return adapter{pool: pool, conn: conn{pool}} }
+
+func (a adapter) Reader() sqlstore.Conn  { return a.conn }
+func (a adapter) Writer() sqlstore.Conn  { return a.conn }
+func (a adapter) MapErr(err error) error { return mapErr(err) }
+
+func (a adapter) Begin(ctx context.Context) (sqlstore.Tx, error) {
+	tx, err := a.pool.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("add signing key: %w", mapErr(err))
+		return nil, err
 	}
-	defer tx.Rollback(ctx)
-	// Serialize key creation across instances.
-	if _, err := tx.Exec(ctx, `LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE`); err != nil {
-		return fmt.Errorf("add signing key: %w", mapErr(err))
-	}
-	var active int
-	if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM signing_keys WHERE retired_at IS NULL`).Scan(&active); err != nil {
-		return fmt.Errorf("add signing key: %w", mapErr(err))
-	}
-	if ifNone && active > 0 {
-		return fmt.Errorf("add signing key: %w", store.ErrAlreadyExists)
-	}
-	if _, err := tx.Exec(ctx, `UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL`, ns(k.CreatedAt)); err != nil {
-		return fmt.Errorf("add signing key: %w", mapErr(err))
-	}
-	if _, err := tx.Exec(ctx,
-		`INSERT INTO signing_keys (id, algorithm, public_key, sealed_private, created_at) VALUES ($1, $2, $3, $4, $5)`,
-		k.ID, k.Algorithm, k.PublicKey, k.SealedPrivate, ns(k.CreatedAt)); err != nil {
-		return fmt.Errorf("add signing key: %w", mapErr(err))
-	}
-	return mapErr(tx.Commit(ctx))
+	return txConn{conn{tx}, tx}, nil
 }
 
-// --- resource keys ---
-
-func (s *Store) AddResourceKey(ctx context.Context, k store.ResourceKey) error {
-	if _, err := s.pool.Exec(ctx, `INSERT INTO resource_keys (id, name, hash, created_at) VALUES ($1, $2, $3, $4)`,
-		k.ID, k.Name, k.Hash, ns(k.CreatedAt)); err != nil {
-		return fmt.Errorf("add resource key: %w", mapErr(err))
-	}
-	return nil
+// querier is what the pool and a transaction share.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-func (s *Store) ListResourceKeys(ctx context.Context) ([]store.ResourceKey, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+sqlrow.ResourceKeyCols+` FROM resource_keys ORDER BY created_at, id`)
-	return list("list resource keys", rows, err, sqlrow.ScanResourceKey)
+type conn struct{ q querier }
+
+func (c conn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := c.q.Exec(ctx, query, args...)
+	return tag.RowsAffected(), err
 }
 
-func (s *Store) RemoveResourceKey(ctx context.Context, id string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM resource_keys WHERE id = $1`, id)
-	if err != nil {
-		return fmt.Errorf("remove resource key: %w", mapErr(err))
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("remove resource key %s: %w", id, store.ErrNotFound)
-	}
-	return nil
+func (c conn) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	return c.q.Query(ctx, query, args...)
 }
 
-func (s *Store) FindResourceKey(ctx context.Context, hash []byte) (store.ResourceKey, error) {
-	k, err := sqlrow.ScanResourceKey(s.pool.QueryRow(ctx, `SELECT `+sqlrow.ResourceKeyCols+` FROM resource_keys WHERE hash = $1`, hash))
-	if err != nil {
-		return k, fmt.Errorf("find resource key: %w", mapErr(err))
-	}
-	return k, nil
+func (c conn) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	return c.q.QueryRow(ctx, query, args...)
 }
 
-// --- events ---
-
-func (s *Store) AddEvent(ctx context.Context, e store.Event) error {
-	_, err := s.pool.Exec(ctx,
-		`INSERT INTO events (id, type, at, user_id, session_id, ip, user_agent, detail)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		e.ID, e.Type, ns(e.At), e.UserID, e.SessionID, e.IP, e.UserAgent, e.Detail)
-	if err != nil {
-		return fmt.Errorf("add event: %w", mapErr(err))
-	}
-	return nil
+type txConn struct {
+	conn
+	tx pgx.Tx
 }
 
-func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Event, error) {
-	if f.Limit <= 0 || f.Limit > 1000 {
-		f.Limit = 1000
-	}
-	rows, err := s.pool.Query(ctx,
-		`SELECT `+sqlrow.EventCols+` FROM events
-		 WHERE ($1 = '' OR user_id = $1) AND ($2 = '' OR type = $2) AND ($3 = 0 OR seq < $3)
-		 ORDER BY seq DESC LIMIT $4`, f.UserID, f.Type, f.BeforeSeq, f.Limit)
-	return list("list events", rows, err, sqlrow.ScanEvent)
-}
-
-func (s *Store) PruneEvents(ctx context.Context, t time.Time) (int, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM events WHERE at < $1`, ns(t))
-	if err != nil {
-		return 0, fmt.Errorf("prune events: %w", mapErr(err))
-	}
-	return int(tag.RowsAffected()), nil
-}
+func (t txConn) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
+func (t txConn) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }

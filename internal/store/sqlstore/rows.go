@@ -1,8 +1,7 @@
-// Package sqlrow is what the SQL stores (sqlite, postgres) share: the column
-// lists of users and sessions, scanning rows into store types, and the time
-// encoding (Unix nanoseconds, 0 for the zero time). Queries stay in each
-// store, where the dialects differ.
-package sqlrow
+package sqlstore
+
+// Column lists, row scanning and the time encoding (Unix nanoseconds, 0 for
+// the zero time), shared by every query here and by the backends' own.
 
 import (
 	"time"
@@ -88,13 +87,6 @@ func ScanSessionUser(r Row, extra ...any) (store.Session, store.User, error) {
 	var u userScan
 	err := r.Scan(append(append(s.dest(), u.dest()...), extra...)...)
 	return s.session(), u.user(), err
-}
-
-// Rows is a result set (database/sql's *Rows and pgx.Rows both fit).
-type Rows interface {
-	Next() bool
-	Scan(dest ...any) error
-	Err() error
 }
 
 // Collect scans every row with scan. The caller closes rows.

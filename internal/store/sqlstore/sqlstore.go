@@ -1,0 +1,395 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+)
+
+// Store implements every store.Store method but Ping and Close, which the
+// backend embedding it provides.
+type Store struct {
+	db      DB
+	flavor  Flavor
+	queries sync.Map // query as written -> query in the flavor
+}
+
+// New returns the shared SQL over db, in flavor.
+func New(db DB, flavor Flavor) *Store {
+	return &Store{db: db, flavor: flavor}
+}
+
+// q returns query in the store's flavor, translated once.
+func (s *Store) q(query string) string {
+	if v, ok := s.queries.Load(query); ok {
+		return v.(string)
+	}
+	out := s.flavor.rewrite(query)
+	s.queries.Store(query, out)
+	return out
+}
+
+// mapErr maps a driver error once: an error already carrying a store
+// sentinel passes through unchanged.
+func (s *Store) mapErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrAlreadyExists),
+		errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrUnavailable):
+		return err
+	}
+	return s.db.MapErr(err)
+}
+
+// wrap reports err with what was being done, as a store error.
+func (s *Store) wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, s.mapErr(err))
+}
+
+func (s *Store) exec(ctx context.Context, c Conn, query string, args ...any) (int64, error) {
+	return c.Exec(ctx, s.q(query), args...)
+}
+
+func (s *Store) queryRow(ctx context.Context, c Conn, query string, args ...any) Row {
+	return c.QueryRow(ctx, s.q(query), args...)
+}
+
+// list runs query on c and scans every row with scan.
+func list[T any](ctx context.Context, s *Store, c Conn, what string, scan func(Row) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := c.Query(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, s.wrap(what, err)
+	}
+	defer rows.Close()
+	out, err := Collect(rows, scan)
+	if err != nil {
+		return nil, s.wrap(what, err)
+	}
+	return out, nil
+}
+
+// inTx runs f in a write transaction, committing if it returns nil.
+func (s *Store) inTx(ctx context.Context, what string, f func(tx Tx) error) error {
+	tx, err := s.db.Begin(ctx)
+	if err != nil {
+		return s.wrap(what, err)
+	}
+	defer tx.Rollback(ctx)
+	if err := f(tx); err != nil {
+		return err
+	}
+	return s.wrap(what, tx.Commit(ctx))
+}
+
+// --- users ---
+
+func (s *Store) CreateUser(ctx context.Context, u store.User) error {
+	_, err := s.exec(ctx, s.db.Writer(),
+		`INSERT INTO users (id, username, username_norm, password_hash, role, disabled, created_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.Username, strings.ToLower(u.Username), u.PasswordHash, u.Role, u.Disabled, NS(u.CreatedAt))
+	return s.wrap("create user", err)
+}
+
+func (s *Store) GetUserByID(ctx context.Context, id string) (store.User, error) {
+	u, err := ScanUser(s.queryRow(ctx, s.db.Reader(), `SELECT `+UserCols+` FROM users WHERE id = ?`, id))
+	return u, s.wrap("get user", err)
+}
+
+func (s *Store) GetUserByUsername(ctx context.Context, username string) (store.User, error) {
+	u, err := ScanUser(s.queryRow(ctx, s.db.Reader(),
+		`SELECT `+UserCols+` FROM users WHERE username_norm = ?`, strings.ToLower(username)))
+	return u, s.wrap("get user by name", err)
+}
+
+func (s *Store) ListUsers(ctx context.Context, afterName string, limit int) ([]store.User, error) {
+	return list(ctx, s, s.db.Reader(), "list users", ScanUser,
+		`SELECT `+UserCols+` FROM users WHERE username_norm > ? ORDER BY username_norm LIMIT ?`,
+		strings.ToLower(afterName), limit)
+}
+
+func (s *Store) UpdateUser(ctx context.Context, id string, up store.UserUpdate) (u store.User, revoked []store.RevokedSession, err error) {
+	err = s.inTx(ctx, "update user", func(tx Tx) error {
+		if u, err = ScanUser(s.queryRow(ctx, tx, `SELECT `+UserCols+` FROM users WHERE id = ? FOR UPDATE`, id)); err != nil {
+			return s.wrap("update user", err)
+		}
+		if up.Role != nil {
+			u.Role = *up.Role
+		}
+		if up.Disabled != nil {
+			u.Disabled = *up.Disabled
+		}
+		if up.PasswordHash != nil {
+			u.PasswordHash = *up.PasswordHash
+		}
+		if _, err := s.exec(ctx, tx, `UPDATE users SET role = ?, disabled = ?, password_hash = ? WHERE id = ?`,
+			u.Role, u.Disabled, u.PasswordHash, id); err != nil {
+			return s.wrap("update user", err)
+		}
+		if up.Cutoff != nil {
+			if err := s.logRevocation(ctx, tx, store.KindUser, id, NS(up.Cutoff.NotBefore), NS(up.Cutoff.Until)); err != nil {
+				return err
+			}
+		}
+		if up.RevokeSessions {
+			revoked, err = s.revokeUserSessions(ctx, tx, id, up.ExceptSession, up.Reason, up.Now)
+		}
+		return err
+	})
+	if err != nil {
+		return u, nil, err
+	}
+	return u, revoked, nil
+}
+
+// --- sessions ---
+
+func (s *Store) CreateSession(ctx context.Context, x store.Session) error {
+	_, err := s.exec(ctx, s.db.Writer(),
+		`INSERT INTO sessions (id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
+		   idle_expires_at, expires_at, access_exp, ip, user_agent)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		x.ID, x.UserID, x.Nonce, x.Generation, NS(x.RotatedAt), NS(x.CreatedAt), NS(x.LastUsedAt),
+		NS(x.IdleExpiresAt), NS(x.ExpiresAt), NS(x.AccessExpiresAt), x.IP, x.UserAgent)
+	return s.wrap("create session", err)
+}
+
+func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {
+	x, err := ScanSession(s.queryRow(ctx, s.db.Reader(), `SELECT `+SessionCols+` FROM sessions WHERE id = ?`, id))
+	return x, s.wrap("get session", err)
+}
+
+func (s *Store) GetSessionWithUser(ctx context.Context, id string) (store.Session, store.User, error) {
+	x, u, err := ScanSessionUser(s.queryRow(ctx, s.db.Reader(),
+		`SELECT `+SessionUserCols+` FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?`, id))
+	return x, u, s.wrap("get session with user", err)
+}
+
+func (s *Store) RotateSession(ctx context.Context, r store.Rotation) (store.Session, error) {
+	// One statement: the compare-and-swap and the read-back together. The
+	// losers of a race on one generation see the new generation and match
+	// nothing.
+	x, err := ScanSession(s.queryRow(ctx, s.db.Writer(),
+		`UPDATE sessions SET generation = generation + 1, rotated_at = ?, last_used_at = ?,
+		   idle_expires_at = ?, access_exp = GREATEST(access_exp, ?), ip = ?, user_agent = ?
+		 WHERE id = ? AND generation = ? AND revoked_at IS NULL
+		 RETURNING `+SessionCols,
+		NS(r.Now), NS(r.Now), NS(r.IdleExpiresAt), NS(r.AccessExpiresAt), r.IP, r.UserAgent,
+		r.SessionID, r.FromGeneration))
+	if err = s.mapErr(err); errors.Is(err, store.ErrNotFound) {
+		// Tell a lost race from a missing session.
+		if _, gerr := s.GetSession(ctx, r.SessionID); gerr != nil {
+			return x, gerr
+		}
+		return x, fmt.Errorf("rotate session: %w", store.ErrConflict)
+	}
+	return x, s.wrap("rotate session", err)
+}
+
+func (s *Store) ExtendAccess(ctx context.Context, id string, t time.Time) error {
+	// Only a live session: once revoked, its log entry's Until was fixed
+	// from access_exp and must not be outlived by a new token.
+	n, err := s.exec(ctx, s.db.Writer(),
+		`UPDATE sessions SET access_exp = GREATEST(access_exp, ?) WHERE id = ? AND revoked_at IS NULL`, NS(t), id)
+	if err != nil {
+		return s.wrap("extend access", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("extend access: %w", store.ErrConflict)
+	}
+	return nil
+}
+
+func (s *Store) RevokeSession(ctx context.Context, id, reason string, now time.Time) (revoked bool, err error) {
+	err = s.inTx(ctx, "revoke session", func(tx Tx) error {
+		var until int64
+		err := s.mapErr(s.queryRow(ctx, tx,
+			`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL
+			 RETURNING access_exp`, NS(now), reason, id).Scan(&until))
+		if errors.Is(err, store.ErrNotFound) {
+			// Already revoked (nothing to do), or no such session.
+			var one int
+			return s.wrap("revoke session", s.queryRow(ctx, tx, `SELECT 1 FROM sessions WHERE id = ?`, id).Scan(&one))
+		}
+		if err != nil {
+			return s.wrap("revoke session", err)
+		}
+		revoked = true
+		return s.logRevocation(ctx, tx, store.KindSession, id, 0, until)
+	})
+	return revoked && err == nil, err
+}
+
+func (s *Store) logRevocation(ctx context.Context, c Conn, kind, subject string, notBefore, until int64) error {
+	_, err := s.exec(ctx, c,
+		`INSERT INTO revocation_log (kind, subject, not_before, until) VALUES (?, ?, ?, ?)`,
+		kind, subject, notBefore, until)
+	return s.wrap("log revocation", err)
+}
+
+func (s *Store) RevokeUserSessions(ctx context.Context, userID, exceptID, reason string, now time.Time) (out []store.RevokedSession, err error) {
+	err = s.inTx(ctx, "revoke user sessions", func(tx Tx) error {
+		out, err = s.revokeUserSessions(ctx, tx, userID, exceptID, reason, now)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Store) revokeUserSessions(ctx context.Context, tx Tx, userID, exceptID, reason string, now time.Time) ([]store.RevokedSession, error) {
+	out, err := list(ctx, s, tx, "revoke user sessions", ScanRevokedSession,
+		`UPDATE sessions SET revoked_at = ?, revoke_reason = ?
+		 WHERE user_id = ? AND id != ? AND revoked_at IS NULL
+		 RETURNING `+RevokedSessionCols,
+		NS(now), reason, userID, exceptID)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range out {
+		if err := s.logRevocation(ctx, tx, store.KindSession, r.SessionID, 0, NS(r.Until)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) RevokeAll(ctx context.Context, c store.Cutoff, reason string, now time.Time) (n int, err error) {
+	err = s.inTx(ctx, "revoke all", func(tx Tx) error {
+		revoked, err := s.exec(ctx, tx,
+			`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE revoked_at IS NULL`, NS(now), reason)
+		if err != nil {
+			return s.wrap("revoke all", err)
+		}
+		n = int(revoked)
+		return s.logRevocation(ctx, tx, store.KindGlobal, "", NS(c.NotBefore), NS(c.Until))
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+func (s *Store) ListActiveSessions(ctx context.Context, userID string, now time.Time) ([]store.Session, error) {
+	return list(ctx, s, s.db.Reader(), "list sessions", ScanSession,
+		`SELECT `+SessionCols+` FROM sessions
+		 WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? AND idle_expires_at > ?
+		 ORDER BY created_at DESC, id DESC`, userID, NS(now), NS(now))
+}
+
+// --- revocation log ---
+
+func (s *Store) LogCutoff(ctx context.Context, kind, subject string, c store.Cutoff) error {
+	if err := s.logRevocation(ctx, s.db.Writer(), kind, subject, NS(c.NotBefore), NS(c.Until)); err != nil {
+		return fmt.Errorf("log cutoff: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) RevocationsSince(ctx context.Context, seq int64, limit int) ([]store.Revocation, error) {
+	return list(ctx, s, s.db.Reader(), fmt.Sprintf("revocations since %d", seq), ScanRevocation,
+		`SELECT `+RevocationCols+` FROM revocation_log WHERE seq > ? ORDER BY seq LIMIT ?`, seq, limit)
+}
+
+func (s *Store) PruneRevocations(ctx context.Context, t time.Time) (int, error) {
+	n, err := s.exec(ctx, s.db.Writer(), `DELETE FROM revocation_log WHERE until < ?`, NS(t))
+	return int(n), s.wrap("prune revocations", err)
+}
+
+// --- keys ---
+
+func (s *Store) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
+	return list(ctx, s, s.db.Reader(), "list signing keys", ScanSigningKey,
+		`SELECT `+SigningKeyCols+` FROM signing_keys ORDER BY created_at`)
+}
+
+func (s *Store) AddSigningKey(ctx context.Context, k store.SigningKey, ifNone bool) error {
+	const what = "add signing key"
+	return s.inTx(ctx, what, func(tx Tx) error {
+		if s.flavor.LockSigningKeys != "" {
+			if _, err := tx.Exec(ctx, s.flavor.LockSigningKeys); err != nil {
+				return s.wrap(what, err)
+			}
+		}
+		var active int
+		if err := s.queryRow(ctx, tx, `SELECT COUNT(*) FROM signing_keys WHERE retired_at IS NULL`).Scan(&active); err != nil {
+			return s.wrap(what, err)
+		}
+		if ifNone && active > 0 {
+			return fmt.Errorf("%s: %w", what, store.ErrAlreadyExists)
+		}
+		if _, err := s.exec(ctx, tx, `UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL`, NS(k.CreatedAt)); err != nil {
+			return s.wrap(what, err)
+		}
+		_, err := s.exec(ctx, tx,
+			`INSERT INTO signing_keys (id, algorithm, public_key, sealed_private, created_at, retired_at)
+			 VALUES (?, ?, ?, ?, ?, NULL)`,
+			k.ID, k.Algorithm, k.PublicKey, k.SealedPrivate, NS(k.CreatedAt))
+		return s.wrap(what, err)
+	})
+}
+
+// --- resource keys ---
+
+func (s *Store) AddResourceKey(ctx context.Context, k store.ResourceKey) error {
+	_, err := s.exec(ctx, s.db.Writer(), `INSERT INTO resource_keys (id, name, hash, created_at) VALUES (?, ?, ?, ?)`,
+		k.ID, k.Name, k.Hash, NS(k.CreatedAt))
+	return s.wrap("add resource key", err)
+}
+
+func (s *Store) ListResourceKeys(ctx context.Context) ([]store.ResourceKey, error) {
+	return list(ctx, s, s.db.Reader(), "list resource keys", ScanResourceKey,
+		`SELECT `+ResourceKeyCols+` FROM resource_keys ORDER BY created_at, id`)
+}
+
+func (s *Store) RemoveResourceKey(ctx context.Context, id string) error {
+	n, err := s.exec(ctx, s.db.Writer(), `DELETE FROM resource_keys WHERE id = ?`, id)
+	if err != nil {
+		return s.wrap("remove resource key", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("remove resource key %s: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+func (s *Store) FindResourceKey(ctx context.Context, hash []byte) (store.ResourceKey, error) {
+	k, err := ScanResourceKey(s.queryRow(ctx, s.db.Reader(), `SELECT `+ResourceKeyCols+` FROM resource_keys WHERE hash = ?`, hash))
+	return k, s.wrap("find resource key", err)
+}
+
+// --- events ---
+
+func (s *Store) AddEvent(ctx context.Context, e store.Event) error {
+	_, err := s.exec(ctx, s.db.Writer(),
+		`INSERT INTO events (id, type, at, user_id, session_id, ip, user_agent, detail)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.ID, e.Type, NS(e.At), e.UserID, e.SessionID, e.IP, e.UserAgent, e.Detail)
+	return s.wrap("add event", err)
+}
+
+func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Event, error) {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 1000
+	}
+	return list(ctx, s, s.db.Reader(), "list events", ScanEvent,
+		`SELECT `+EventCols+` FROM events
+		 WHERE (? = '' OR user_id = ?) AND (? = '' OR type = ?) AND (? = 0 OR seq < ?)
+		 ORDER BY seq DESC LIMIT ?`,
+		f.UserID, f.UserID, f.Type, f.Type, f.BeforeSeq, f.BeforeSeq, f.Limit)
+}
+
+func (s *Store) PruneEvents(ctx context.Context, t time.Time) (int, error) {
+	n, err := s.exec(ctx, s.db.Writer(), `DELETE FROM events WHERE at < ?`, NS(t))
+	return int(n), s.wrap("prune events", err)
+}
