@@ -3,17 +3,26 @@
 # on the same machine as the ceiling, in one run. Prints the figures
 # docs/PERFORMANCE.md reports. Needs PostgreSQL on 127.0.0.1:5432 (trust
 # auth, database test) and pgbench. Only loopback traffic.
+#
+# BIN=path/to/gatehouse benchmarks that binary instead of building this tree
+# (to compare two versions in one run); SKIP_PGBENCH=1 skips the ceiling.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG="${GATEHOUSE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
 DUR="${DUR:-5s}"
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; psql "$PG" -qc "DROP SCHEMA IF EXISTS gh_bench CASCADE; DROP TABLE IF EXISTS pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history" >/dev/null 2>&1; rm -rf "$work"' EXIT
-go build -o "$work/gatehouse" ./cmd/gatehouse
+if [ -n "${BIN:-}" ]; then
+  cp "$BIN" "$work/gatehouse"
+else
+  go build -o "$work/gatehouse" ./cmd/gatehouse
+fi
 
-echo "== pgbench -N (simple update, 8 clients, 2 threads, scale 10) =="
-pgbench -i -q -s 10 "$PG" >/dev/null 2>&1
-pgbench -N -c 8 -j 2 -T "${DUR%s}" "$PG" 2>/dev/null | grep -E "^tps|latency average"
+if [ -z "${SKIP_PGBENCH:-}" ]; then
+  echo "== pgbench -N (simple update, 8 clients, 2 threads, scale 10) =="
+  pgbench -i -q -s 10 "$PG" >/dev/null 2>&1
+  pgbench -N -c 8 -j 2 -T "${DUR%s}" "$PG" 2>/dev/null | grep -E "^tps|latency average"
+fi
 
 run() { # name db
   local addr=127.0.0.1:18080
