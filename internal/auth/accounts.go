@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -13,8 +12,6 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/password"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
-
-var usernameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{2,63}$`)
 
 // CheckPassword enforces the length policy.
 func CheckPassword(pw string) error {
@@ -38,8 +35,9 @@ func (s *Service) Register(ctx context.Context, username, pw string, m Meta) (st
 // CreateUser creates an account with the given role (admin API, CLI,
 // bootstrap).
 func (s *Service) CreateUser(ctx context.Context, username, pw, role string) (store.User, error) {
-	if !usernameRE.MatchString(username) {
-		return store.User{}, fmt.Errorf("%w: username must be 3-64 letters, digits or . _ @ -, starting with a letter or digit", ErrInvalidRequest)
+	key, err := PrepareUsername(username)
+	if err != nil {
+		return store.User{}, err
 	}
 	if !ValidRole(role) {
 		return store.User{}, fmt.Errorf("%w: role must be %q or %q", ErrInvalidRequest, store.RoleUser, store.RoleAdmin)
@@ -47,7 +45,7 @@ func (s *Service) CreateUser(ctx context.Context, username, pw, role string) (st
 	if err := CheckPassword(pw); err != nil {
 		return store.User{}, err
 	}
-	if _, err := s.store.GetUserByUsername(ctx, username); err == nil {
+	if _, err := s.store.GetUserByUsername(ctx, key); err == nil {
 		return store.User{}, ErrUsernameTaken
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return store.User{}, err
@@ -56,7 +54,8 @@ func (s *Service) CreateUser(ctx context.Context, username, pw, role string) (st
 	if err := s.limiter.Do(ctx, func() { hash = password.Hash(pw, s.cfg.HashParams) }); err != nil {
 		return store.User{}, s.busy(err)
 	}
-	u := store.User{ID: newID(), Username: username, PasswordHash: hash, Role: role, CreatedAt: s.now()}
+	u := store.User{ID: newID(), Username: username, UsernameKey: key, PasswordHash: hash, Role: role,
+		Permissions: []string{}, CreatedAt: s.now()}
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, store.ErrAlreadyExists) {
 			return store.User{}, ErrUsernameTaken
@@ -122,14 +121,22 @@ func (s *Service) Login(ctx context.Context, username, pw string, m Meta) (Token
 	if len(pw) > password.MaxLength || len(username) > 256 {
 		return Tokens{}, ErrInvalidCredentials
 	}
-	account := strings.ToLower(username)
+	m = m.clean()
 	var u *store.User
-	found, err := s.store.GetUserByUsername(ctx, username)
-	switch {
-	case err == nil:
-		u = &found
-	case !errors.Is(err, store.ErrNotFound):
-		return Tokens{}, err
+	var found store.User
+	account, err := PrepareUsername(username)
+	if err != nil {
+		// No such account can exist: spend the dummy hash like any miss,
+		// throttled under a key the bad name cannot turn into an error.
+		account = cleanText(strings.ToLower(username), 256)
+	} else {
+		found, err = s.store.GetUserByUsername(ctx, account)
+		switch {
+		case err == nil:
+			u = &found
+		case !errors.Is(err, store.ErrNotFound):
+			return Tokens{}, err
+		}
 	}
 	if err := s.checkPassword(ctx, account, u, pw, m); err != nil {
 		if errors.Is(err, ErrInvalidCredentials) {
@@ -159,6 +166,7 @@ func (s *Service) Login(ctx context.Context, username, pw string, m Meta) (Token
 		CreatedAt:  now,
 		LastUsedAt: now,
 		ExpiresAt:  now.Add(s.cfg.SessionMaxAge),
+		AuthTime:   now,
 		IP:         m.IP,
 		UserAgent:  m.UserAgent,
 	}
@@ -219,7 +227,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if len(current) > password.MaxLength {
 		return ErrInvalidCredentials
 	}
-	if err := s.checkPassword(ctx, strings.ToLower(u.Username), &u, current, m); err != nil {
+	if err := s.checkPassword(ctx, u.Key(), &u, current, m); err != nil {
 		if errors.Is(err, ErrInvalidCredentials) {
 			s.event(ctx, EventLoginFailed, m, u.ID, p.SessionID, "password change: wrong current password")
 		}
@@ -244,4 +252,52 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	s.afterRevocation(ctx)
 	s.event(ctx, EventPasswordChanged, m, u.ID, p.SessionID, fmt.Sprintf("%d other sessions revoked", len(revoked)))
 	return nil
+}
+
+// Reauthenticate is the step-up (RFC 9470): the password again, for the
+// caller's own session. It renews the session's auth_time and returns new
+// tokens for the same session; the refresh token is not rotated (the
+// session's current one is returned). Wrong passwords count toward the login
+// throttle like failed logins.
+func (s *Service) Reauthenticate(ctx context.Context, p Principal, pw string, m Meta) (Tokens, error) {
+	m = m.clean()
+	if len(pw) > password.MaxLength {
+		return Tokens{}, ErrInvalidCredentials
+	}
+	sess, u, err := s.store.GetSessionWithUser(ctx, p.SessionID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return Tokens{}, ErrSessionRevoked
+		}
+		return Tokens{}, err
+	}
+	if sess.Revoked() || sess.UserID != p.UserID {
+		return Tokens{}, ErrSessionRevoked
+	}
+	if err := s.checkPassword(ctx, u.Key(), &u, pw, m); err != nil {
+		if errors.Is(err, ErrInvalidCredentials) {
+			s.event(ctx, EventLoginFailed, m, u.ID, sess.ID, "re-authentication: wrong password")
+		}
+		return Tokens{}, err
+	}
+	now := s.now()
+	if u.Disabled {
+		return Tokens{}, ErrAccountDisabled
+	}
+	if !now.Before(sess.ExpiresAt) || !now.Before(sess.IdleExpiresAt) {
+		return Tokens{}, ErrSessionExpired
+	}
+	// Read the account after the (slow) hash, as Login does.
+	if u, err = s.store.GetUserByID(ctx, u.ID); err != nil {
+		return Tokens{}, s.notFound(err)
+	}
+	sess, err = s.store.Reauthenticate(ctx, sess.ID, now, s.accessExpiry(now, sess))
+	switch {
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+		return Tokens{}, ErrSessionRevoked
+	case err != nil:
+		return Tokens{}, err
+	}
+	s.event(ctx, EventReauthenticated, m, u.ID, sess.ID, "")
+	return s.issue(now, u, sess)
 }

@@ -2,8 +2,13 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/password"
 
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
@@ -27,60 +32,118 @@ func (s *Service) ListUsers(ctx context.Context, after string, limit int) (users
 
 // GetUser returns one account.
 func (s *Service) GetUser(ctx context.Context, id string) (store.User, error) {
+	if !validID(id) {
+		return store.User{}, ErrNotFound
+	}
 	u, err := s.store.GetUserByID(ctx, id)
 	return u, s.notFound(err)
 }
 
-// FindUser returns the account with that name (case-insensitive).
+// FindUser returns the account with that name (compared after PRECIS
+// preparation, so case and width do not matter).
 func (s *Service) FindUser(ctx context.Context, username string) (store.User, error) {
-	u, err := s.store.GetUserByUsername(ctx, username)
+	key, err := PrepareUsername(username)
+	if err != nil {
+		return store.User{}, ErrNotFound
+	}
+	u, err := s.store.GetUserByUsername(ctx, key)
 	return u, s.notFound(err)
 }
 
-// UpdateUser changes an account's role and/or disabled flag, with
-// immediate effect:
+// UserChange is a change an operator makes to an account; nil fields are
+// left as they are.
+type UserChange struct {
+	Role        *string
+	Disabled    *bool
+	Permissions *[]string
+	// Password, when set, is an admin reset: new hash, every session of
+	// the user revoked.
+	Password *string
+}
+
+// UpdateUser changes an account's role and/or disabled flag (see
+// ChangeUser).
+func (s *Service) UpdateUser(ctx context.Context, id string, role *string, disabled *bool, m Meta) (store.User, error) {
+	return s.ChangeUser(ctx, id, UserChange{Role: role, Disabled: disabled}, m)
+}
+
+// ChangeUser changes an account, with immediate effect:
 //   - disabling revokes every session (access tokens fail token_revoked on
 //     the next request, refresh fails account_disabled); re-enabling does
 //     not bring those sessions back;
-//   - a role change refuses every access token issued before it while the
-//     sessions live on: the next refresh carries the new role.
-func (s *Service) UpdateUser(ctx context.Context, id string, role *string, disabled *bool, m Meta) (store.User, error) {
-	cur, err := s.store.GetUserByID(ctx, id)
+//   - a role or permissions change refuses every access token issued
+//     before it while the sessions live on: the next refresh carries the
+//     new claims;
+//   - a password reset revokes every session.
+//
+// Demoting or disabling the last enabled admin is ErrLastAdmin.
+func (s *Service) ChangeUser(ctx context.Context, id string, c UserChange, m Meta) (store.User, error) {
+	cur, err := s.GetUser(ctx, id)
 	if err != nil {
-		return cur, s.notFound(err)
+		return cur, err
 	}
-	if role != nil && !ValidRole(*role) {
+	if c.Role != nil && !ValidRole(*c.Role) {
 		return cur, fmt.Errorf("%w: role must be %q or %q", ErrInvalidRequest, store.RoleUser, store.RoleAdmin)
 	}
-	roleChanged := role != nil && *role != cur.Role
-	disabling := disabled != nil && *disabled && !cur.Disabled
-	enabling := disabled != nil && !*disabled && cur.Disabled
-	if !roleChanged && !disabling && !enabling {
+	var perms []string
+	if c.Permissions != nil {
+		if perms, err = NormalizePermissions(*c.Permissions); err != nil {
+			return cur, err
+		}
+	}
+	var hash string
+	if c.Password != nil {
+		if err := CheckPassword(*c.Password); err != nil {
+			return cur, err
+		}
+		if err := s.limiter.Do(ctx, func() { hash = password.Hash(*c.Password, s.cfg.HashParams) }); err != nil {
+			return cur, s.busy(err)
+		}
+	}
+	roleChanged := c.Role != nil && *c.Role != cur.Role
+	disabling := c.Disabled != nil && *c.Disabled && !cur.Disabled
+	enabling := c.Disabled != nil && !*c.Disabled && cur.Disabled
+	permsChanged := c.Permissions != nil && !slices.Equal(perms, cur.Permissions)
+	reset := c.Password != nil
+	if !roleChanged && !disabling && !enabling && !permsChanged && !reset {
 		return cur, nil
 	}
 	now := s.now()
 	up := store.UserUpdate{Now: now}
 	if roleChanged {
-		up.Role = role
+		up.Role = c.Role
 	}
 	if disabling || enabling {
-		up.Disabled = disabled
+		up.Disabled = c.Disabled
 	}
-	if roleChanged || disabling {
+	if permsChanged {
+		up.Permissions = &perms
+	}
+	if reset {
+		up.PasswordHash = &hash
+	}
+	cutoff := roleChanged || disabling || permsChanged || reset
+	if cutoff {
 		// Recorded with the change for crash safety; the authoritative
 		// cutoff is taken again after the commit (see userCutoff).
 		c := s.cutoffAt(now)
 		up.Cutoff = &c
 	}
-	if disabling {
+	switch {
+	case disabling:
 		up.RevokeSessions, up.Reason = true, ReasonDisabled
+	case reset:
+		up.RevokeSessions, up.Reason = true, ReasonPasswordReset
 	}
 	u, revoked, err := s.store.UpdateUser(ctx, id, up)
+	if errors.Is(err, store.ErrLastAdmin) {
+		return cur, ErrLastAdmin
+	}
 	if err != nil {
 		return cur, err
 	}
 	s.forgetSessions(revoked, now)
-	if roleChanged || disabling {
+	if cutoff {
 		if err := s.userCutoff(ctx, id); err != nil {
 			return u, err
 		}
@@ -95,7 +158,40 @@ func (s *Service) UpdateUser(ctx context.Context, id string, role *string, disab
 	if roleChanged {
 		s.event(ctx, EventRoleChanged, m, id, "", cur.Role+" -> "+u.Role)
 	}
+	if permsChanged {
+		s.event(ctx, EventPermissionsChanged, m, id, "", strings.Join(cur.Permissions, " ")+" -> "+strings.Join(u.Permissions, " "))
+	}
+	if reset {
+		s.event(ctx, EventPasswordReset, m, id, "", fmt.Sprintf("%d sessions revoked", len(revoked)))
+	}
 	return u, nil
+}
+
+// DeleteUser deletes an account: every session and access token dies at
+// once, on every instance and resource server (the revocation log carries
+// the sessions and a user cutoff that outlives every token it covers); the
+// sessions, with their IPs and user agents, are erased; the name is free
+// for a new account, which gets a new id and inherits nothing. Security
+// events keep the old id. The last enabled admin is ErrLastAdmin.
+func (s *Service) DeleteUser(ctx context.Context, id string, m Meta) error {
+	if !validID(id) {
+		return ErrNotFound
+	}
+	now := s.now()
+	revoked, err := s.store.DeleteUser(ctx, id, s.cutoffAt(now), now)
+	switch {
+	case errors.Is(err, store.ErrLastAdmin):
+		return ErrLastAdmin
+	case err != nil:
+		return s.notFound(err)
+	}
+	s.forgetSessions(revoked, now)
+	if err := s.userCutoff(ctx, id); err != nil {
+		return err
+	}
+	s.afterRevocation(ctx)
+	s.event(ctx, EventAccountDeleted, m, id, "", fmt.Sprintf("%d sessions revoked", len(revoked)))
+	return nil
 }
 
 // userCutoff refuses the user's access tokens issued before now. It is
@@ -131,6 +227,9 @@ func (s *Service) RevokeUserSessions(ctx context.Context, userID string, m Meta)
 
 // RevokeSession revokes any one session.
 func (s *Service) RevokeSession(ctx context.Context, id string, m Meta) error {
+	if !validID(id) {
+		return ErrNotFound
+	}
 	sess, err := s.store.GetSession(ctx, id)
 	if err != nil {
 		return s.notFound(err)

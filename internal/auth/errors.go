@@ -20,4 +20,10 @@ var (
 	ErrSessionRevoked       = errors.New("session revoked")
 	ErrNotFound             = errors.New("not found")
 	ErrRateLimited          = errors.New("rate limited")
+	// ErrStepUpRequired: the operation needs a recent proof of the
+	// password (auth_time within ReauthMaxAge); see StepUpError.
+	ErrStepUpRequired = errors.New("recent authentication required")
+	// ErrLastAdmin refuses deleting, demoting or disabling the last
+	// enabled admin.
+	ErrLastAdmin = errors.New("last enabled admin")
 )

@@ -23,7 +23,20 @@ const (
 	EventSessionLimit       = "session_limit_evicted"
 	EventRateLimited        = "rate_limited"
 	EventCSRFFailed         = "csrf_failed"
+	EventReauthenticated    = "reauthenticated"
+	EventPermissionsChanged = "permissions_changed"
+	EventPasswordReset      = "password_reset"
+	EventAccountDeleted     = "account_deleted"
 )
+
+// EventTypes lists every event type, for validation of filters.
+var EventTypes = []string{
+	EventLoginSucceeded, EventLoginFailed, EventRefreshTokenReused, EventIPChanged,
+	EventSessionRevoked, EventSessionsRevoked, EventPasswordChanged, EventAccountDisabled,
+	EventAccountEnabled, EventRoleChanged, EventGlobalRevoke, EventSessionLimit,
+	EventRateLimited, EventCSRFFailed, EventReauthenticated, EventPermissionsChanged,
+	EventPasswordReset, EventAccountDeleted,
+}
 
 // Event records a security event in the store and as a structured log
 // record. It never carries a secret: callers pass ids and fixed phrases,
@@ -35,6 +48,7 @@ func (s *Service) Event(ctx context.Context, typ string, m Meta, userID, session
 }
 
 func (s *Service) event(ctx context.Context, typ string, m Meta, userID, sessionID, detail string) {
+	m, detail = m.clean(), cleanText(detail, 512)
 	e := store.Event{ID: newID(), Type: typ, At: s.now(), UserID: userID, SessionID: sessionID,
 		IP: m.IP, UserAgent: m.UserAgent, Detail: detail}
 	level := slog.LevelInfo

@@ -54,6 +54,9 @@ type Config struct {
 	MaxSyncAge time.Duration
 	// ReloadKeys, if set, is called periodically to pick up rotated keys.
 	ReloadKeys func(context.Context) error
+	// ReauthMaxAge is how recent a proof of the password (auth_time) the
+	// sensitive operations need (default 10m).
+	ReauthMaxAge time.Duration
 	// ResourceKeys are resource-server keys given in configuration, in
 	// addition to those stored with `gatehouse keys resource add`.
 	ResourceKeys []string
@@ -81,6 +84,7 @@ const (
 	DefaultReuseGrace         = 10 * time.Second
 	DefaultMaxSessionsPerUser = 20
 	DefaultEventRetention     = 90 * 24 * time.Hour
+	DefaultReauthMaxAge       = 10 * time.Minute
 )
 
 // Service implements the domain operations.
@@ -114,16 +118,39 @@ type Meta struct {
 
 // Principal is a verified access token.
 type Principal struct {
-	UserID    string
-	SessionID string
-	Role      string
-	TokenID   string
-	IssuedAt  time.Time
-	ExpiresAt time.Time
+	UserID      string
+	SessionID   string
+	Role        string
+	Permissions []string
+	TokenID     string
+	IssuedAt    time.Time
+	ExpiresAt   time.Time
+	// AuthTime is when the person last proved who they are in this
+	// session (whole seconds; zero if unknown).
+	AuthTime time.Time
 }
 
 // IsAdmin reports whether the token carries the admin role.
 func (p Principal) IsAdmin() bool { return p.Role == store.RoleAdmin }
+
+// StepUpError is ErrStepUpRequired with the maximum age the operation
+// accepts, for the RFC 9470 challenge.
+type StepUpError struct{ MaxAge time.Duration }
+
+func (e *StepUpError) Error() string {
+	return fmt.Sprintf("authentication within the last %v required", e.MaxAge)
+}
+func (e *StepUpError) Is(target error) bool { return target == ErrStepUpRequired }
+
+// RequireRecentAuth returns a StepUpError unless p proved the password
+// within ReauthMaxAge (RFC 9470 max_age). A refresh never renews auth_time,
+// so a stolen refresh token does not buy a step-up.
+func (s *Service) RequireRecentAuth(p Principal) error {
+	if p.AuthTime.IsZero() || s.now().Sub(p.AuthTime) > s.cfg.ReauthMaxAge {
+		return &StepUpError{MaxAge: s.cfg.ReauthMaxAge}
+	}
+	return nil
+}
 
 // Tokens is the result of a login or a refresh.
 type Tokens struct {
@@ -170,6 +197,9 @@ func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Ser
 	}
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = 500 * time.Millisecond
+	}
+	if cfg.ReauthMaxAge <= 0 {
+		cfg.ReauthMaxAge = DefaultReauthMaxAge
 	}
 	if cfg.MaxSyncAge <= 0 {
 		cfg.MaxSyncAge = 15 * time.Second
@@ -367,13 +397,15 @@ func (s *Service) issue(readAt time.Time, u store.User, sess store.Session) (Tok
 		iat = time.Unix(0, cut).Add(time.Microsecond - 1).Truncate(time.Microsecond).UTC()
 	}
 	at, err := s.keys.Sign(token.Claims{
-		Issuer:    s.cfg.Issuer,
-		Subject:   u.ID,
-		SessionID: sess.ID,
-		ID:        newID(),
-		IssuedAt:  token.NumericDate{Time: iat},
-		ExpiresAt: token.NumericDate{Time: exp},
-		Role:      u.Role,
+		Issuer:      s.cfg.Issuer,
+		Subject:     u.ID,
+		SessionID:   sess.ID,
+		ID:          newID(),
+		IssuedAt:    token.NumericDate{Time: iat},
+		ExpiresAt:   token.NumericDate{Time: exp},
+		Role:        u.Role,
+		AuthTime:    authTimeClaim(sess.AuthTime),
+		Permissions: u.Permissions,
 	})
 	if err != nil {
 		return Tokens{}, err
@@ -411,8 +443,21 @@ func (s *Service) Authenticate(tok string) (Principal, error) {
 	if s.revoked.Revoked(c.SessionID, c.Subject, c.IssuedAt.Time) {
 		return Principal{}, ErrTokenRevoked
 	}
-	return Principal{UserID: c.Subject, SessionID: c.SessionID, Role: c.Role, TokenID: c.ID,
-		IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time}, nil
+	p := Principal{UserID: c.Subject, SessionID: c.SessionID, Role: c.Role, Permissions: c.Permissions,
+		TokenID: c.ID, IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time}
+	if c.AuthTime > 0 {
+		p.AuthTime = time.Unix(c.AuthTime, 0).UTC()
+	}
+	return p, nil
+}
+
+// authTimeClaim is auth_time as the claim carries it: whole seconds,
+// rounded down (a proof never looks more recent than it was).
+func authTimeClaim(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }
 
 // reloadKeysNow reloads the signing keys when a token names one we do not

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -95,7 +96,18 @@ func TestRegisterValidation(t *testing.T) {
 		{"short password", "bob", "short", ErrWeakPassword},
 		{"long password", "bob", string(make([]byte, password.MaxLength+1)), ErrWeakPassword},
 		{"bad username", "a b", "long enough", ErrInvalidRequest},
-		{"short username", "ab", "long enough", ErrInvalidRequest},
+		{"empty username", "", "long enough", ErrInvalidRequest},
+		{"NUL in username", "an\x00n", "long enough", ErrInvalidRequest},
+		{"invalid UTF-8", "an\xffn", "long enough", ErrInvalidRequest},
+		{"control character", "an\tn", "long enough", ErrInvalidRequest},
+		{"65 characters", strings.Repeat("x", 65), "long enough", ErrInvalidRequest},
+		{"Latin and Cyrillic", "p\u0430ypal", "long enough", ErrInvalidRequest},
+		{"Latin and Greek", "\u03bfmega", "long enough", ErrInvalidRequest},
+		{"taken after width mapping", "\uff21\uff2e\uff2e", "long enough", ErrUsernameTaken},
+		{"one letter", "z", "long enough", nil},
+		{"64 characters", strings.Repeat("y", 64), "long enough", nil},
+		{"another script", "\u0437\u043e\u044f", "long enough", nil},
+		{"Greek only", "\u03b1\u03b8\u03b7\u03bd\u03ac", "long enough", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

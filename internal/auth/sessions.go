@@ -18,6 +18,8 @@ const (
 	ReasonAdmin           = "revoked_by_admin"
 	ReasonDisabled        = "account_disabled"
 	ReasonPasswordChanged = "password_changed"
+	ReasonPasswordReset   = "password_reset"
+	ReasonDeleted         = "account_deleted"
 	ReasonGlobal          = "global_revoke"
 	ReasonSessionLimit    = "session_limit_evicted"
 	ReasonIPChanged       = "ip_changed"
@@ -31,6 +33,7 @@ const (
 //   - any other earlier generation is reuse: the session is revoked with all
 //     its access tokens and a refresh_token_reused event is recorded.
 func (s *Service) Refresh(ctx context.Context, tok string, m Meta) (Tokens, error) {
+	m = m.clean()
 	r, err := token.ParseRefresh(tok)
 	if err != nil {
 		return Tokens{}, ErrInvalidRefreshToken
@@ -247,6 +250,9 @@ func (s *Service) ListSessions(ctx context.Context, p Principal) ([]store.Sessio
 // RevokeOwnSession revokes one of the caller's sessions. Sessions of other
 // users are ErrNotFound, never forbidden: their existence is not revealed.
 func (s *Service) RevokeOwnSession(ctx context.Context, p Principal, id string, m Meta) error {
+	if !validID(id) {
+		return ErrNotFound
+	}
 	sess, err := s.store.GetSession(ctx, id)
 	if err != nil {
 		return s.notFound(err)

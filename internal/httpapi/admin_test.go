@@ -156,6 +156,13 @@ func TestDemotedAdminAndSameSecond(t *testing.T) {
 	s := newServer(t, options{})
 	root := s.admin(t)
 	id := s.userID(t, root)
+	// Not the last admin: that demotion is refused (409 last_admin).
+	if r := s.do(t, "PATCH", "/v1/admin/users/"+id, map[string]any{"role": "user"}, bearer(root.access)); r.status != 409 || r.errCode() != "last_admin" {
+		t.Fatalf("demote the last admin: %d %s", r.status, r.raw)
+	}
+	if _, err := s.svc.CreateUser(context.Background(), "second", "pw-second-long", "admin"); err != nil {
+		t.Fatal(err)
+	}
 	if r := s.do(t, "PATCH", "/v1/admin/users/"+id, map[string]any{"role": "user"}, bearer(root.access)); r.status != 200 {
 		t.Fatalf("demote: %d %s", r.status, r.raw)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
@@ -62,6 +63,8 @@ var domainErrors = []struct {
 	{auth.ErrSessionRevoked, apiError{401, "session_revoked", "The session has been revoked; log in again."}},
 	{auth.ErrNotFound, apiError{404, "not_found", "No such resource."}},
 	{auth.ErrRateLimited, apiError{429, "rate_limited", "Too many requests; retry later."}},
+	{auth.ErrStepUpRequired, apiError{401, "insufficient_user_authentication", "This needs a recent sign-in: re-authenticate with POST /v1/auth/reauthenticate, then retry."}},
+	{auth.ErrLastAdmin, apiError{409, "last_admin", "This would leave no enabled admin; make another admin first."}},
 }
 
 // toAPIError maps any error to its contract form. Unknown errors (the store
@@ -114,7 +117,13 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	hdr := w.Header()
 	switch ae.status {
 	case http.StatusUnauthorized:
-		if bearerRequest(r) {
+		var su *auth.StepUpError
+		switch {
+		case errors.As(err, &su):
+			// RFC 9470 §3: the challenge says what is missing and how recent.
+			hdr.Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_user_authentication", error_description=%q, max_age=%d`,
+				"A more recent authentication is required", int(su.MaxAge.Seconds())))
+		case bearerRequest(r):
 			hdr.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		}
 	case http.StatusTooManyRequests:

@@ -12,11 +12,12 @@ import (
 // Wire types (API.md "Objects").
 
 type userJSON struct {
-	ID        string `json:"id"`
-	Username  string `json:"username"`
-	Role      string `json:"role"`
-	Disabled  bool   `json:"disabled"`
-	CreatedAt string `json:"created_at"`
+	ID          string   `json:"id"`
+	Username    string   `json:"username"`
+	Role        string   `json:"role"`
+	Permissions []string `json:"permissions"`
+	Disabled    bool     `json:"disabled"`
+	CreatedAt   string   `json:"created_at"`
 }
 
 type sessionJSON struct {
@@ -43,7 +44,12 @@ type tokenResponse struct {
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 func toUserJSON(u store.User) userJSON {
-	return userJSON{ID: u.ID, Username: u.Username, Role: u.Role, Disabled: u.Disabled, CreatedAt: rfc3339(u.CreatedAt)}
+	perms := u.Permissions
+	if perms == nil {
+		perms = []string{} // always an array
+	}
+	return userJSON{ID: u.ID, Username: u.Username, Role: u.Role, Permissions: perms, Disabled: u.Disabled,
+		CreatedAt: rfc3339(u.CreatedAt)}
 }
 
 func toSessionJSON(s store.Session, currentID string) sessionJSON {
@@ -262,5 +268,40 @@ func (h *handler) deleteSessions(w http.ResponseWriter, r *http.Request, p auth.
 	if all {
 		h.clearCookies(w)
 	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type passwordRequest struct {
+	Password string `json:"password"`
+}
+
+// reauthenticate is the step-up: the password again for the caller's own
+// session; new tokens (auth_time = now) in the requested transport.
+func (h *handler) reauthenticate(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	tr, _, err := requestedTransport(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var in passwordRequest
+	if err := decodeJSON(w, r, &in, false); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	t, err := h.svc.Reauthenticate(r.Context(), p, in.Password, h.meta(r))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.writeTokens(w, t, tr)
+}
+
+// deleteMe deletes the caller's account (step-up required).
+func (h *handler) deleteMe(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	if err := h.svc.DeleteUser(r.Context(), p.UserID, h.meta(r)); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.clearCookies(w)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -11,12 +11,15 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
 // Sentinel errors. Backends wrap them; callers test with errors.Is.
 var (
-	ErrNotFound      = errors.New("store: not found")
+	ErrNotFound = errors.New("store: not found")
+	// ErrLastAdmin refuses a change that would leave no enabled admin.
+	ErrLastAdmin     = errors.New("store: last enabled admin")
 	ErrAlreadyExists = errors.New("store: already exists")
 	// ErrConflict reports a failed compare-and-swap: the row was changed by
 	// someone else (another refresh won the race) or revoked meanwhile.
@@ -34,12 +37,25 @@ const (
 
 // User is an account.
 type User struct {
-	ID           string
-	Username     string // as registered; uniqueness is on the lower-cased form
+	ID       string
+	Username string // as registered
+	// UsernameKey is the unique form of Username that lookups compare
+	// (the domain prepares it: PRECIS case-mapped). Empty means
+	// strings.ToLower(Username).
+	UsernameKey  string
 	PasswordHash string // PHC string
 	Role         string
+	Permissions  []string // sorted, no duplicates; never nil when read
 	Disabled     bool
 	CreatedAt    time.Time
+}
+
+// Key is the unique lookup form of the username.
+func (u User) Key() string {
+	if u.UsernameKey != "" {
+		return u.UsernameKey
+	}
+	return strings.ToLower(u.Username)
 }
 
 // Session is one login. Its refresh token is not stored: it is recomputed from
@@ -59,10 +75,13 @@ type Session struct {
 	// AccessExpiresAt is the latest expiry of any access token issued for the
 	// session; a revocation entry is needed until then and no longer.
 	AccessExpiresAt time.Time
-	IP              string
-	UserAgent       string
-	RevokedAt       time.Time // zero while live
-	RevokeReason    string
+	// AuthTime is when the person last proved who they are in this session
+	// (login or re-authentication); refreshes carry it unchanged.
+	AuthTime     time.Time
+	IP           string
+	UserAgent    string
+	RevokedAt    time.Time // zero while live
+	RevokeReason string
 }
 
 // Revoked reports whether the session has been revoked.
@@ -140,6 +159,7 @@ type UserUpdate struct {
 	Role         *string
 	Disabled     *bool
 	PasswordHash *string
+	Permissions  *[]string
 	// Cutoff, if set, refuses the user's access tokens issued before it.
 	Cutoff *Cutoff
 	// RevokeSessions revokes every live session of the user but
@@ -204,14 +224,23 @@ type Store interface {
 	// is taken.
 	CreateUser(ctx context.Context, u User) error
 	GetUserByID(ctx context.Context, id string) (User, error)
-	// GetUserByUsername matches case-insensitively.
-	GetUserByUsername(ctx context.Context, username string) (User, error)
+	// GetUserByUsername finds the user whose Key() is key.
+	GetUserByUsername(ctx context.Context, key string) (User, error)
 	// ListUsers pages through users ordered by lower-cased username,
 	// starting after the lower-cased username afterName ("" for the start).
 	ListUsers(ctx context.Context, afterName string, limit int) ([]User, error)
 	// UpdateUser applies u to the user in one transaction and returns the
-	// user as written and the sessions it revoked. ErrNotFound if absent.
+	// user as written and the sessions it revoked. ErrNotFound if absent;
+	// ErrLastAdmin if it would demote or disable the last enabled admin.
 	UpdateUser(ctx context.Context, id string, u UserUpdate) (User, []RevokedSession, error)
+	// DeleteUser removes the account in one transaction: every session is
+	// revoked into the revocation log and then erased with its IP and user
+	// agent, the cutoff c is logged for the user (its access tokens die on
+	// every instance and resource server), and the user row is deleted so
+	// its name is free. Events keep the user id. It returns the revoked
+	// sessions. ErrNotFound if absent; ErrLastAdmin for the last enabled
+	// admin.
+	DeleteUser(ctx context.Context, id string, c Cutoff, now time.Time) ([]RevokedSession, error)
 
 	CreateSession(ctx context.Context, s Session) error
 	GetSession(ctx context.Context, id string) (Session, error)
@@ -225,6 +254,10 @@ type Store interface {
 	RotateSession(ctx context.Context, r Rotation) (Session, error)
 	// ExtendAccess raises the session's AccessExpiresAt to at least t.
 	ExtendAccess(ctx context.Context, sessionID string, t time.Time) error
+	// Reauthenticate sets a live session's AuthTime to at and raises its
+	// AccessExpiresAt to at least accessExp, returning the session as
+	// written; ErrConflict if it is revoked, ErrNotFound if absent.
+	Reauthenticate(ctx context.Context, sessionID string, at, accessExp time.Time) (Session, error)
 	// RevokeSession marks one session revoked and logs it. It reports
 	// whether this call revoked it (false if it was already revoked).
 	// ErrNotFound if absent.

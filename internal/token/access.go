@@ -55,6 +55,11 @@ type Claims struct {
 	IssuedAt  NumericDate `json:"iat"`
 	ExpiresAt NumericDate `json:"exp"`
 	Role      string      `json:"role"`
+	// AuthTime is when the person last proved who they are in the session
+	// (RFC 9470 / OIDC auth_time): whole seconds, 0 when unknown.
+	AuthTime int64 `json:"auth_time"`
+	// Permissions are the user's permission strings (omitted when none).
+	Permissions []string `json:"permissions,omitempty"`
 }
 
 // NumericDate is a JWT NumericDate with microsecond precision.

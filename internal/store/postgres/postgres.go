@@ -181,6 +181,11 @@ var migrations = []string{
 	// report an IP change without reading the row first (SET sees old values,
 	// RETURNING only new ones).
 	`ALTER TABLE sessions ADD COLUMN prev_ip TEXT NOT NULL DEFAULT '';`,
+	// v4: permissions; auth_time (the session's last proof of the
+	// password: for existing sessions, their login).
+	`ALTER TABLE users ADD COLUMN permissions TEXT NOT NULL DEFAULT '';
+	ALTER TABLE sessions ADD COLUMN auth_time BIGINT NOT NULL DEFAULT 0;
+	UPDATE sessions SET auth_time = created_at;`,
 }
 
 // Migrate applies pending migrations under an advisory lock, so instances

@@ -222,6 +222,11 @@ var migrations = []string{
 		hash       BLOB NOT NULL UNIQUE,
 		created_at INTEGER NOT NULL
 	);`,
+	// v4: permissions; auth_time (the session's last proof of the
+	// password: for existing sessions, their login).
+	`ALTER TABLE users ADD COLUMN permissions TEXT NOT NULL DEFAULT '';
+	ALTER TABLE sessions ADD COLUMN auth_time INTEGER NOT NULL DEFAULT 0;
+	UPDATE sessions SET auth_time = created_at;`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

@@ -4,6 +4,7 @@ package sqlstore
 // the zero time), shared by every query here and by the backends' own.
 
 import (
+	"strings"
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/store"
@@ -14,13 +15,13 @@ type Row interface{ Scan(dest ...any) error }
 
 // Column lists, in the order the Scan functions expect.
 const (
-	UserCols    = `id, username, password_hash, role, disabled, created_at`
+	UserCols    = `id, username, username_norm, password_hash, role, permissions, disabled, created_at`
 	SessionCols = `id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
-	idle_expires_at, expires_at, access_exp, ip, user_agent, COALESCE(revoked_at, 0), revoke_reason`
+	idle_expires_at, expires_at, access_exp, auth_time, ip, user_agent, COALESCE(revoked_at, 0), revoke_reason`
 	// SessionUserCols is a session (alias s) and its user (alias u).
 	SessionUserCols = `s.id, s.user_id, s.nonce, s.generation, s.rotated_at, s.created_at, s.last_used_at,
-	s.idle_expires_at, s.expires_at, s.access_exp, s.ip, s.user_agent, COALESCE(s.revoked_at, 0), s.revoke_reason,
-	u.id, u.username, u.password_hash, u.role, u.disabled, u.created_at`
+	s.idle_expires_at, s.expires_at, s.access_exp, s.auth_time, s.ip, s.user_agent, COALESCE(s.revoked_at, 0), s.revoke_reason,
+	u.id, u.username, u.username_norm, u.password_hash, u.role, u.permissions, u.disabled, u.created_at`
 )
 
 // NS encodes a time as Unix nanoseconds (0 for the zero time).
@@ -40,30 +41,50 @@ func Time(v int64) time.Time {
 }
 
 type userScan struct {
-	u       store.User
-	created int64
+	u           store.User
+	created     int64
+	permissions string
 }
 
 func (d *userScan) dest() []any {
-	return []any{&d.u.ID, &d.u.Username, &d.u.PasswordHash, &d.u.Role, &d.u.Disabled, &d.created}
+	return []any{&d.u.ID, &d.u.Username, &d.u.UsernameKey, &d.u.PasswordHash, &d.u.Role, &d.permissions,
+		&d.u.Disabled, &d.created}
 }
 
-func (d *userScan) user() store.User { d.u.CreatedAt = Time(d.created); return d.u }
+func (d *userScan) user() store.User {
+	d.u.CreatedAt = Time(d.created)
+	d.u.Permissions = SplitPermissions(d.permissions)
+	return d.u
+}
+
+// Permissions are stored space-separated: they cannot contain spaces.
+
+// JoinPermissions encodes a permission list for its column.
+func JoinPermissions(p []string) string { return strings.Join(p, " ") }
+
+// SplitPermissions decodes JoinPermissions; never nil.
+func SplitPermissions(s string) []string {
+	out := strings.Fields(s)
+	if out == nil {
+		out = []string{}
+	}
+	return out
+}
 
 type sessionScan struct {
-	x                                                  store.Session
-	rotated, created, last, idle, exp, access, revoked int64
+	x                                                            store.Session
+	rotated, created, last, idle, exp, access, authTime, revoked int64
 }
 
 func (d *sessionScan) dest() []any {
 	return []any{&d.x.ID, &d.x.UserID, &d.x.Nonce, &d.x.Generation, &d.rotated, &d.created, &d.last,
-		&d.idle, &d.exp, &d.access, &d.x.IP, &d.x.UserAgent, &d.revoked, &d.x.RevokeReason}
+		&d.idle, &d.exp, &d.access, &d.authTime, &d.x.IP, &d.x.UserAgent, &d.revoked, &d.x.RevokeReason}
 }
 
 func (d *sessionScan) session() store.Session {
 	d.x.RotatedAt, d.x.CreatedAt, d.x.LastUsedAt = Time(d.rotated), Time(d.created), Time(d.last)
 	d.x.IdleExpiresAt, d.x.ExpiresAt, d.x.AccessExpiresAt = Time(d.idle), Time(d.exp), Time(d.access)
-	d.x.RevokedAt = Time(d.revoked)
+	d.x.AuthTime, d.x.RevokedAt = Time(d.authTime), Time(d.revoked)
 	return d.x
 }
 

@@ -41,7 +41,7 @@ func (s *Store) mapErr(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrAlreadyExists),
-		errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrUnavailable):
+		errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrLastAdmin):
 		return err
 	}
 	return s.db.MapErr(err)
@@ -94,9 +94,9 @@ func (s *Store) inTx(ctx context.Context, what string, f func(tx Tx) error) erro
 
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	_, err := s.exec(ctx, s.db.Writer(),
-		`INSERT INTO users (id, username, username_norm, password_hash, role, disabled, created_at)
-		 VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, u.Username, strings.ToLower(u.Username), u.PasswordHash, u.Role, u.Disabled, NS(u.CreatedAt))
+		`INSERT INTO users (id, username, username_norm, password_hash, role, permissions, disabled, created_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.Username, strings.ToLower(u.Key()), u.PasswordHash, u.Role, JoinPermissions(u.Permissions), u.Disabled, NS(u.CreatedAt))
 	return s.wrap("create user", err)
 }
 
@@ -105,9 +105,9 @@ func (s *Store) GetUserByID(ctx context.Context, id string) (store.User, error) 
 	return u, s.wrap("get user", err)
 }
 
-func (s *Store) GetUserByUsername(ctx context.Context, username string) (store.User, error) {
+func (s *Store) GetUserByUsername(ctx context.Context, key string) (store.User, error) {
 	u, err := ScanUser(s.queryRow(ctx, s.db.Reader(),
-		`SELECT `+UserCols+` FROM users WHERE username_norm = ?`, strings.ToLower(username)))
+		`SELECT `+UserCols+` FROM users WHERE username_norm = ?`, strings.ToLower(key)))
 	return u, s.wrap("get user by name", err)
 }
 
@@ -118,10 +118,18 @@ func (s *Store) ListUsers(ctx context.Context, afterName string, limit int) ([]s
 }
 
 func (s *Store) UpdateUser(ctx context.Context, id string, up store.UserUpdate) (u store.User, revoked []store.RevokedSession, err error) {
-	err = s.inTx(ctx, "update user", func(tx Tx) error {
-		if u, err = ScanUser(s.queryRow(ctx, tx, `SELECT `+UserCols+` FROM users WHERE id = ? FOR UPDATE`, id)); err != nil {
-			return s.wrap("update user", err)
+	const what = "update user"
+	err = s.inTx(ctx, what, func(tx Tx) error {
+		var others int
+		if up.Role != nil || up.Disabled != nil {
+			if others, err = s.lockAdmins(ctx, tx, id); err != nil {
+				return s.wrap(what, err)
+			}
 		}
+		if u, err = ScanUser(s.queryRow(ctx, tx, `SELECT `+UserCols+` FROM users WHERE id = ? FOR UPDATE`, id)); err != nil {
+			return s.wrap(what, err)
+		}
+		wasAdmin := u.Role == store.RoleAdmin && !u.Disabled
 		if up.Role != nil {
 			u.Role = *up.Role
 		}
@@ -131,9 +139,15 @@ func (s *Store) UpdateUser(ctx context.Context, id string, up store.UserUpdate) 
 		if up.PasswordHash != nil {
 			u.PasswordHash = *up.PasswordHash
 		}
-		if _, err := s.exec(ctx, tx, `UPDATE users SET role = ?, disabled = ?, password_hash = ? WHERE id = ?`,
-			u.Role, u.Disabled, u.PasswordHash, id); err != nil {
-			return s.wrap("update user", err)
+		if up.Permissions != nil {
+			u.Permissions = *up.Permissions
+		}
+		if wasAdmin && (u.Role != store.RoleAdmin || u.Disabled) && others == 0 {
+			return fmt.Errorf("%s: %w", what, store.ErrLastAdmin)
+		}
+		if _, err := s.exec(ctx, tx, `UPDATE users SET role = ?, disabled = ?, password_hash = ?, permissions = ? WHERE id = ?`,
+			u.Role, u.Disabled, u.PasswordHash, JoinPermissions(u.Permissions), id); err != nil {
+			return s.wrap(what, err)
 		}
 		if up.Cutoff != nil {
 			if err := s.logRevocation(ctx, tx, store.KindUser, id, NS(up.Cutoff.NotBefore), NS(up.Cutoff.Until)); err != nil {
@@ -151,15 +165,66 @@ func (s *Store) UpdateUser(ctx context.Context, id string, up store.UserUpdate) 
 	return u, revoked, nil
 }
 
+// lockAdmins locks every enabled admin's row, in id order (so two
+// transactions demoting two admins serialize instead of deadlocking), and
+// counts those other than id: the last-admin rule needs a count that
+// cannot change before the commit.
+func (s *Store) lockAdmins(ctx context.Context, tx Tx, id string) (others int, err error) {
+	ids, err := list(ctx, s, tx, "lock admins", func(r Row) (string, error) {
+		var v string
+		return v, r.Scan(&v)
+	}, `SELECT id FROM users WHERE role = ? AND disabled = ? ORDER BY id FOR UPDATE`, store.RoleAdmin, false)
+	for _, v := range ids {
+		if v != id {
+			others++
+		}
+	}
+	return others, err
+}
+
+func (s *Store) DeleteUser(ctx context.Context, id string, c store.Cutoff, now time.Time) (revoked []store.RevokedSession, err error) {
+	const what = "delete user"
+	err = s.inTx(ctx, what, func(tx Tx) error {
+		others, err := s.lockAdmins(ctx, tx, id)
+		if err != nil {
+			return s.wrap(what, err)
+		}
+		u, err := ScanUser(s.queryRow(ctx, tx, `SELECT `+UserCols+` FROM users WHERE id = ? FOR UPDATE`, id))
+		if err != nil {
+			return s.wrap(what, err)
+		}
+		if u.Role == store.RoleAdmin && !u.Disabled && others == 0 {
+			return fmt.Errorf("%s: %w", what, store.ErrLastAdmin)
+		}
+		// Revoke first, so the log carries every session to the other
+		// instances and the resource servers; then erase them.
+		if revoked, err = s.revokeUserSessions(ctx, tx, id, "", "account_deleted", now); err != nil {
+			return err
+		}
+		if err := s.logRevocation(ctx, tx, store.KindUser, id, NS(c.NotBefore), NS(c.Until)); err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, `DELETE FROM sessions WHERE user_id = ?`, id); err != nil {
+			return s.wrap(what, err)
+		}
+		_, err = s.exec(ctx, tx, `DELETE FROM users WHERE id = ?`, id)
+		return s.wrap(what, err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return revoked, nil
+}
+
 // --- sessions ---
 
 func (s *Store) CreateSession(ctx context.Context, x store.Session) error {
 	_, err := s.exec(ctx, s.db.Writer(),
 		`INSERT INTO sessions (id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
-		   idle_expires_at, expires_at, access_exp, ip, user_agent)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		   idle_expires_at, expires_at, access_exp, auth_time, ip, user_agent)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		x.ID, x.UserID, x.Nonce, x.Generation, NS(x.RotatedAt), NS(x.CreatedAt), NS(x.LastUsedAt),
-		NS(x.IdleExpiresAt), NS(x.ExpiresAt), NS(x.AccessExpiresAt), x.IP, x.UserAgent)
+		NS(x.IdleExpiresAt), NS(x.ExpiresAt), NS(x.AccessExpiresAt), NS(x.AuthTime), x.IP, x.UserAgent)
 	return s.wrap("create session", err)
 }
 
@@ -207,6 +272,20 @@ func (s *Store) ExtendAccess(ctx context.Context, id string, t time.Time) error 
 		return fmt.Errorf("extend access: %w", store.ErrConflict)
 	}
 	return nil
+}
+
+func (s *Store) Reauthenticate(ctx context.Context, id string, at, accessExp time.Time) (store.Session, error) {
+	x, err := ScanSession(s.queryRow(ctx, s.db.Writer(),
+		`UPDATE sessions SET auth_time = ?, access_exp = GREATEST(access_exp, ?)
+		 WHERE id = ? AND revoked_at IS NULL
+		 RETURNING `+SessionCols, NS(at), NS(accessExp), id))
+	if err = s.mapErr(err); errors.Is(err, store.ErrNotFound) {
+		if _, gerr := s.GetSession(ctx, id); gerr != nil {
+			return x, gerr
+		}
+		return x, fmt.Errorf("reauthenticate: %w", store.ErrConflict)
+	}
+	return x, s.wrap("reauthenticate", err)
 }
 
 func (s *Store) RevokeSession(ctx context.Context, id, reason string, now time.Time) (revoked bool, err error) {

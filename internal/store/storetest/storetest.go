@@ -36,6 +36,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Events", testEvents},
 		{"ResourceKeys", testResourceKeys},
 		{"TimePrecision", testTimePrecision},
+		{"Permissions", testPermissions},
+		{"UsernameKey", testUsernameKey},
+		{"AuthTime", testAuthTime},
+		{"LastAdmin", testLastAdmin},
+		{"LastAdminConcurrent", testLastAdminConcurrent},
+		{"DeleteUser", testDeleteUser},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,7 +75,7 @@ func mkSession(t *testing.T, s store.Store, userID string, created time.Time) st
 		ID: id(), UserID: userID, Nonce: []byte("0123456789abcdef0123456789abcdef"), Generation: 1,
 		RotatedAt: created, CreatedAt: created, LastUsedAt: created,
 		IdleExpiresAt: created.Add(time.Hour), ExpiresAt: created.Add(24 * time.Hour),
-		AccessExpiresAt: created.Add(5 * time.Minute), IP: "192.0.2.1", UserAgent: "ua",
+		AccessExpiresAt: created.Add(5 * time.Minute), AuthTime: created, IP: "192.0.2.1", UserAgent: "ua",
 	}
 	if err := s.CreateSession(context.Background(), x); err != nil {
 		t.Fatalf("CreateSession: %v", err)
@@ -564,5 +570,249 @@ func testRotateIfCurrent(t *testing.T, s store.Store) {
 	}
 	if cur, _ := s.GetSession(ctx, x.ID); cur.Generation != 2 {
 		t.Fatalf("refused rotations changed the row: generation %d", cur.Generation)
+	}
+}
+
+func mkAdmin(t *testing.T, s store.Store, name string) store.User {
+	t.Helper()
+	u := store.User{ID: id(), Username: name, PasswordHash: "$argon2id$x", Role: store.RoleAdmin, CreatedAt: base}
+	if err := s.CreateUser(context.Background(), u); err != nil {
+		t.Fatalf("CreateUser(%s): %v", name, err)
+	}
+	return u
+}
+
+func testPermissions(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mkUser(t, s, "perm")
+	got, err := s.GetUserByID(ctx, u.ID)
+	if err != nil || got.Permissions == nil || len(got.Permissions) != 0 {
+		t.Fatalf("new user's permissions = %#v, %v; want an empty, non-nil list", got.Permissions, err)
+	}
+	perms := []string{"billing:read", "orders.write", "x_y-z"}
+	written, _, err := s.UpdateUser(ctx, u.ID, store.UserUpdate{Permissions: &perms})
+	if err != nil || fmt.Sprint(written.Permissions) != fmt.Sprint(perms) {
+		t.Fatalf("UpdateUser(permissions) = %v, %v", written.Permissions, err)
+	}
+	for _, read := range []func() (store.User, error){
+		func() (store.User, error) { return s.GetUserByID(ctx, u.ID) },
+		func() (store.User, error) { return s.GetUserByUsername(ctx, "perm") },
+		func() (store.User, error) {
+			x := mkSession(t, s, u.ID, base)
+			_, uu, err := s.GetSessionWithUser(ctx, x.ID)
+			return uu, err
+		},
+	} {
+		got, err := read()
+		if err != nil || fmt.Sprint(got.Permissions) != fmt.Sprint(perms) {
+			t.Fatalf("read back %v, %v; want %v", got.Permissions, err, perms)
+		}
+	}
+	// Other fields are untouched by a permissions change, and back to none.
+	none := []string{}
+	written, _, err = s.UpdateUser(ctx, u.ID, store.UserUpdate{Permissions: &none})
+	if err != nil || len(written.Permissions) != 0 || written.Role != store.RoleUser || written.PasswordHash != u.PasswordHash {
+		t.Fatalf("clearing permissions: %+v, %v", written, err)
+	}
+	created := store.User{ID: id(), Username: "withperms", PasswordHash: "h", Role: store.RoleUser,
+		Permissions: []string{"a", "b"}, CreatedAt: base}
+	if err := s.CreateUser(ctx, created); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetUserByID(ctx, created.ID); fmt.Sprint(got.Permissions) != "[a b]" {
+		t.Fatalf("created with permissions: %v", got.Permissions)
+	}
+}
+
+// The domain decides the lookup key; the store keeps the name as given.
+func testUsernameKey(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := store.User{ID: id(), Username: "Ｚoë", UsernameKey: "zoë", PasswordHash: "h", Role: store.RoleUser, CreatedAt: base}
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetUserByUsername(ctx, "zoë")
+	if err != nil || got.ID != u.ID || got.Username != "Ｚoë" || got.Key() != "zoë" {
+		t.Fatalf("by key: %+v, %v", got, err)
+	}
+	err = s.CreateUser(ctx, store.User{ID: id(), Username: "zoë", PasswordHash: "h", Role: store.RoleUser, CreatedAt: base})
+	if !errors.Is(err, store.ErrAlreadyExists) {
+		t.Fatalf("a second user with the same key: %v", err)
+	}
+}
+
+func testAuthTime(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mkUser(t, s, "auth")
+	x := mkSession(t, s, u.ID, base)
+	got, err := s.GetSession(ctx, x.ID)
+	if err != nil || !got.AuthTime.Equal(base) {
+		t.Fatalf("AuthTime = %v, %v; want %v", got.AuthTime, err, base)
+	}
+	// A rotation keeps it.
+	rot, err := s.RotateSession(ctx, store.Rotation{SessionID: x.ID, FromGeneration: 1, Now: base.Add(time.Minute),
+		IdleExpiresAt: base.Add(time.Hour), AccessExpiresAt: base.Add(6 * time.Minute)})
+	if err != nil || !rot.AuthTime.Equal(base) {
+		t.Fatalf("after rotation AuthTime = %v, %v", rot.AuthTime, err)
+	}
+	// Reauthenticate renews it and extends the access expiry, never lowers it.
+	later := base.Add(2*time.Minute + 7)
+	re, err := s.Reauthenticate(ctx, x.ID, later, base.Add(7*time.Minute))
+	if err != nil || !re.AuthTime.Equal(later) || !re.AccessExpiresAt.Equal(base.Add(7*time.Minute)) || re.Generation != 2 {
+		t.Fatalf("Reauthenticate = %+v, %v", re, err)
+	}
+	re, err = s.Reauthenticate(ctx, x.ID, later, base.Add(time.Minute))
+	if err != nil || !re.AccessExpiresAt.Equal(base.Add(7*time.Minute)) {
+		t.Fatalf("Reauthenticate lowered access_exp: %+v, %v", re, err)
+	}
+	if _, err := s.Reauthenticate(ctx, "missing", later, later); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Reauthenticate(missing) = %v, want ErrNotFound", err)
+	}
+	if _, err := s.RevokeSession(ctx, x.ID, "test", later); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Reauthenticate(ctx, x.ID, later, later); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("Reauthenticate(revoked) = %v, want ErrConflict", err)
+	}
+}
+
+func testLastAdmin(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := mkAdmin(t, s, "root")
+	user, off := store.RoleUser, true
+	for name, up := range map[string]store.UserUpdate{
+		"demote": {Role: &user}, "disable": {Disabled: &off},
+	} {
+		if _, _, err := s.UpdateUser(ctx, a.ID, up); !errors.Is(err, store.ErrLastAdmin) {
+			t.Fatalf("%s the last admin: %v, want ErrLastAdmin", name, err)
+		}
+	}
+	if _, err := s.DeleteUser(ctx, a.ID, store.Cutoff{NotBefore: base, Until: base.Add(time.Hour)}, base); !errors.Is(err, store.ErrLastAdmin) {
+		t.Fatalf("delete the last admin: %v, want ErrLastAdmin", err)
+	}
+	if got, _ := s.GetUserByID(ctx, a.ID); got.Role != store.RoleAdmin || got.Disabled {
+		t.Fatalf("a refused change changed the admin: %+v", got)
+	}
+	// A disabled admin does not count as the other admin.
+	b := mkAdmin(t, s, "root2")
+	if _, _, err := s.UpdateUser(ctx, b.ID, store.UserUpdate{Disabled: &off}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.UpdateUser(ctx, a.ID, store.UserUpdate{Role: &user}); !errors.Is(err, store.ErrLastAdmin) {
+		t.Fatalf("demote with only a disabled other admin: %v", err)
+	}
+	// With another enabled admin, fine; other changes to the last admin too.
+	on := false
+	if _, _, err := s.UpdateUser(ctx, b.ID, store.UserUpdate{Disabled: &on}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.UpdateUser(ctx, a.ID, store.UserUpdate{Role: &user}); err != nil {
+		t.Fatalf("demote with another admin: %v", err)
+	}
+	perms := []string{"p"}
+	if _, _, err := s.UpdateUser(ctx, b.ID, store.UserUpdate{Permissions: &perms}); err != nil {
+		t.Fatalf("permissions of the last admin: %v", err)
+	}
+}
+
+// Two admins demoting each other at once: one wins, the other gets
+// ErrLastAdmin; never zero admins.
+func testLastAdminConcurrent(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	user := store.RoleUser
+	var left []store.User // the admin left by the previous round
+	for round := range 5 {
+		pair := []store.User{mkAdmin(t, s, fmt.Sprintf("a%d", round)), mkAdmin(t, s, fmt.Sprintf("b%d", round))}
+		for _, x := range left { // now the pair are the only admins
+			if _, _, err := s.UpdateUser(ctx, x.ID, store.UserUpdate{Role: &user}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, x := range pair {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _, errs[i] = s.UpdateUser(ctx, x.ID, store.UserUpdate{Role: &user})
+			}()
+		}
+		wg.Wait()
+		left = nil
+		for i, err := range errs {
+			switch {
+			case err == nil:
+			case errors.Is(err, store.ErrLastAdmin):
+				left = append(left, pair[i])
+			default:
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if len(left) != 1 {
+			t.Fatalf("round %d: %v; want exactly one demotion refused", round, errs)
+		}
+	}
+}
+
+func testDeleteUser(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mkAdmin(t, s, "keeper")
+	u := mkUser(t, s, "leaver")
+	x1 := mkSession(t, s, u.ID, base)
+	x2 := mkSession(t, s, u.ID, base.Add(time.Second))
+	other := mkUser(t, s, "stayer")
+	ox := mkSession(t, s, other.ID, base)
+	if err := s.AddEvent(ctx, store.Event{ID: id(), Type: "login_succeeded", At: base, UserID: u.ID, SessionID: x1.ID, IP: "192.0.2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.RevocationsSince(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := store.Cutoff{NotBefore: base.Add(time.Minute), Until: base.Add(time.Hour)}
+	revoked, err := s.DeleteUser(ctx, u.ID, cut, base.Add(time.Minute))
+	if err != nil || len(revoked) != 2 {
+		t.Fatalf("DeleteUser = %v, %v; want 2 sessions revoked", revoked, err)
+	}
+	// The log carries every session and the user cutoff.
+	after, _ := s.RevocationsSince(ctx, 0, 1000)
+	logged := map[string]bool{}
+	for _, r := range after[len(before):] {
+		logged[r.Kind+":"+r.Subject] = true
+		if r.Kind == store.KindUser && (!r.NotBefore.Equal(cut.NotBefore) || !r.Until.Equal(cut.Until)) {
+			t.Errorf("user cutoff logged as %+v", r)
+		}
+	}
+	for _, k := range []string{"session:" + x1.ID, "session:" + x2.ID, "user:" + u.ID} {
+		if !logged[k] {
+			t.Errorf("revocation log lacks %s: %v", k, logged)
+		}
+	}
+	// Erased: the user, its sessions (with their IPs and user agents).
+	if _, err := s.GetUserByID(ctx, u.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("deleted user still readable: %v", err)
+	}
+	for _, x := range []store.Session{x1, x2} {
+		if _, err := s.GetSession(ctx, x.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("session of a deleted user still readable: %v", err)
+		}
+	}
+	// Others untouched; events keep the old id.
+	if got, err := s.GetSession(ctx, ox.ID); err != nil || got.Revoked() {
+		t.Errorf("another user's session: %+v, %v", got, err)
+	}
+	if ev, _ := s.ListEvents(ctx, store.EventFilter{UserID: u.ID}); len(ev) != 1 {
+		t.Errorf("events of the deleted user: %d, want 1 (kept for audit)", len(ev))
+	}
+	// The name is free; the new account is a new row.
+	again := mkUser(t, s, "leaver")
+	if again.ID == u.ID {
+		t.Fatal("id reused")
+	}
+	if list, _ := s.ListActiveSessions(ctx, again.ID, base); len(list) != 0 {
+		t.Errorf("new account inherits sessions: %v", list)
+	}
+	if _, err := s.DeleteUser(ctx, u.ID, cut, base); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("deleting again: %v, want ErrNotFound", err)
 	}
 }
