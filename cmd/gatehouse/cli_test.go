@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -156,5 +157,70 @@ func TestKeyRotation(t *testing.T) {
 	hdr := func(tok string) string { return strings.Split(tok, ".")[0] }
 	if hdr(newAccess) == hdr(oldAccess) {
 		t.Fatal("new tokens are still signed with the retired key")
+	}
+}
+
+// The account-lifecycle commands reach a running server like the others:
+// permissions (tokens refused, the next refresh carries them), a password
+// reset (every session revoked, the new password works), deletion (tokens
+// dead, name free again), the last admin kept.
+func TestCLIAccountLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "gh.db")
+	p := start(t, dir, nil)
+	cli := func(stdin string, args ...string) (int, string) {
+		return runCLI(t, stdin, nil, append(args, "--db", db)...)
+	}
+	if code, out := cli("ann-password\n", "user", "create", "--username", "ann"); code != 0 {
+		t.Fatalf("create: %d %s", code, out)
+	}
+	if code, out := cli("root-password\n", "user", "create", "--username", "root", "--role", "admin"); code != 0 {
+		t.Fatalf("create admin: %d %s", code, out)
+	}
+
+	access, refresh := p.login(t, "ann", "ann-password")
+	if code, out := cli("", "user", "set-permissions", "--username", "ann", "--permissions", "orders:read,billing.write"); code != 0 {
+		t.Fatalf("set-permissions: %d %s", code, out)
+	}
+	waitFor(t, "set-permissions", func() bool { st, _ := p.call(t, "GET", "/v1/me", access, nil); return st == 401 })
+	st, out := p.call(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": refresh})
+	if st != 200 || fmt.Sprint(out["user"].(map[string]any)["permissions"]) != "[billing.write orders:read]" {
+		t.Fatalf("refresh after set-permissions: %d %v", st, out)
+	}
+	if code, _ := cli("", "user", "set-permissions", "--username", "ann", "--permissions", "Bad Perm"); code != exitUsage {
+		t.Fatalf("invalid permission: exit %d", code)
+	}
+
+	access, refresh = p.login(t, "ann", "ann-password")
+	if code, out := cli("a-new-password\n", "user", "set-password", "--username", "ann"); code != 0 {
+		t.Fatalf("set-password: %d %s", code, out)
+	}
+	waitFor(t, "set-password", func() bool { st, _ := p.call(t, "GET", "/v1/me", access, nil); return st == 401 })
+	if st, out := p.call(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": refresh}); st != 401 {
+		t.Fatalf("refresh after a password reset: %d %v", st, out)
+	}
+	if st, _ := p.call(t, "POST", "/v1/auth/login", "", map[string]string{"username": "ann", "password": "ann-password"}); st != 401 {
+		t.Fatalf("old password after reset: %d", st)
+	}
+	if code, _ := cli("short\n", "user", "set-password", "--username", "ann"); code != exitUsage {
+		t.Fatalf("weak password accepted: exit %d", code)
+	}
+
+	access, refresh = p.login(t, "ann", "a-new-password")
+	if code, out := cli("", "user", "delete", "--username", "ann"); code != 0 || !strings.Contains(out, "deleted") {
+		t.Fatalf("delete: %d %s", code, out)
+	}
+	waitFor(t, "delete", func() bool { st, _ := p.call(t, "GET", "/v1/me", access, nil); return st == 401 })
+	if st, _ := p.call(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": refresh}); st != 401 {
+		t.Fatalf("refresh of a deleted account: %d", st)
+	}
+	if code, out := cli("", "user", "delete", "--username", "ann"); code != exitNotFound {
+		t.Fatalf("delete again: %d %s", code, out)
+	}
+	if code, out := cli("", "user", "delete", "--username", "root"); code != exitConflict || !strings.Contains(out, "last enabled admin") {
+		t.Fatalf("delete the last admin: %d %s", code, out)
+	}
+	if code, out := cli("", "events", "--type", "account_deleted"); code != 0 || !strings.Contains(out, "account_deleted") {
+		t.Fatalf("events: %d %s", code, out)
 	}
 }

@@ -48,6 +48,7 @@ type serveConfig struct {
 	RefreshIdleTTL     time.Duration
 	SessionMaxAge      time.Duration
 	ReuseGrace         time.Duration
+	ReauthMaxAge       time.Duration
 	Registration       string
 	AllowedOrigins     string
 	InsecureDevCookies bool
@@ -73,6 +74,7 @@ func (c *serveConfig) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RefreshIdleTTL, "refresh-idle-ttl", auth.DefaultRefreshIdleTTL, "a session not refreshed for this long expires")
 	fs.DurationVar(&c.SessionMaxAge, "session-max-age", auth.DefaultSessionMaxAge, "absolute session lifetime")
 	fs.DurationVar(&c.ReuseGrace, "reuse-grace", auth.DefaultReuseGrace, "how long the previous refresh token still returns the current one (racing tabs, lost responses)")
+	fs.DurationVar(&c.ReauthMaxAge, "reauth-max-age", auth.DefaultReauthMaxAge, "sensitive operations (admin changes, log out everywhere, account deletion) need a password proof this recent (RFC 9470 step-up)")
 	fs.StringVar(&c.Registration, "registration", "open", "public registration: open or closed")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origin", "", "comma-separated origins (https://app.example.com) allowed to make cookie-authenticated requests cross-origin")
 	fs.BoolVar(&c.InsecureDevCookies, "insecure-dev-cookies", false, "drop Secure and the __Host-/__Secure- prefixes from cookies (plain-HTTP development only)")
@@ -103,6 +105,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.ReuseGrace < 0 || c.ReuseGrace > 5*time.Minute {
 		return fmt.Errorf("--reuse-grace must be between 0 and 5m, not %v", c.ReuseGrace)
+	}
+	if c.ReauthMaxAge < 10*time.Second || c.ReauthMaxAge > 24*time.Hour {
+		return fmt.Errorf("--reauth-max-age must be between 10s and 24h, not %v", c.ReauthMaxAge)
 	}
 	if c.IPPolicy != auth.IPPolicyWarn && c.IPPolicy != auth.IPPolicyRevoke {
 		return fmt.Errorf("--ip-policy must be warn or revoke, not %q", c.IPPolicy)
@@ -314,6 +319,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(str
 		RefreshIdleTTL:     c.RefreshIdleTTL,
 		SessionMaxAge:      c.SessionMaxAge,
 		ReuseGrace:         graceFlag(c.ReuseGrace),
+		ReauthMaxAge:       c.ReauthMaxAge,
 		RegistrationOpen:   c.Registration == "open",
 		MaxSessionsPerUser: c.MaxSessionsPerUser,
 		IPPolicy:           c.IPPolicy,

@@ -85,7 +85,7 @@ func fail(stderr io.Writer, what string, err error) int {
 	switch {
 	case errors.Is(err, auth.ErrNotFound):
 		return exitNotFound
-	case errors.Is(err, auth.ErrUsernameTaken):
+	case errors.Is(err, auth.ErrUsernameTaken), errors.Is(err, auth.ErrLastAdmin):
 		return exitConflict
 	case errors.Is(err, auth.ErrInvalidRequest), errors.Is(err, auth.ErrWeakPassword):
 		return exitUsage
@@ -105,6 +105,8 @@ func userCommands() []subcommand {
 	bindName, name := stringFlag("username", "account name (required)")
 	var role string
 	var limit int
+	var permsSet bool
+	var permsList []string
 	return []subcommand{
 		{
 			name: "create", usage: "create --username NAME [--role user|admin]   (password: first line of stdin)",
@@ -132,7 +134,7 @@ func userCommands() []subcommand {
 			flags: func(fs *flag.FlagSet) { fs.IntVar(&limit, "limit", 0, "at most N users (default: all)") },
 			run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, _ io.Reader, stdout, stderr io.Writer) int {
 				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tUSERNAME\tROLE\tDISABLED\tCREATED")
+				fmt.Fprintln(tw, "ID\tUSERNAME\tROLE\tPERMISSIONS\tDISABLED\tCREATED")
 				after, n := "", 0
 				for {
 					users, next, err := a.svc.ListUsers(ctx, after, 500)
@@ -143,7 +145,7 @@ func userCommands() []subcommand {
 						if limit > 0 && n == limit {
 							return flushOK(tw)
 						}
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", u.ID, u.Username, u.Role, u.Disabled, u.CreatedAt.Format(time.RFC3339))
+						fmt.Fprintf(tw, "%s\t%q\t%s\t%s\t%v\t%s\n", u.ID, u.Username, u.Role, strings.Join(u.Permissions, ","), u.Disabled, u.CreatedAt.Format(time.RFC3339))
 						n++
 					}
 					if next == "" {
@@ -180,6 +182,61 @@ func userCommands() []subcommand {
 				return updateUser(ctx, a, name(), &role, nil, "role set to "+role, stdout, stderr)
 			},
 		},
+		{
+			name: "set-permissions", usage: "set-permissions --username NAME --permissions P1,P2   (\"\" clears; outstanding access tokens stop working)",
+			flags: func(fs *flag.FlagSet) {
+				bindName(fs)
+				fs.Func("permissions", "comma-separated permissions, each 1-64 of a-z 0-9 : . _ - (required; \"\" for none)", func(v string) error {
+					permsSet = true
+					permsList = splitList(v)
+					return nil
+				})
+			},
+			run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, _ io.Reader, stdout, stderr io.Writer) int {
+				if !permsSet {
+					fmt.Fprintln(stderr, "gatehouse user set-permissions: --permissions is required (\"\" for none)")
+					return exitUsage
+				}
+				perms := append([]string{}, permsList...)
+				return changeUser(ctx, a, name(), auth.UserChange{Permissions: &perms},
+					"permissions set to ["+strings.Join(perms, " ")+"]", stdout, stderr)
+			},
+		},
+		{
+			name: "set-password", usage: "set-password --username NAME   (password: first line of stdin; revokes every session)",
+			flags: bindName,
+			run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, stdin io.Reader, stdout, stderr io.Writer) int {
+				if name() == "" {
+					fmt.Fprintln(stderr, "gatehouse user set-password: --username is required")
+					return exitUsage
+				}
+				pw, err := readPassword(stdin, stderr)
+				if err != nil {
+					fmt.Fprintf(stderr, "gatehouse user set-password: %v\n", err)
+					return exitUsage
+				}
+				return changeUser(ctx, a, name(), auth.UserChange{Password: &pw}, "password reset, every session revoked", stdout, stderr)
+			},
+		},
+		{
+			name: "delete", usage: "delete --username NAME   (every session and token dead at once; the name is free again)",
+			flags: bindName,
+			run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, _ io.Reader, stdout, stderr io.Writer) int {
+				if name() == "" {
+					fmt.Fprintln(stderr, "gatehouse user delete: --username is required")
+					return exitUsage
+				}
+				u, err := a.svc.FindUser(ctx, name())
+				if err != nil {
+					return fail(stderr, "user delete", fmt.Errorf("user %q: %w", name(), err))
+				}
+				if err := a.svc.DeleteUser(ctx, u.ID, cliMeta); err != nil {
+					return fail(stderr, "user delete", err)
+				}
+				fmt.Fprintf(stdout, "%s: deleted (id %s)\n", u.Username, u.ID)
+				return exitOK
+			},
+		},
 	}
 }
 
@@ -191,6 +248,12 @@ func flushOK(tw *tabwriter.Writer) int {
 }
 
 func updateUser(ctx context.Context, a *app, username string, role *string, disabled *bool, done string, stdout, stderr io.Writer) int {
+	return changeUser(ctx, a, username, auth.UserChange{Role: role, Disabled: disabled}, done, stdout, stderr)
+}
+
+// changeUser applies c to the named account, as the admin API does (the
+// CLI is the operator's own tool: no step-up).
+func changeUser(ctx context.Context, a *app, username string, c auth.UserChange, done string, stdout, stderr io.Writer) int {
 	if username == "" {
 		fmt.Fprintln(stderr, "gatehouse user: --username is required")
 		return exitUsage
@@ -199,7 +262,7 @@ func updateUser(ctx context.Context, a *app, username string, role *string, disa
 	if err != nil {
 		return fail(stderr, "user", fmt.Errorf("user %q: %w", username, err))
 	}
-	if _, err := a.svc.UpdateUser(ctx, u.ID, role, disabled, cliMeta); err != nil {
+	if _, err := a.svc.ChangeUser(ctx, u.ID, c, cliMeta); err != nil {
 		return fail(stderr, "user", err)
 	}
 	fmt.Fprintf(stdout, "%s: %s\n", u.Username, done)
