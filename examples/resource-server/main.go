@@ -49,6 +49,15 @@ func main() {
 		json.NewEncoder(w).Encode(map[string]string{"user_id": c.Subject, "session_id": c.SessionID, "role": c.Role})
 	})))
 
+	// Permissions and step-up: deleting an order needs the orders:write
+	// permission and a password proof from the last 5 minutes (the client
+	// answers 401 insufficient_user_authentication with
+	// POST /v1/auth/reauthenticate, then retries).
+	mux.Handle("DELETE /orders/{id}", g.Middleware(guard.RequirePermission("orders:write",
+		g.RequireRecentAuth(5*time.Minute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusNoContent)
+		})))))
+
 	srv := &http.Server{Addr: getenv("ADDR", "127.0.0.1:9090"), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { <-ctx.Done(); srv.Shutdown(context.Background()) }()
 	log.Printf("resource server on %s, trusting %s", srv.Addr, getenv("GATEHOUSE_URL", "http://127.0.0.1:8080"))

@@ -1,0 +1,118 @@
+package guard_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/guard"
+	"github.com/gatehouse-auth/gatehouse/internal/auth"
+)
+
+func get(h http.Handler, tok string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest("GET", "https://api.example.com/x", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w
+}
+
+func errorCode(w *httptest.ResponseRecorder) string {
+	var body struct{ Error string }
+	json.Unmarshal(w.Body.Bytes(), &body)
+	return body.Error
+}
+
+func TestGuardClaimsStepUpAndPermissions(t *testing.T) {
+	g := startGatehouse(t)
+	gd := newGuard(t, g, nil)
+	ctx := context.Background()
+	ann := g.login(t, "ann")
+	c, err := gd.Verify(ann.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := ann.Session.AuthTime.Truncate(time.Second); !c.AuthTime.Equal(want) {
+		t.Fatalf("AuthTime = %v, want %v (the login, whole seconds)", c.AuthTime, want)
+	}
+	if len(c.Permissions) != 0 || c.HasPermission("orders:read") {
+		t.Fatalf("permissions of a new user: %v", c.Permissions)
+	}
+
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
+	perm := gd.Middleware(guard.RequirePermission("orders:read", ok))
+	role := gd.Middleware(guard.RequireRole("admin", ok))
+	recent := gd.Middleware(gd.RequireRecentAuth(time.Second, ok))
+
+	if w := get(perm, ann.AccessToken); w.Code != 403 || errorCode(w) != "forbidden" || !strings.Contains(w.Body.String(), "orders:read") {
+		t.Fatalf("missing permission: %d %s", w.Code, w.Body)
+	}
+	if w := get(role, ann.AccessToken); w.Code != 403 || errorCode(w) != "forbidden" {
+		t.Fatalf("missing role: %d %s", w.Code, w.Body)
+	}
+	if w := get(recent, ann.AccessToken); w.Code != 200 {
+		t.Fatalf("fresh login on a step-up route: %d %s", w.Code, w.Body)
+	}
+
+	// A permissions change: the old token is refused at once, the refreshed
+	// one carries the permission.
+	perms := []string{"orders:read"}
+	if _, err := g.svc.ChangeUser(ctx, ann.User.ID, auth.UserChange{Permissions: &perms}, auth.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	refusedWithin(t, gd, ann.AccessToken, guard.ErrRevoked, time.Second)
+	next, err := g.svc.Refresh(ctx, ann.RefreshToken, auth.Meta{IP: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAccepted(t, gd, next.AccessToken)
+	if w := get(perm, next.AccessToken); w.Code != 200 {
+		t.Fatalf("permission after refresh: %d %s", w.Code, w.Body)
+	}
+	// The refresh kept auth_time: it is still the login's.
+	c2, _ := gd.Verify(next.AccessToken)
+	if !c2.AuthTime.Equal(c.AuthTime) {
+		t.Fatalf("refresh changed auth_time: %v -> %v", c.AuthTime, c2.AuthTime)
+	}
+
+	// Past maxAge, the RFC 9470 challenge.
+	time.Sleep(1100 * time.Millisecond)
+	w := get(recent, next.AccessToken)
+	if w.Code != 401 || errorCode(w) != "insufficient_user_authentication" ||
+		!strings.Contains(w.Header().Get("WWW-Authenticate"), `error="insufficient_user_authentication"`) ||
+		!strings.Contains(w.Header().Get("WWW-Authenticate"), "max_age=1") {
+		t.Fatalf("stale auth_time: %d %s %q", w.Code, w.Body, w.Header().Get("WWW-Authenticate"))
+	}
+}
+
+// A deleted account's tokens are refused by the guard through the feed.
+func TestGuardRefusesDeletedAccount(t *testing.T) {
+	g := startGatehouse(t)
+	gd := newGuard(t, g, nil)
+	ann := g.login(t, "ann")
+	if _, err := gd.Verify(ann.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.svc.DeleteUser(context.Background(), ann.User.ID, auth.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	took := refusedWithin(t, gd, ann.AccessToken, guard.ErrRevoked, time.Second)
+	t.Logf("deletion reached the guard in %v", took)
+}
+
+func waitAccepted(t *testing.T, gd *guard.Guard, tok string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if _, err := gd.Verify(tok); err == nil {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("token still refused: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
