@@ -265,10 +265,10 @@ func (g *Guard) verifySignature(tok string, now time.Time) (*Claims, error) {
 		return nil, ErrInvalidToken
 	}
 	var raw struct {
-		Iss  string      `json:"iss"`
-		Sub  string      `json:"sub"`
-		Sid  string      `json:"sid"`
-		Jti  string      `json:"jti"`
+		Iss         string      `json:"iss"`
+		Sub         string      `json:"sub"`
+		Sid         string      `json:"sid"`
+		Jti         string      `json:"jti"`
 		Role        string      `json:"role"`
 		Iat         json.Number `json:"iat"`
 		Exp         json.Number `json:"exp"`
