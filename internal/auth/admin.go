@@ -19,7 +19,7 @@ import (
 // ListUsers pages through accounts by name. next is "" on the last page.
 func (s *Service) ListUsers(ctx context.Context, after string, limit int) (users []store.User, next string, err error) {
 	limit = clampLimit(limit)
-	users, err = s.store.ListUsers(ctx, after, limit+1)
+	users, err = s.store.ListUsers(ctx, cleanText(after, 256), limit+1)
 	if err != nil {
 		return nil, "", err
 	}
@@ -266,6 +266,12 @@ type EventQuery struct {
 // Events returns events newest first and the cursor of the next page (0 on
 // the last).
 func (s *Service) Events(ctx context.Context, q EventQuery) ([]store.Event, int64, error) {
+	if q.UserID != "" && !validID(q.UserID) {
+		return nil, 0, nil // no such user: no events, and no hostile bytes sent to the store
+	}
+	if q.Type != "" && !slices.Contains(EventTypes, q.Type) {
+		return nil, 0, fmt.Errorf("%w: unknown event type %q", ErrInvalidRequest, truncateForError(q.Type))
+	}
 	limit := clampLimit(q.Limit)
 	list, err := s.store.ListEvents(ctx, store.EventFilter{UserID: q.UserID, Type: q.Type, BeforeSeq: q.Cursor, Limit: limit + 1})
 	if err != nil {

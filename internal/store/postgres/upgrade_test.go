@@ -1,0 +1,45 @@
+package postgres
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/gatehouse-auth/gatehouse/internal/store/storetest"
+)
+
+// A database of the previous release (schema v3: no permissions, no
+// auth_time) is upgraded in place, and its sessions keep working.
+func TestUpgradeFromPreviousRelease(t *testing.T) {
+	ctx := context.Background()
+	url := TestSchema(t)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const previous = 3
+	for _, m := range migrations[:previous] {
+		if _, err := conn.Exec(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE gatehouse_schema (version INT NOT NULL); INSERT INTO gatehouse_schema VALUES (3)`); err != nil {
+		t.Fatal(err)
+	}
+	old := storetest.PreviousReleaseRows(time.Now())
+	for _, q := range old.SQL("$") {
+		if _, err := conn.Exec(ctx, q.Query, q.Args...); err != nil {
+			t.Fatalf("%s: %v", q.Query, err)
+		}
+	}
+	conn.Close(ctx)
+
+	s, err := Open(ctx, url, Options{})
+	if err != nil {
+		t.Fatalf("open the previous release's database: %v", err)
+	}
+	defer s.Close()
+	old.Check(t, s)
+}

@@ -1,0 +1,107 @@
+package storetest
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/auth"
+	"github.com/gatehouse-auth/gatehouse/internal/password"
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/token"
+)
+
+// OldRows are a user and a session as the previous release (schema v3)
+// wrote them, for the backends' upgrade tests: write them with the old
+// schema, open the store (which migrates), then Check.
+type OldRows struct {
+	UserID, SessionID string
+	Nonce             []byte
+	Created           time.Time
+	Hash              string
+}
+
+// PreviousReleaseRows makes the rows, created at now.
+func PreviousReleaseRows(now time.Time) OldRows {
+	return OldRows{UserID: id(), SessionID: id(), Nonce: []byte("0123456789abcdef0123456789abcdef"),
+		Created: now.Add(-time.Minute).UTC(),
+		Hash:    password.Hash("old-password", password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})}
+}
+
+// Query is one statement with its arguments.
+type Query struct {
+	Query string
+	Args  []any
+}
+
+// SQL returns the inserts in the previous schema, with placeholder ph ("?"
+// or "$").
+func (o OldRows) SQL(ph string) []Query {
+	bind := func(q string) string {
+		if ph == "?" {
+			return q
+		}
+		n := 0
+		var b strings.Builder
+		for _, r := range q {
+			if r == '?' {
+				n++
+				b.WriteString("$" + strconv.Itoa(n))
+				continue
+			}
+			b.WriteRune(r)
+		}
+		return b.String()
+	}
+	ns := o.Created.UnixNano()
+	return []Query{
+		{bind(`INSERT INTO users (id, username, username_norm, password_hash, role, disabled, created_at)
+			VALUES (?, 'Olde', 'olde', ?, 'user', false, ?)`), []any{o.UserID, o.Hash, ns}},
+		{bind(`INSERT INTO sessions (id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
+			idle_expires_at, expires_at, access_exp, ip, user_agent)
+			VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, '192.0.2.1', 'old-agent')`),
+			[]any{o.SessionID, o.UserID, o.Nonce, ns, ns, ns, ns + int64(time.Hour), ns + int64(24*time.Hour), ns + int64(5*time.Minute)}},
+	}
+}
+
+// Check verifies the migrated store: the old user has no permissions, the
+// old session's auth_time is its login, and the domain can refresh it and
+// log the user in.
+func (o OldRows) Check(t *testing.T, s store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	u, err := s.GetUserByUsername(ctx, "olde")
+	if err != nil || u.ID != o.UserID || u.Permissions == nil || len(u.Permissions) != 0 {
+		t.Fatalf("old user after the upgrade: %+v, %v", u, err)
+	}
+	x, err := s.GetSession(ctx, o.SessionID)
+	if err != nil || !x.AuthTime.Equal(o.Created) || x.Generation != 1 {
+		t.Fatalf("old session after the upgrade: %+v, %v (auth_time must be its login, %v)", x, err, o.Created)
+	}
+	key := []byte("refresh-key-for-the-upgrade-test-32b")
+	keys := token.NewKeySet(token.GenerateKey())
+	svc := auth.New(auth.Config{Issuer: "https://gh.test",
+		HashParams: password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}, s, keys, key)
+	rt, err := token.NewRefreshCodec(key).Make(o.SessionID, 1, o.Nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := svc.Refresh(ctx, rt, auth.Meta{IP: "192.0.2.1"})
+	if err != nil {
+		t.Fatalf("refresh an old session after the upgrade: %v", err)
+	}
+	p, err := svc.Authenticate(tk.AccessToken)
+	if err != nil || !p.AuthTime.Equal(o.Created.Truncate(time.Second)) || p.UserID != o.UserID {
+		t.Fatalf("token of the upgraded session: %+v, %v", p, err)
+	}
+	if _, err := svc.Login(ctx, "OLDE", "old-password", auth.Meta{IP: "192.0.2.1"}); err != nil {
+		t.Fatalf("login of an old account after the upgrade: %v", err)
+	}
+	// The same token again, inside the grace window: the current one.
+	again, err := svc.Refresh(ctx, rt, auth.Meta{IP: "192.0.2.1"})
+	if err != nil || again.RefreshToken != tk.RefreshToken {
+		t.Fatalf("grace refresh after the upgrade: %v", err)
+	}
+}
