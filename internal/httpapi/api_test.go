@@ -56,6 +56,7 @@ type options struct {
 	follow             bool          // run the service's background loop
 	maxSyncAge         time.Duration // with follow
 	maxPendingSockets  int
+	issuer             string // default http://gatehouse.test
 }
 
 const resourceKey = "resource-key-for-tests-0123456789abcdef0123"
@@ -73,8 +74,12 @@ func newServer(t *testing.T, opt options) *server {
 	if opt.realClock {
 		now = time.Now
 	}
+	issuer := "http://gatehouse.test"
+	if opt.issuer != "" {
+		issuer = opt.issuer
+	}
 	svc := auth.New(auth.Config{
-		Issuer: "http://gatehouse.test", RegistrationOpen: !opt.closedRegistration,
+		Issuer: issuer, RegistrationOpen: !opt.closedRegistration,
 		HashParams: password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
 		Now:        now, Logger: log, AccessTTL: opt.accessTTL, ResourceKeys: []string{resourceKey},
 		SyncInterval: 20 * time.Millisecond, MaxSyncAge: opt.maxSyncAge,

@@ -29,16 +29,17 @@ func errInvalidRequest(desc string) *apiError {
 }
 
 var (
-	errNotFound       = &apiError{http.StatusNotFound, "not_found", "No such resource."}
-	errTooLarge       = &apiError{http.StatusRequestEntityTooLarge, "request_too_large", "The request body is larger than 64 KiB."}
-	errQueryToken     = &apiError{http.StatusBadRequest, "query_token_disabled", "Tokens are not accepted in the query string; send an Authorization header or the cookie."}
-	errCSRF           = &apiError{http.StatusForbidden, "csrf_failed", "Cross-site request refused."}
-	errCORS           = &apiError{http.StatusForbidden, "csrf_failed", "Cross-origin requests from this origin are not allowed."}
-	errMissingToken   = &apiError{http.StatusUnauthorized, "invalid_token", "An access token is required."}
-	errMissingRefresh = &apiError{http.StatusUnauthorized, "invalid_refresh_token", "A refresh token is required."}
-	errUnavailable    = &apiError{http.StatusServiceUnavailable, "unavailable", "The service is temporarily unavailable; nothing was changed."}
-	errTooManySockets = &apiError{http.StatusServiceUnavailable, "unavailable", "Too many sockets are waiting to authenticate; retry shortly."}
-	errForbidden      = &apiError{http.StatusForbidden, "forbidden", "This requires the admin role."}
+	errNotFound         = &apiError{http.StatusNotFound, "not_found", "No such resource."}
+	errMethodNotAllowed = &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "This path does not serve that method; see the Allow header."}
+	errTooLarge         = &apiError{http.StatusRequestEntityTooLarge, "request_too_large", "The request body is larger than 64 KiB."}
+	errQueryToken       = &apiError{http.StatusBadRequest, "query_token_disabled", "Tokens are not accepted in the query string; send an Authorization header or the cookie."}
+	errCSRF             = &apiError{http.StatusForbidden, "csrf_failed", "Cross-site request refused."}
+	errCORS             = &apiError{http.StatusForbidden, "csrf_failed", "Cross-origin requests from this origin are not allowed."}
+	errMissingToken     = &apiError{http.StatusUnauthorized, "invalid_token", "An access token is required."}
+	errMissingRefresh   = &apiError{http.StatusUnauthorized, "invalid_refresh_token", "A refresh token is required."}
+	errUnavailable      = &apiError{http.StatusServiceUnavailable, "unavailable", "The service is temporarily unavailable; nothing was changed."}
+	errTooManySockets   = &apiError{http.StatusServiceUnavailable, "unavailable", "Too many sockets are waiting to authenticate; retry shortly."}
+	errForbidden        = &apiError{http.StatusForbidden, "forbidden", "This requires the admin role."}
 )
 
 // domainErrors maps every domain sentinel to what the client sees. The
@@ -123,7 +124,10 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 			// RFC 9470 §3: the challenge says what is missing and how recent.
 			hdr.Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_user_authentication", error_description=%q, max_age=%d`,
 				"A more recent authentication is required", int(su.MaxAge.Seconds())))
-		case bearerRequest(r):
+		case ae == errMissingToken:
+			// RFC 6750 §3: no error code when no token was sent.
+			hdr.Set("WWW-Authenticate", `Bearer`)
+		case ae.code == "invalid_token" || ae.code == "token_expired" || ae.code == "token_revoked":
 			hdr.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		}
 	case http.StatusTooManyRequests:

@@ -167,11 +167,19 @@ func (h *handler) logout(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	rt := in.RefreshToken
-	if rt == "" {
-		rt = h.refreshFromCookie(r)
+	// A request with an Authorization header acts on that credential alone:
+	// never on a cookie (of possibly another session) beside it, and not
+	// on the cookie when the header's token is bad.
+	var rt, at string
+	if r.Header.Get("Authorization") != "" {
+		at, _ = h.accessToken(r)
+	} else {
+		rt = in.RefreshToken
+		if rt == "" {
+			rt = h.refreshFromCookie(r)
+		}
+		at, _ = h.accessToken(r) // the access cookie
 	}
-	at, _ := h.accessToken(r)
 	if err := h.svc.Logout(r.Context(), rt, at, h.meta(r)); err != nil {
 		h.writeError(w, r, err)
 		return

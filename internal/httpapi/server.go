@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +50,7 @@ type handler struct {
 	mux      *http.ServeMux
 	origins  map[string]struct{} // normalised AllowedOrigins
 	pending  chan struct{}       // one slot per unauthenticated socket
+	hsts     bool                // the issuer is https://
 }
 
 // New returns the HTTP handler for svc.
@@ -75,7 +78,8 @@ func New(svc *auth.Service, cfg Config) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	h := &handler{svc: svc, cfg: cfg, log: cfg.Logger, cop: cop, metrics: newMetrics(cfg.Registry, svc),
-		mux: mux, origins: origins, pending: make(chan struct{}, cfg.MaxPendingSockets)}
+		mux: mux, origins: origins, pending: make(chan struct{}, cfg.MaxPendingSockets),
+		hsts: strings.HasPrefix(svc.Config().Issuer, "https://")}
 
 	mux.HandleFunc("POST /v1/auth/register", h.register)
 	mux.HandleFunc("POST /v1/auth/login", h.login)
@@ -107,7 +111,7 @@ func New(svc *auth.Service, cfg Config) (http.Handler, error) {
 	mux.HandleFunc("GET /healthz", h.healthz)
 	mux.HandleFunc("GET /readyz", h.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { h.writeError(w, r, errNotFound) })
+	mux.HandleFunc("/", h.fallback)
 
 	return h.middleware(mux), nil
 }
@@ -151,7 +155,10 @@ func (h *handler) middleware(next http.Handler) http.Handler {
 			h.writeError(sw, r, errQueryToken)
 			return
 		}
-		if !isSafe(r.Method) && !bearerRequest(r) {
+		if h.hsts {
+			hdr.Set("Strict-Transport-Security", "max-age=63072000")
+		}
+		if !isSafe(r.Method) && !csrfExempt(r) {
 			if err := h.cop.Check(r); err != nil {
 				h.svc.Event(r.Context(), auth.EventCSRFFailed, h.meta(r), "", "",
 					r.Method+" "+r.URL.Path)
@@ -161,6 +168,22 @@ func (h *handler) middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// fallback answers what no route matched: a known path with another method
+// is 405 with Allow (so an unknown method never reaches a handler), anything
+// else 404.
+func (h *handler) fallback(w http.ResponseWriter, r *http.Request) {
+	if methods := allowedMethods(h.mux, r); len(methods) > 0 {
+		allow := methods
+		if slices.Contains(methods, http.MethodGet) {
+			allow = append(allow, http.MethodHead)
+		}
+		w.Header().Set("Allow", strings.Join(append(allow, http.MethodOptions), ", "))
+		h.writeError(w, r, errMethodNotAllowed)
+		return
+	}
+	h.writeError(w, r, errNotFound)
 }
 
 func isSafe(method string) bool {

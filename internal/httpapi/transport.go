@@ -29,11 +29,24 @@ func (h *handler) cookieNames() (access, refresh string) {
 	return accessCookie, refreshCookie
 }
 
-// bearerRequest reports whether the request carries an Authorization header:
-// such a request is not cookie-authenticated and cannot be forged
-// cross-site (a browser never adds the header on its own).
+// bearerRequest reports whether the request carries a Bearer token in its
+// Authorization header.
 func bearerRequest(r *http.Request) bool {
-	return r.Header.Get("Authorization") != ""
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	return ok && strings.EqualFold(scheme, "Bearer") && strings.TrimSpace(tok) != ""
+}
+
+// csrfExempt reports whether the credential the route acts on comes from the
+// Authorization header: a browser never adds one on its own, so such a
+// request cannot be forged cross-site. Login and register act on no
+// credential and refresh on the refresh cookie or body, whatever header is
+// sent; any other scheme (Basic …) exempts nothing.
+func csrfExempt(r *http.Request) bool {
+	switch r.URL.Path {
+	case "/v1/auth/login", "/v1/auth/register", "/v1/auth/refresh":
+		return false
+	}
+	return bearerRequest(r)
 }
 
 // accessToken returns the caller's access token: the Bearer header first,
