@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -92,7 +93,8 @@ func TestOperatorCLIAgainstRunningServer(t *testing.T) {
 	}
 
 	// events
-	if code, out := cli("", "events", "--user", "ann", "--type", "role_changed"); code != 0 || !strings.Contains(out, "role_changed") || strings.Contains(out, "login_succeeded") {
+	if code, out := cli("", "events", "--user", "ann", "--type", "role_changed"); code != 0 || !strings.Contains(out, "role_changed") ||
+		strings.Contains(out, "login_succeeded") || !strings.Contains(out, `"ann"`) {
 		t.Fatalf("events: %d %s", code, out)
 	}
 
@@ -220,7 +222,56 @@ func TestCLIAccountLifecycle(t *testing.T) {
 	if code, out := cli("", "user", "delete", "--username", "root"); code != exitConflict || !strings.Contains(out, "last enabled admin") {
 		t.Fatalf("delete the last admin: %d %s", code, out)
 	}
-	if code, out := cli("", "events", "--type", "account_deleted"); code != 0 || !strings.Contains(out, "account_deleted") {
+	if code, out := cli("", "events", "--type", "account_deleted"); code != 0 || !strings.Contains(out, "account_deleted") || !strings.Contains(out, "(deleted)") {
 		t.Fatalf("events: %d %s", code, out)
+	}
+}
+
+func TestOperatorCommandsRefuseAMissingDatabase(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "nowhere", "gatehouse.db")
+	for _, args := range [][]string{{"events"}, {"user", "list"}, {"sessions", "list", "--user", "ann"}, {"keys", "list"}} {
+		code, out := runCLI(t, "", nil, append(args, "--db", missing)...)
+		if code != exitFailure || !strings.Contains(out, "no database at "+missing) || !strings.Contains(out, "--db") {
+			t.Fatalf("%v on a missing database: %d %s", args, code, out)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("an operator command created files: %v", entries)
+	}
+	// Unknown event types are a usage error.
+	db := filepath.Join(dir, "gh.db")
+	if code, out := runCLI(t, "", nil, "migrate", "--db", db); code != 0 { // creates the database
+		t.Fatalf("migrate: %d %s", code, out)
+	}
+	if code, out := runCLI(t, "pw-root-long-enough\n", nil, "user", "create", "--username", "root", "--db", db); code != 0 {
+		t.Fatalf("create: %d %s", code, out)
+	}
+	if code, out := runCLI(t, "", nil, "events", "--type", "no_such_event", "--db", db); code != exitUsage {
+		t.Fatalf("events --type unknown: %d %s", code, out)
+	}
+}
+
+func TestVersionAndConfigWarnings(t *testing.T) {
+	if code, out := runCLI(t, "", nil, "version"); code != 0 || !strings.HasPrefix(out, "gatehouse ") || !strings.Contains(out, "go1.") {
+		t.Fatalf("version: %d %s", code, out)
+	}
+	for _, c := range []struct {
+		addr, issuer, want string
+	}{
+		{"0.0.0.0:8080", "http://0.0.0.0:8080", "no client can reach"},
+		{"0.0.0.0:8080", "http://localhost:8080", "loopback"},
+		{"0.0.0.0:8080", "http://127.0.0.1:8080", "loopback"},
+		{"127.0.0.1:8080", "http://127.0.0.1:8080", ""},
+		{"0.0.0.0:8080", "https://auth.example.com", ""},
+	} {
+		ws := configWarnings(serveConfig{Addr: c.addr, Issuer: c.issuer})
+		got := strings.Join(ws, "\n")
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("addr %s issuer %s: warnings %q, want %q", c.addr, c.issuer, got, c.want)
+		}
+	}
+	if ws := configWarnings(serveConfig{Addr: "127.0.0.1:1", Issuer: "http://127.0.0.1:1", InsecureDevCookies: true}); len(ws) != 1 || !strings.Contains(ws[0], "insecure-dev-cookies") {
+		t.Errorf("dev cookies warning: %q", ws)
 	}
 }

@@ -222,6 +222,9 @@ func runCLI(t *testing.T, stdin string, env []string, args ...string) (int, stri
 func TestUserCreateCLI(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "gh.db")
+	if code, out := runCLI(t, "", nil, "migrate", "--db", db); code != 0 {
+		t.Fatalf("migrate: %d %s", code, out)
+	}
 	code, out := runCLI(t, "root-password\n", nil, "user", "create", "--db", db, "--username", "root", "--role", "admin")
 	if code != 0 || !strings.Contains(out, "created admin root") {
 		t.Fatalf("user create: %d %s", code, out)

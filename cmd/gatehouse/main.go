@@ -20,6 +20,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 )
@@ -42,13 +44,36 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the server", runServe},
-		{"user", "accounts: create, list, disable, enable, set-role", runGroup("user", "Manages accounts.", userCommands())},
+		{"user", "accounts: create, list, disable, enable, set-role, set-permissions, set-password, delete", runGroup("user", "Manages accounts.", userCommands())},
 		{"sessions", "sessions: list, revoke (by user, by id, or all)", runGroup("sessions", "Lists and revokes sessions.", sessionCommands())},
 		{"keys", "signing keys: list, rotate; resource-server keys: resource add|list|remove", runKeys},
 		{"events", "security events: --user NAME, --type TYPE, --limit N", runEvents},
 		{"migrate", "apply database schema migrations", runMigrate},
 		{"bench", "load-test a running server (login, refresh, /v1/me)", runBench},
+		{"version", "print the version, commit and Go version", runVersion},
 	}
+}
+
+// runVersion prints what the build info says about this binary.
+func runVersion(_ context.Context, _ []string, _ io.Reader, stdout, _ io.Writer) int {
+	version, commit, goVersion := "(devel)", "unknown", runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				commit = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					commit += " (modified)"
+				}
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "gatehouse %s commit %s %s\n", version, commit, goVersion)
+	return exitOK
 }
 
 func main() {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -162,6 +163,34 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format must be json or text, not %q", format)
+}
+
+// configWarnings names settings that run but cannot be right, so an
+// operator hears of them at start rather than from refused tokens later.
+func configWarnings(c serveConfig) []string {
+	var out []string
+	if c.InsecureDevCookies {
+		out = append(out, "--insecure-dev-cookies: cookies lack Secure and the __Host-/__Secure- prefixes; for plain-HTTP development only")
+	}
+	u, err := url.Parse(c.Issuer)
+	if err != nil || u.Host == "" {
+		return append(out, fmt.Sprintf("--issuer %q has no host: resource servers cannot fetch the JWKS from it", c.Issuer))
+	}
+	host := u.Hostname()
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+		return append(out, fmt.Sprintf("--issuer %q names %s, which no client can reach: set it to the public base URL", c.Issuer, host))
+	}
+	listen, _, _ := net.SplitHostPort(c.Addr)
+	listenIP, err := netip.ParseAddr(listen)
+	public := listen == "" || (err == nil && !listenIP.IsLoopback())
+	issuerLoopback := host == "localhost" || strings.HasSuffix(host, ".localhost")
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+		issuerLoopback = true
+	}
+	if public && issuerLoopback {
+		out = append(out, fmt.Sprintf("--issuer %q is a loopback address while listening on %s: tokens will name an issuer other machines cannot reach; set --issuer to the public base URL", c.Issuer, c.Addr))
+	}
+	return out
 }
 
 // app is an opened database with its keys and domain service.
@@ -374,6 +403,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(str
 	defer cancel()
 	srv.BaseContext = func(net.Listener) context.Context { return bg }
 	go a.svc.Run(bg)
+	for _, w := range configWarnings(c) {
+		log.Warn(w)
+	}
 	log.Info("gatehouse listening", slog.String("addr", ln.Addr().String()),
 		slog.String("issuer", c.Issuer), slog.String("db", c.DB))
 	if ready != nil {

@@ -9,11 +9,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
+	"github.com/gatehouse-auth/gatehouse/internal/store/postgres"
 )
 
 // Operator commands. They open the same database as the server and go
@@ -64,6 +67,10 @@ func runGroup(group, summary string, subs []subcommand) func(ctx context.Context
 			if code := parseFlags(fs, args[1:], os.Getenv); code >= 0 {
 				return code
 			}
+			if err := requireExistingDB(sc.DB); err != nil {
+				fmt.Fprintf(stderr, "gatehouse %s: %v\n", strings.TrimSuffix(group+" "+sub.name, " "+group), err)
+				return exitFailure
+			}
 			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			a, err := openApp(ctx, sc, auth.Config{Logger: log}, os.Getenv)
 			if err != nil {
@@ -77,6 +84,21 @@ func runGroup(group, summary string, subs []subcommand) func(ctx context.Context
 		usage(stderr)
 		return exitUsage
 	}
+}
+
+// requireExistingDB refuses to run an operator command on a SQLite file
+// that does not exist: opening it would create an empty database and a new
+// master secret there, and the command would report on that instead of the
+// server's (run from the wrong directory, say).
+func requireExistingDB(db string) error {
+	if postgres.IsURL(db) {
+		return nil
+	}
+	if _, err := os.Stat(db); err != nil {
+		abs, _ := filepath.Abs(db)
+		return fmt.Errorf("no database at %s; run from the server's directory or point at it with --db PATH (or GATEHOUSE_DB)", abs)
+	}
+	return nil
 }
 
 // fail prints err and maps it to an exit code.
@@ -486,9 +508,18 @@ func runEvents(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 				return fail(stderr, "events", err)
 			}
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "AT\tTYPE\tUSER\tSESSION\tIP\tDETAIL")
+			fmt.Fprintln(tw, "AT\tTYPE\tUSER\tUSER ID\tSESSION\tIP\tDETAIL")
+			names := map[string]string{} // user id -> name, looked up once
 			for _, e := range evs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%q\n", e.At.Format(time.RFC3339), e.Type, e.UserID, e.SessionID, e.IP, e.Detail)
+				name, ok := names[e.UserID]
+				if !ok && e.UserID != "" {
+					name = "(deleted)"
+					if u, err := a.svc.GetUser(ctx, e.UserID); err == nil {
+						name = strconv.Quote(u.Username) // quoted: names may hold any script
+					}
+					names[e.UserID] = name
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%q\n", e.At.Format(time.RFC3339), e.Type, name, e.UserID, e.SessionID, e.IP, e.Detail)
 			}
 			return flushOK(tw)
 		},
