@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/gatehouse-auth/gatehouse/internal/store/sqlstore"
 	"github.com/gatehouse-auth/gatehouse/internal/store/storetest"
 )
 
@@ -29,7 +30,7 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := storetest.PreviousReleaseRows(time.Now())
-	for _, q := range old.SQL("$") {
+	for _, q := range old.SQL(sqlstore.PostgreSQL) {
 		if _, err := conn.Exec(ctx, q.Query, q.Args...); err != nil {
 			t.Fatalf("%s: %v", q.Query, err)
 		}

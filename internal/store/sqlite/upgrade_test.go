@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-auth/gatehouse/internal/store/sqlstore"
 	"github.com/gatehouse-auth/gatehouse/internal/store/storetest"
 )
 
@@ -27,7 +28,7 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 		}
 	}
 	old := storetest.PreviousReleaseRows(time.Now())
-	for _, q := range old.SQL("?") {
+	for _, q := range old.SQL(sqlstore.SQLite) {
 		if _, err := db.ExecContext(ctx, q.Query, q.Args...); err != nil {
 			t.Fatalf("%s: %v", q.Query, err)
 		}

@@ -80,8 +80,8 @@ var SQLite = Flavor{
 	Replace: strings.NewReplacer("GREATEST(", "MAX(", " FOR UPDATE", ""),
 }
 
-// rewrite translates query into the flavor.
-func (f Flavor) rewrite(query string) string {
+// Rewrite translates query, written with ? placeholders, into the flavor.
+func (f Flavor) Rewrite(query string) string {
 	if f.Replace != nil {
 		query = f.Replace.Replace(query)
 	}

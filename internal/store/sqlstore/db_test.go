@@ -26,7 +26,7 @@ func TestFlavorRewrite(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.flavor.rewrite(tt.in); got != tt.want {
+			if got := tt.flavor.Rewrite(tt.in); got != tt.want {
 				t.Errorf("rewrite:\n got %s\nwant %s", got, tt.want)
 			}
 		})

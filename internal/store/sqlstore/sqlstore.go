@@ -29,7 +29,7 @@ func (s *Store) q(query string) string {
 	if v, ok := s.queries.Load(query); ok {
 		return v.(string)
 	}
-	out := s.flavor.rewrite(query)
+	out := s.flavor.Rewrite(query)
 	s.queries.Store(query, out)
 	return out
 }

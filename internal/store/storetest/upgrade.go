@@ -2,14 +2,13 @@ package storetest
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
 	"github.com/gatehouse-auth/gatehouse/internal/password"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/store/sqlstore"
 	"github.com/gatehouse-auth/gatehouse/internal/token"
 )
 
@@ -36,25 +35,9 @@ type Query struct {
 	Args  []any
 }
 
-// SQL returns the inserts in the previous schema, with placeholder ph ("?"
-// or "$").
-func (o OldRows) SQL(ph string) []Query {
-	bind := func(q string) string {
-		if ph == "?" {
-			return q
-		}
-		n := 0
-		var b strings.Builder
-		for _, r := range q {
-			if r == '?' {
-				n++
-				b.WriteString("$" + strconv.Itoa(n))
-				continue
-			}
-			b.WriteRune(r)
-		}
-		return b.String()
-	}
+// SQL returns the inserts in the previous schema, in flavor.
+func (o OldRows) SQL(flavor sqlstore.Flavor) []Query {
+	bind := flavor.Rewrite
 	ns := o.Created.UnixNano()
 	return []Query{
 		{bind(`INSERT INTO users (id, username, username_norm, password_hash, role, disabled, created_at)
