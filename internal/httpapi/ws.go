@@ -47,12 +47,7 @@ func (h *handler) sameOrigin(r *http.Request) bool {
 	if strings.EqualFold(u.Host, r.Host) {
 		return true
 	}
-	for _, allowed := range h.cfg.AllowedOrigins {
-		if strings.EqualFold(strings.TrimRight(allowed, "/"), o) {
-			return true
-		}
-	}
-	return false
+	return h.corsOrigin(r) != "" // an --allowed-origin, exactly as CORS matches it
 }
 
 type wsOut struct {
