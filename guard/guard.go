@@ -348,13 +348,24 @@ func (g *Guard) fetchJWKS(ctx context.Context) error {
 	if res.StatusCode != 200 {
 		return fmt.Errorf("guard: fetch JWKS: status %d", res.StatusCode)
 	}
+	keys, err := parseJWKS(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	g.keys.Store(&keys)
+	return nil
+}
+
+// parseJWKS reads a JWKS document and keeps only the keys Gatehouse signs
+// with (Ed25519, EdDSA), indexed by the exact JOSE header of their tokens.
+func parseJWKS(r io.Reader) (map[string]ed25519.PublicKey, error) {
 	var set struct {
 		Keys []struct {
 			Kty, Crv, X, Kid, Alg string
 		} `json:"keys"`
 	}
-	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&set); err != nil {
-		return fmt.Errorf("guard: decode JWKS: %w", err)
+	if err := json.NewDecoder(r).Decode(&set); err != nil {
+		return nil, fmt.Errorf("guard: decode JWKS: %w", err)
 	}
 	keys := map[string]ed25519.PublicKey{}
 	for _, k := range set.Keys {
@@ -365,10 +376,9 @@ func (g *Guard) fetchJWKS(ctx context.Context) error {
 		keys[header(k.Kid)] = ed25519.PublicKey(x)
 	}
 	if len(keys) == 0 {
-		return errors.New("guard: JWKS holds no Ed25519 key")
+		return nil, errors.New("guard: JWKS holds no Ed25519 key")
 	}
-	g.keys.Store(&keys)
-	return nil
+	return keys, nil
 }
 
 // maybeRefetch refreshes the JWKS for an unknown header that names a kid,
@@ -444,6 +454,17 @@ type feedPage struct {
 	} `json:"users"`
 }
 
+// decodeFeed reads one revocation feed answer. Entries with malformed
+// times are skipped by apply, not here: one bad entry must not stop the
+// rest of a page from being applied.
+func decodeFeed(r io.Reader) (feedPage, error) {
+	var page feedPage
+	if err := json.NewDecoder(r).Decode(&page); err != nil {
+		return feedPage{}, fmt.Errorf("decode: %w", err)
+	}
+	return page, nil
+}
+
 // poll makes one feed request (a snapshot first, then incremental) and
 // applies the answer.
 func (g *Guard) poll(ctx context.Context, wait time.Duration) error {
@@ -469,9 +490,9 @@ func (g *Guard) poll(ctx context.Context, wait time.Duration) error {
 	if res.StatusCode != 200 {
 		return fmt.Errorf("status %d", res.StatusCode)
 	}
-	var page feedPage
-	if err := json.NewDecoder(io.LimitReader(res.Body, 64<<20)).Decode(&page); err != nil {
-		return fmt.Errorf("decode: %w", err)
+	page, err := decodeFeed(io.LimitReader(res.Body, 64<<20))
+	if err != nil {
+		return err
 	}
 	g.apply(page)
 	g.lastContact.Store(g.cfg.Now().UnixNano())
