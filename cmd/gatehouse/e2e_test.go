@@ -298,6 +298,11 @@ func TestBadFlagsExitWithUsage(t *testing.T) {
 		{"serve", "--registration", "maybe"},
 		{"serve", "--access-ttl", "0s"},
 		{"serve", "--no-such-flag"},
+		{"serve", "--metrics-addr", "nonsense"},
+		{"serve", "--metrics-addr", "127.0.0.1:8080"},
+		{"serve", "--login-account-failures", "0"},
+		{"serve", "--login-account-refill", "1ms"},
+		{"serve", "--login-free-failures", "-1"},
 		{"frobnicate"},
 	} {
 		if code, out := runCLI(t, "", nil, args...); code != exitUsage {

@@ -56,7 +56,15 @@ func commands() []command {
 
 // runVersion prints what the build info says about this binary.
 func runVersion(_ context.Context, _ []string, _ io.Reader, stdout, _ io.Writer) int {
-	version, commit, goVersion := "(devel)", "unknown", runtime.Version()
+	version, commit, goVersion := buildInfo()
+	fmt.Fprintf(stdout, "gatehouse %s commit %s %s\n", version, commit, goVersion)
+	return exitOK
+}
+
+// buildInfo is the module version, VCS commit and Go version of this
+// binary, as the Go toolchain stamped them.
+func buildInfo() (version, commit, goVersion string) {
+	version, commit, goVersion = "(devel)", "unknown", runtime.Version()
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if bi.Main.Version != "" {
 			version = bi.Main.Version
@@ -72,8 +80,7 @@ func runVersion(_ context.Context, _ []string, _ io.Reader, stdout, _ io.Writer)
 			}
 		}
 	}
-	fmt.Fprintf(stdout, "gatehouse %s commit %s %s\n", version, commit, goVersion)
-	return exitOK
+	return version, commit, goVersion
 }
 
 func main() {

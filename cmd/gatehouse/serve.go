@@ -17,6 +17,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
 	"github.com/gatehouse-auth/gatehouse/internal/httpapi"
 	"github.com/gatehouse-auth/gatehouse/internal/secret"
@@ -59,6 +62,10 @@ type serveConfig struct {
 	TrustedProxies     string
 	EventRetention     time.Duration
 	LoginRatePerIP     int
+	LoginFreeFailures  int
+	LoginAccountFails  int
+	LoginAccountRefill time.Duration
+	MetricsAddr        string
 	ResourceKeys       string
 	AllowQueryToken    bool
 	LogLevel           string
@@ -84,7 +91,11 @@ func (c *serveConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.IPPolicy, "ip-policy", auth.IPPolicyWarn, "a refresh from a new IP: warn (record ip_changed) or revoke (also revoke the session)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxy", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed (default: none, the socket address is the client)")
 	fs.DurationVar(&c.EventRetention, "event-retention", auth.DefaultEventRetention, "security events older than this are deleted")
-	fs.IntVar(&c.LoginRatePerIP, "login-rate-per-ip", 30, "login attempts per minute from one client IP")
+	fs.IntVar(&c.LoginRatePerIP, "login-rate-per-ip", 30, "login attempts per minute from one client IP (per instance)")
+	fs.IntVar(&c.LoginFreeFailures, "login-free-failures", 5, "failed logins on one account from one IP before each further attempt waits (1s, doubling, up to 15m); kept in the database")
+	fs.IntVar(&c.LoginAccountFails, "login-account-failures", 50, "failed logins on one account from all IPs before attempts wait for a refill; kept in the database, shared by every instance")
+	fs.DurationVar(&c.LoginAccountRefill, "login-account-refill", 30*time.Second, "one failure of --login-account-failures is forgiven per this interval")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve GET /metrics on this address (e.g. 127.0.0.1:9090) instead of the public listener")
 	fs.StringVar(&c.ResourceKeys, "resource-key", "", "comma-separated resource-server keys (at least 32 characters each) for the revocation feed and the OAuth endpoints; prefer GATEHOUSE_RESOURCE_KEY or `gatehouse keys resource add`")
 	fs.BoolVar(&c.AllowQueryToken, "allow-query-token", false, "deprecated: accept ?access_token= on the WebSocket endpoint (never logged)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -121,6 +132,23 @@ func (c *serveConfig) validate() error {
 	}
 	if c.LoginRatePerIP < 1 {
 		return fmt.Errorf("--login-rate-per-ip must be at least 1, not %d", c.LoginRatePerIP)
+	}
+	if c.LoginFreeFailures < 1 || c.LoginFreeFailures > 1000 {
+		return fmt.Errorf("--login-free-failures must be between 1 and 1000, not %d", c.LoginFreeFailures)
+	}
+	if c.LoginAccountFails < 1 || c.LoginAccountFails > 100000 {
+		return fmt.Errorf("--login-account-failures must be between 1 and 100000, not %d", c.LoginAccountFails)
+	}
+	if c.LoginAccountRefill < time.Second || c.LoginAccountRefill > 24*time.Hour {
+		return fmt.Errorf("--login-account-refill must be between 1s and 24h, not %v", c.LoginAccountRefill)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr %q: %v", c.MetricsAddr, err)
+		}
+		if c.MetricsAddr == c.Addr {
+			return fmt.Errorf("--metrics-addr must differ from --addr (%s): the point is to keep /metrics off the public listener", c.Addr)
+		}
 	}
 	for p := range strings.SplitSeq(c.TrustedProxies, ",") {
 		if p = strings.TrimSpace(p); p == "" {
@@ -191,6 +219,20 @@ func configWarnings(c serveConfig) []string {
 		out = append(out, fmt.Sprintf("--issuer %q is a loopback address while listening on %s: tokens will name an issuer other machines cannot reach; set --issuer to the public base URL", c.Issuer, c.Addr))
 	}
 	return out
+}
+
+// newRegistry is the process's metrics registry: the Go runtime, the
+// process, and gatehouse_build_info; the domain and the HTTP layer add
+// theirs.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	version, commit, goVersion := buildInfo()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gatehouse_build_info", Help: "Always 1; the labels say what is running.",
+			ConstLabels: prometheus.Labels{"version": version, "commit": commit, "goversion": goVersion},
+		}, func() float64 { return 1 }))
+	return reg
 }
 
 // app is an opened database with its keys and domain service.
@@ -342,6 +384,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 // serve runs the server until ctx ends. If ready is not nil it receives the
 // bound address once the server accepts connections (tests).
 func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(string) string, ready chan<- string) error {
+	reg := newRegistry()
 	a, err := openApp(ctx, c.storeConfig, auth.Config{
 		Issuer:             c.Issuer,
 		AccessTTL:          c.AccessTTL,
@@ -354,10 +397,12 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(str
 		IPPolicy:           c.IPPolicy,
 		EventRetention:     c.EventRetention,
 		ResourceKeys:       splitList(c.ResourceKeys),
-		Throttle:           throttle.Config{PerIP: c.LoginRatePerIP},
-		HashConcurrency:    c.HashConcurrency,
-		HashQueue:          64 * c.HashConcurrency,
-		Logger:             log,
+		Throttle: throttle.Config{PerIP: c.LoginRatePerIP, FreeFailures: c.LoginFreeFailures,
+			AccountFailures: c.LoginAccountFails, AccountRefill: c.LoginAccountRefill},
+		Metrics:         reg,
+		HashConcurrency: c.HashConcurrency,
+		HashQueue:       64 * c.HashConcurrency,
+		Logger:          log,
 	}, getenv)
 	if err != nil {
 		return err
@@ -380,6 +425,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(str
 	h, err := httpapi.New(a.svc, httpapi.Config{
 		AllowedOrigins: splitList(c.AllowedOrigins), InsecureDevCookies: c.InsecureDevCookies, Logger: log,
 		TrustedProxies: c.trustedProxies, AllowQueryToken: c.AllowQueryToken,
+		Registry: reg, MetricsElsewhere: c.MetricsAddr != "",
 	})
 	if err != nil {
 		return fmt.Errorf("--allowed-origin: %w", err)
@@ -387,6 +433,13 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(str
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		return err
+	}
+	var metricsLn net.Listener
+	if c.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", c.MetricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
 	}
 	srv := &http.Server{
 		Handler:           h,
@@ -411,8 +464,17 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(str
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", httpapi.MetricsHandler(reg))
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		defer msrv.Close()
+		log.Info("metrics listening", slog.String("addr", metricsLn.Addr().String()))
+		go func() { errc <- msrv.Serve(metricsLn) }()
+	}
 	select {
 	case err := <-errc:
 		return err

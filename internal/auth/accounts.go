@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -87,13 +88,18 @@ func (s *Service) busy(err error) error {
 // username); u is nil for an unknown user, who is checked against the dummy
 // hash so both cost the same.
 func (s *Service) checkPassword(ctx context.Context, account string, u *store.User, pw string, m Meta) error {
-	if wait := s.throttle.Allow(account, m.IP, s.now()); wait > 0 {
+	attempt, err := s.throttle.Allow(ctx, account, m.IP, s.now())
+	if err != nil {
+		return err
+	}
+	if attempt.Wait > 0 {
 		userID := ""
 		if u != nil {
 			userID = u.ID
 		}
-		s.event(ctx, EventRateLimited, m, userID, "", "login attempts throttled")
-		return &RateLimitError{RetryAfter: wait}
+		s.metrics.rateLimited.WithLabelValues(attempt.Limit).Inc()
+		s.event(ctx, EventRateLimited, m, userID, "", "login attempts throttled ("+attempt.Limit+")")
+		return &RateLimitError{RetryAfter: attempt.Wait}
 	}
 	hash := s.dummyHash
 	if u != nil {
@@ -102,15 +108,22 @@ func (s *Service) checkPassword(ctx context.Context, account string, u *store.Us
 	var verr error
 	if err := s.limiter.Do(ctx, func() { verr = password.Verify(pw, hash) }); err != nil {
 		if errors.Is(err, password.ErrBusy) {
+			s.metrics.rateLimited.WithLabelValues("hash_queue").Inc()
 			s.event(ctx, EventRateLimited, m, "", "", "password hashing queue full")
 		}
 		return s.busy(err)
 	}
 	if u == nil || verr != nil {
-		s.throttle.Failure(account, m.IP, s.now())
+		if err := s.throttle.Failure(ctx, attempt, s.now()); err != nil {
+			return err // an uncounted failure would be a free guess
+		}
 		return ErrInvalidCredentials
 	}
-	s.throttle.Success(account, m.IP)
+	if err := s.throttle.Success(ctx, attempt); err != nil {
+		// The password was right: let the owner in; the stale run of
+		// failures only delays them after their next mistake.
+		s.log.Warn("login throttle: clearing failures", slog.Any("err", err))
+	}
 	return nil
 }
 
@@ -118,6 +131,12 @@ func (s *Service) checkPassword(ctx context.Context, account string, u *store.Us
 // passwords take one hash each and get the same error; a disabled account is
 // only revealed to someone who knows its password.
 func (s *Service) Login(ctx context.Context, username, pw string, m Meta) (Tokens, error) {
+	t, err := s.login(ctx, username, pw, m)
+	s.metrics.login(err)
+	return t, err
+}
+
+func (s *Service) login(ctx context.Context, username, pw string, m Meta) (Tokens, error) {
 	if len(pw) > password.MaxLength || len(username) > 256 {
 		return Tokens{}, ErrInvalidCredentials
 	}
@@ -249,6 +268,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 		return err
 	}
 	s.forgetSessions(revoked, now)
+	s.metrics.revoked(ReasonPasswordChanged, len(revoked))
 	s.afterRevocation(ctx)
 	s.event(ctx, EventPasswordChanged, m, u.ID, p.SessionID, fmt.Sprintf("%d other sessions revoked", len(revoked)))
 	return nil

@@ -143,6 +143,9 @@ func (s *Service) ChangeUser(ctx context.Context, id string, c UserChange, m Met
 		return cur, err
 	}
 	s.forgetSessions(revoked, now)
+	if up.RevokeSessions {
+		s.metrics.revoked(up.Reason, len(revoked))
+	}
 	if cutoff {
 		if err := s.userCutoff(ctx, id); err != nil {
 			return u, err
@@ -186,6 +189,7 @@ func (s *Service) DeleteUser(ctx context.Context, id string, m Meta) error {
 		return s.notFound(err)
 	}
 	s.forgetSessions(revoked, now)
+	s.metrics.revoked(ReasonDeleted, len(revoked))
 	if err := s.userCutoff(ctx, id); err != nil {
 		return err
 	}
@@ -245,6 +249,7 @@ func (s *Service) RevokeAll(ctx context.Context, m Meta) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	s.metrics.revoked(ReasonGlobal, n)
 	c := s.cutoffAt(s.now()) // after the commit, as in userCutoff
 	s.revoked.SetGlobalNotBefore(c.NotBefore)
 	if err := s.store.LogCutoff(ctx, store.KindGlobal, "", c); err != nil {

@@ -16,6 +16,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -68,6 +69,8 @@ type Config struct {
 	HashQueue       int
 	Now             func() time.Time
 	Logger          *slog.Logger
+	// Metrics receives the domain's metrics; nil keeps them unregistered.
+	Metrics prometheus.Registerer
 }
 
 // IP policies.
@@ -96,6 +99,7 @@ type Service struct {
 	revoked       *Revocations
 	limiter       *password.Limiter
 	throttle      *throttle.Limiter
+	metrics       *serviceMetrics
 	dummyHash     string
 	log           *slog.Logger
 	cursor        atomic.Int64 // last revocation-log entry applied
@@ -223,7 +227,7 @@ func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Ser
 	for _, k := range cfg.ResourceKeys {
 		static = append(static, hashKey(k))
 	}
-	return &Service{
+	s := &Service{
 		staticKeys: static,
 		changes:    newBroadcast(),
 		nonces:     newNonceCache(200_000),
@@ -233,11 +237,17 @@ func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Ser
 		refresh:    token.NewRefreshCodec(refreshKey),
 		revoked:    NewRevocations(),
 		limiter:    password.NewLimiter(cfg.HashConcurrency, cfg.HashQueue),
-		throttle:   throttle.New(cfg.Throttle),
+		throttle:   throttle.New(cfg.Throttle, st),
 		// Verified against for unknown users, so a miss costs one hash too.
 		dummyHash: password.Hash("gatehouse-dummy-password", cfg.HashParams),
 		log:       cfg.Logger,
 	}
+	reg := cfg.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	s.metrics = newServiceMetrics(reg, s)
+	return s
 }
 
 // Config returns the effective configuration.
@@ -344,7 +354,9 @@ func (s *Service) Run(ctx context.Context) {
 		case <-minute.C:
 			now := s.now()
 			s.revoked.Prune(now)
-			s.throttle.Prune(now)
+			if err := s.throttle.Prune(ctx, now, false); err != nil && ctx.Err() == nil {
+				s.log.Warn("login throttle prune failed", slog.Any("err", err))
+			}
 			if s.cfg.ReloadKeys != nil {
 				if err := s.cfg.ReloadKeys(ctx); err != nil && ctx.Err() == nil {
 					s.log.Warn("signing key reload failed", slog.Any("err", err))
@@ -365,6 +377,9 @@ func (s *Service) pruneStore(ctx context.Context) {
 		s.log.Warn("prune events failed", slog.Any("err", err))
 	} else if n > 0 {
 		s.log.Info("pruned old security events", slog.Int("count", n))
+	}
+	if err := s.throttle.Prune(ctx, now, true); err != nil && ctx.Err() == nil {
+		s.log.Warn("login throttle prune failed", slog.Any("err", err))
 	}
 }
 

@@ -33,42 +33,50 @@ const (
 //   - any other earlier generation is reuse: the session is revoked with all
 //     its access tokens and a refresh_token_reused event is recorded.
 func (s *Service) Refresh(ctx context.Context, tok string, m Meta) (Tokens, error) {
+	t, grace, err := s.refreshSession(ctx, tok, m)
+	s.metrics.refresh(grace, err)
+	return t, err
+}
+
+// refreshSession is Refresh; grace reports a retry answered inside the
+// grace window (for metrics).
+func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tokens, grace bool, _ error) {
 	m = m.clean()
 	r, err := token.ParseRefresh(tok)
 	if err != nil {
-		return Tokens{}, ErrInvalidRefreshToken
+		return Tokens{}, false, ErrInvalidRefreshToken
 	}
 	if t, done, err := s.fastRefresh(ctx, r, m); done {
-		return t, err
+		return t, false, err
 	}
 	for attempt := 0; ; attempt++ {
 		now := s.now() // before the read: the iat of what we issue from it
 		sess, u, err := s.store.GetSessionWithUser(ctx, r.SessionID)
 		if errors.Is(err, store.ErrNotFound) {
-			return Tokens{}, ErrInvalidRefreshToken
+			return Tokens{}, false, ErrInvalidRefreshToken
 		} else if err != nil {
-			return Tokens{}, err
+			return Tokens{}, false, err
 		}
 		// Nothing about the session is acted on, or revealed, before the
 		// MAC checks out: a session id alone can neither refresh nor revoke.
 		if !s.refresh.Verify(r, sess.Nonce) || r.Generation > sess.Generation {
-			return Tokens{}, ErrInvalidRefreshToken
+			return Tokens{}, false, ErrInvalidRefreshToken
 		}
 		s.nonces.put(sess.ID, sess.Nonce, sess.UserID)
 		if u.Disabled {
-			return Tokens{}, ErrAccountDisabled
+			return Tokens{}, false, ErrAccountDisabled
 		}
 		if sess.Revoked() {
-			return Tokens{}, ErrSessionRevoked
+			return Tokens{}, false, ErrSessionRevoked
 		}
 		if s.stale(u.ID, now) && attempt < 3 {
 			continue // a cutoff landed after our read: read the account again
 		}
 		if !now.Before(sess.ExpiresAt) || !now.Before(sess.IdleExpiresAt) {
-			return Tokens{}, ErrSessionExpired
+			return Tokens{}, false, ErrSessionExpired
 		}
 		if err := s.checkIP(ctx, sess, sess.IP, m); err != nil {
-			return Tokens{}, err
+			return Tokens{}, false, err
 		}
 		switch {
 		case r.Generation == sess.Generation:
@@ -85,27 +93,29 @@ func (s *Service) Refresh(ctx context.Context, tok string, m Meta) (Tokens, erro
 				continue // lost the race: re-read and take the grace path
 			}
 			if err != nil {
-				return Tokens{}, err
+				return Tokens{}, false, err
 			}
-			return s.issue(now, u, next)
+			t, err := s.issue(now, u, next)
+			return t, false, err
 		case r.Generation == sess.Generation-1 && s.cfg.ReuseGrace > 0 && now.Sub(sess.RotatedAt) <= s.cfg.ReuseGrace:
 			// The access token issued here must be covered by a
 			// revocation of the session, however late it comes.
 			err := s.store.ExtendAccess(ctx, sess.ID, s.accessExpiry(now, sess))
 			if errors.Is(err, store.ErrConflict) {
-				return Tokens{}, ErrSessionRevoked // revoked since we read it
+				return Tokens{}, false, ErrSessionRevoked // revoked since we read it
 			}
 			if err != nil {
-				return Tokens{}, err
+				return Tokens{}, false, err
 			}
-			return s.issue(now, u, sess)
+			t, err := s.issue(now, u, sess)
+			return t, true, err
 		default:
 			if err := s.revokeSession(ctx, sess, ReasonReuse, "", m); err != nil {
-				return Tokens{}, err
+				return Tokens{}, false, err
 			}
 			s.event(ctx, EventRefreshTokenReused, m, sess.UserID, sess.ID,
 				fmt.Sprintf("generation %d presented, current %d", r.Generation, sess.Generation))
-			return Tokens{}, ErrRefreshTokenReused
+			return Tokens{}, false, ErrRefreshTokenReused
 		}
 	}
 }
@@ -183,6 +193,9 @@ func (s *Service) revokeSession(ctx context.Context, sess store.Session, reason,
 	changed, err := s.store.RevokeSession(ctx, sess.ID, reason, now)
 	if err != nil {
 		return err
+	}
+	if changed {
+		s.metrics.revoked(reason, 1)
 	}
 	s.afterRevocation(ctx)
 	if changed && eventType != "" {
@@ -280,6 +293,7 @@ func (s *Service) revokeUserSessions(ctx context.Context, userID, except, reason
 	if err != nil {
 		return 0, err
 	}
+	s.metrics.revoked(reason, len(list))
 	s.forgetSessions(list, now)
 	s.afterRevocation(ctx)
 	if len(list) > 0 {

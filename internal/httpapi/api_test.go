@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
 	"github.com/gatehouse-auth/gatehouse/internal/httpapi"
 	"github.com/gatehouse-auth/gatehouse/internal/password"
@@ -57,6 +59,7 @@ type options struct {
 	maxSyncAge         time.Duration // with follow
 	maxPendingSockets  int
 	issuer             string // default http://gatehouse.test
+	metricsElsewhere   bool
 }
 
 const resourceKey = "resource-key-for-tests-0123456789abcdef0123"
@@ -78,13 +81,14 @@ func newServer(t *testing.T, opt options) *server {
 	if opt.issuer != "" {
 		issuer = opt.issuer
 	}
+	reg := prometheus.NewRegistry()
 	svc := auth.New(auth.Config{
-		Issuer: issuer, RegistrationOpen: !opt.closedRegistration,
+		Issuer: issuer, RegistrationOpen: !opt.closedRegistration, Metrics: reg,
 		HashParams: password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
 		Now:        now, Logger: log, AccessTTL: opt.accessTTL, ResourceKeys: []string{resourceKey},
 		SyncInterval: 20 * time.Millisecond, MaxSyncAge: opt.maxSyncAge,
 	}, st, token.NewKeySet(token.GenerateKey()), make([]byte, 32))
-	h, err := httpapi.New(svc, httpapi.Config{Logger: log, InsecureDevCookies: opt.devCookies, AllowedOrigins: opt.origins,
+	h, err := httpapi.New(svc, httpapi.Config{Logger: log, Registry: reg, MetricsElsewhere: opt.metricsElsewhere, InsecureDevCookies: opt.devCookies, AllowedOrigins: opt.origins,
 		TrustedProxies: opt.trusted, AllowQueryToken: opt.allowQueryToken, MaxPendingSockets: opt.maxPendingSockets})
 	if err != nil {
 		t.Fatal(err)

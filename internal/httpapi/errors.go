@@ -111,6 +111,12 @@ func sentence(s string) string {
 // plain outage is logged, without the request body or any token.
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ae := toAPIError(err)
+	switch ae.code {
+	case "csrf_failed":
+		h.metrics.csrf.Inc()
+	case "insufficient_user_authentication":
+		h.metrics.stepUp.Inc()
+	}
 	if ae == errUnavailable && !errors.Is(err, context.Canceled) {
 		h.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("err", err))

@@ -10,12 +10,19 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
 )
 
+// metrics are the HTTP layer's Prometheus metrics (README "Metrics"); the
+// domain registers its own (auth.Config.Metrics). Route labels are mux
+// patterns, never raw paths, so their values are a fixed set.
 type metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	csrf      prometheus.Counter
+	stepUp    prometheus.Counter
+	sockets   prometheus.Gauge
+	longPolls prometheus.Gauge
 }
 
-func newMetrics(reg *prometheus.Registry, svc *auth.Service) *metrics {
+func newMetrics(reg prometheus.Registerer, svc *auth.Service, pending func() int) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_http_requests_total", Help: "HTTP requests by route and status.",
@@ -24,12 +31,26 @@ func newMetrics(reg *prometheus.Registry, svc *auth.Service) *metrics {
 			Name: "gatehouse_http_request_duration_seconds", Help: "HTTP request latency by route.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}, []string{"route"}),
+		csrf: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_csrf_refusals_total", Help: "Requests refused as cross-site (CSRF, CORS preflight, WebSocket Origin).",
+		}),
+		stepUp: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_step_up_challenges_total", Help: "Requests answered 401 insufficient_user_authentication.",
+		}),
+		sockets: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatehouse_websockets_open", Help: "Authenticated WebSocket connections open now.",
+		}),
+		longPolls: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatehouse_feed_long_polls", Help: "Revocation-feed long-polls waiting now.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.duration,
+	reg.MustRegister(m.requests, m.duration, m.csrf, m.stepUp, m.sockets, m.longPolls,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gatehouse_websockets_pending", Help: "WebSocket connections waiting for their first (auth) message.",
+		}, func() float64 { return float64(pending()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "gatehouse_revocation_entries", Help: "Entries in the in-memory revocation list.",
-		}, func() float64 { return float64(svc.Revocations().Len()) }),
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		}, func() float64 { return float64(svc.Revocations().Len()) }))
 	return m
 }
 

@@ -132,6 +132,10 @@ func (h *handler) revocations(w http.ResponseWriter, r *http.Request) {
 		wait = min(d, maxFeedWait)
 	}
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + 10*time.Second))
+	if wait > 0 {
+		h.metrics.longPolls.Inc()
+		defer h.metrics.longPolls.Dec()
+	}
 	page, err := h.svc.Feed(r.Context(), cursor, wait)
 	if err != nil {
 		h.writeError(w, r, err)

@@ -35,6 +35,9 @@ type Config struct {
 	Logger          *slog.Logger
 	// Registry receives the metrics; nil makes a fresh one.
 	Registry *prometheus.Registry
+	// MetricsElsewhere stops serving GET /metrics here: it is on its own
+	// listener (serve --metrics-addr), out of the public's reach.
+	MetricsElsewhere bool
 	// MaxPendingSockets caps WebSockets accepted without a credential and
 	// still waiting for their first (auth) message; 0 means 1024.
 	MaxPendingSockets int
@@ -77,9 +80,10 @@ func New(svc *auth.Service, cfg Config) (http.Handler, error) {
 		origins[norm] = struct{}{}
 	}
 	mux := http.NewServeMux()
-	h := &handler{svc: svc, cfg: cfg, log: cfg.Logger, cop: cop, metrics: newMetrics(cfg.Registry, svc),
+	h := &handler{svc: svc, cfg: cfg, log: cfg.Logger, cop: cop,
 		mux: mux, origins: origins, pending: make(chan struct{}, cfg.MaxPendingSockets),
 		hsts: strings.HasPrefix(svc.Config().Issuer, "https://")}
+	h.metrics = newMetrics(cfg.Registry, svc, func() int { return len(h.pending) })
 
 	mux.HandleFunc("POST /v1/auth/register", h.register)
 	mux.HandleFunc("POST /v1/auth/login", h.login)
@@ -110,10 +114,17 @@ func New(svc *auth.Service, cfg Config) (http.Handler, error) {
 	mux.HandleFunc("GET /gatehouse.js", h.clientScript)
 	mux.HandleFunc("GET /healthz", h.healthz)
 	mux.HandleFunc("GET /readyz", h.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	if !cfg.MetricsElsewhere {
+		mux.Handle("GET /metrics", MetricsHandler(cfg.Registry))
+	}
 	mux.HandleFunc("/", h.fallback)
 
 	return h.middleware(mux), nil
+}
+
+// MetricsHandler serves reg in the Prometheus exposition format.
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
 
 // middleware wraps every request: panic recovery, security headers, CORS,

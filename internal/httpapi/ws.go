@@ -233,6 +233,8 @@ func (h *handler) serveSocket(parent context.Context, c *websocket.Conn, p auth.
 	// The parent context ends with the server (shutdown): sockets close with it.
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
+	h.metrics.sockets.Inc()
+	defer h.metrics.sockets.Dec()
 
 	send := func(m wsOut) error {
 		wctx, done := context.WithTimeout(ctx, 5*time.Second)

@@ -127,6 +127,15 @@ func NewLimiter(running, queued int) *Limiter {
 	return &Limiter{slots: make(chan struct{}, max(1, running)), queue: make(chan struct{}, max(0, queued)+max(1, running))}
 }
 
+// Running is how many hashes are running now.
+func (l *Limiter) Running() int { return len(l.slots) }
+
+// Waiting is how many callers are queued for a slot now.
+func (l *Limiter) Waiting() int { return max(0, len(l.queue)-len(l.slots)) }
+
+// QueueCapacity is how many callers may wait before Do fails with ErrBusy.
+func (l *Limiter) QueueCapacity() int { return cap(l.queue) - cap(l.slots) }
+
 // Do runs f holding a slot. It fails with ErrBusy at once when the queue is
 // full, and with the context's error if it ends while waiting.
 func (l *Limiter) Do(ctx context.Context, f func()) error {

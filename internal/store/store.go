@@ -300,4 +300,44 @@ type Store interface {
 	ListEvents(ctx context.Context, f EventFilter) ([]Event, error)
 	// PruneEvents drops events older than t.
 	PruneEvents(ctx context.Context, t time.Time) (int, error)
+
+	// LoginFailures reads the login throttle's state for account (its
+	// prepared username) and for account from ip.
+	LoginFailures(ctx context.Context, account, ip string) (LoginFailures, error)
+	// RecordLoginFailure records one failed login, atomically across every
+	// instance sharing the database: the account's debt becomes
+	// max(debt, now) + cost, and the address's run of failures grows by one.
+	RecordLoginFailure(ctx context.Context, account, ip string, now time.Time, cost time.Duration) error
+	// ClearLoginFailures ends account's run of failures from ip.
+	ClearLoginFailures(ctx context.Context, account, ip string) error
+	// PruneLoginFailures drops account debts paid off before debtBefore and
+	// runs of failures whose last failure is before runBefore.
+	PruneLoginFailures(ctx context.Context, debtBefore, runBefore time.Time) (int, error)
+}
+
+// LoginFailures is the per-account state of the login throttle, kept in the
+// database so that every instance, and a restarted one, sees the same
+// budget (internal/throttle).
+type LoginFailures struct {
+	// Debt is the account's failure budget as a time (GCRA): each failure
+	// pushes it one refill interval later; zero when nothing is owed.
+	Debt time.Time
+	// Failures is the run of consecutive failures on the account from this
+	// address, the last at LastFailure.
+	Failures    int
+	LastFailure time.Time
+}
+
+// PoolStats describes one connection pool of a backend, for metrics.
+type PoolStats struct {
+	Pool         string // "writer", "reader" (SQLite) or "pool" (PostgreSQL)
+	Max          int    // connections allowed
+	InUse, Idle  int
+	WaitCount    int64         // acquisitions that had to wait, since start
+	WaitDuration time.Duration // total time spent waiting, since start
+}
+
+// PoolStatser is implemented by backends that report their pools.
+type PoolStatser interface {
+	PoolStats() []PoolStats
 }

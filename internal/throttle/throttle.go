@@ -16,11 +16,22 @@
 // The owner logging in from their usual address is only affected by the
 // third limit, and only while someone else is actively failing against the
 // account.
+//
+// The two per-account limits live in the database (Store), so N instances
+// sharing PostgreSQL give an attacker one budget, not N, and a restart does
+// not reset it. A successful login from an address with no failures writes
+// nothing: the read that checks the limits tells the success whether there
+// is a run of failures to clear. The per-IP bucket stays in memory; it
+// protects each instance's CPU, which is per instance anyway.
 package throttle
 
 import (
+	"context"
+	"fmt"
 	"sync"
 	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
 
 // Config sets the limits. Zero fields take the defaults.
@@ -35,8 +46,7 @@ type Config struct {
 	// addresses (default 50), refilled one per AccountRefill (default 30s).
 	AccountFailures int
 	AccountRefill   time.Duration
-	// MaxEntries bounds memory; the oldest state is dropped first when full
-	// (default 100,000).
+	// MaxEntries bounds the per-IP buckets in memory (default 100,000).
 	MaxEntries int
 }
 
@@ -61,135 +71,146 @@ func (c *Config) defaults() {
 	}
 }
 
-// Limiter tracks attempts. Safe for concurrent use.
-type Limiter struct {
-	cfg     Config
-	mu      sync.Mutex
-	ips     map[string]*bucket
-	pairs   map[pair]*failures
-	account map[string]*bucket
+// Store keeps the per-account state (store.Store implements it).
+type Store interface {
+	LoginFailures(ctx context.Context, account, ip string) (store.LoginFailures, error)
+	RecordLoginFailure(ctx context.Context, account, ip string, now time.Time, cost time.Duration) error
+	ClearLoginFailures(ctx context.Context, account, ip string) error
+	PruneLoginFailures(ctx context.Context, debtBefore, runBefore time.Time) (int, error)
 }
 
-type pair struct{ account, ip string }
+// Limiter tracks attempts. Safe for concurrent use.
+type Limiter struct {
+	cfg   Config
+	store Store
+	mu    sync.Mutex
+	ips   map[string]*bucket
+}
+
+// Attempt is the answer to Allow.
+type Attempt struct {
+	// Wait is 0 if the attempt may proceed, else how long until it may.
+	Wait time.Duration
+	// Limit names the limit that refused it: "ip", "account_ip" or
+	// "account" (for metrics and the security log).
+	Limit string
+
+	account, ip string
+	failures    int // the run of failures from ip when allowed
+}
 
 type bucket struct {
 	tokens float64
 	at     time.Time
 }
 
-type failures struct {
-	n    int
-	last time.Time
-}
-
-// New returns a Limiter.
-func New(cfg Config) *Limiter {
+// New returns a Limiter keeping per-account state in st.
+func New(cfg Config, st Store) *Limiter {
 	cfg.defaults()
-	return &Limiter{cfg: cfg, ips: map[string]*bucket{}, pairs: map[pair]*failures{}, account: map[string]*bucket{}}
+	return &Limiter{cfg: cfg, store: st, ips: map[string]*bucket{}}
 }
 
 // take refills b at rate per second up to capacity and takes one token if
 // available; otherwise it returns how long until one is.
-func (b *bucket) take(now time.Time, capacity, perSecond float64, consume bool) time.Duration {
+func (b *bucket) take(now time.Time, capacity, perSecond float64) time.Duration {
 	b.tokens = min(capacity, b.tokens+now.Sub(b.at).Seconds()*perSecond)
 	b.at = now
 	if b.tokens >= 1 {
-		if consume {
-			b.tokens--
-		}
+		b.tokens--
 		return 0
 	}
 	return time.Duration((1 - b.tokens) / perSecond * float64(time.Second))
 }
 
 // Allow records an attempt on account (normalised by the caller) from ip at
-// now. It returns 0 if the attempt may proceed, or how long to wait.
-func (l *Limiter) Allow(account, ip string, now time.Time) time.Duration {
+// now and says whether it may proceed. The error is the store's: the
+// caller cannot tell whether the account is under attack and must refuse.
+func (l *Limiter) Allow(ctx context.Context, account, ip string, now time.Time) (Attempt, error) {
+	a := Attempt{account: account, ip: ip}
+	if wait := l.allowIP(ip, now); wait > 0 {
+		a.Wait, a.Limit = wait, "ip"
+		return a, nil
+	}
+	lf, err := l.store.LoginFailures(ctx, account, ip)
+	if err != nil {
+		return Attempt{}, fmt.Errorf("login throttle: %w", err)
+	}
+	a.failures = lf.Failures
+	if lf.Failures >= l.cfg.FreeFailures {
+		backoff := min(l.cfg.MaxBackoff, time.Second<<min(lf.Failures-l.cfg.FreeFailures, 30))
+		if until := lf.LastFailure.Add(backoff); now.Before(until) {
+			a.Wait, a.Limit = until.Sub(now), "account_ip"
+			return a, nil
+		}
+	}
+	// GCRA: the budget of AccountFailures is spent while the debt runs
+	// more than AccountFailures-1 refills ahead of now.
+	// (A zero or past debt is nothing owed; skip it before subtracting,
+	// since the distance to the zero time saturates.)
+	if !lf.Debt.After(now) {
+		return a, nil
+	}
+	if ahead := lf.Debt.Sub(now) - time.Duration(l.cfg.AccountFailures-1)*l.cfg.AccountRefill; ahead > 0 {
+		a.Wait, a.Limit = ahead, "account"
+		return a, nil
+	}
+	return a, nil
+}
+
+func (l *Limiter) allowIP(ip string, now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.bound()
+	if len(l.ips) >= l.cfg.MaxEntries {
+		// A flood of distinct addresses: restart the buckets rather than
+		// grow (this errs on the side of letting people in; the hashing
+		// limiter still bounds the work).
+		clear(l.ips)
+	}
 	perIP := float64(l.cfg.PerIP)
 	b := l.ips[ip]
 	if b == nil {
 		b = &bucket{tokens: perIP, at: now}
 		l.ips[ip] = b
 	}
-	if wait := b.take(now, perIP, perIP/60, true); wait > 0 {
-		return wait
-	}
-	if f := l.pairs[pair{account, ip}]; f != nil && f.n >= l.cfg.FreeFailures {
-		backoff := min(l.cfg.MaxBackoff, time.Second<<min(f.n-l.cfg.FreeFailures, 30))
-		if until := f.last.Add(backoff); now.Before(until) {
-			return until.Sub(now)
-		}
-	}
-	if a := l.account[account]; a != nil {
-		if wait := a.take(now, float64(l.cfg.AccountFailures), 1/l.cfg.AccountRefill.Seconds(), false); wait > 0 {
-			return wait
-		}
-	}
-	return 0
+	return b.take(now, perIP, perIP/60)
 }
 
-// Failure records a failed attempt (wrong password, unknown user).
-func (l *Limiter) Failure(account, ip string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f := l.pairs[pair{account, ip}]
-	if f == nil {
-		f = &failures{}
-		l.pairs[pair{account, ip}] = f
+// Failure records a failed attempt (wrong password, unknown user) that
+// Allow let through.
+func (l *Limiter) Failure(ctx context.Context, a Attempt, now time.Time) error {
+	if err := l.store.RecordLoginFailure(ctx, a.account, a.ip, now, l.cfg.AccountRefill); err != nil {
+		return fmt.Errorf("login throttle: %w", err)
 	}
-	f.n++
-	f.last = now
-	a := l.account[account]
-	if a == nil {
-		a = &bucket{tokens: float64(l.cfg.AccountFailures), at: now}
-		l.account[account] = a
-	}
-	a.take(now, float64(l.cfg.AccountFailures), 1/l.cfg.AccountRefill.Seconds(), true)
+	return nil
 }
 
-// Success clears the account's failures from ip.
-func (l *Limiter) Success(account, ip string) {
-	l.mu.Lock()
-	delete(l.pairs, pair{account, ip})
-	l.mu.Unlock()
+// Success ends the account's run of failures from the attempt's address. It
+// writes only if Allow saw such a run.
+func (l *Limiter) Success(ctx context.Context, a Attempt) error {
+	if a.failures == 0 {
+		return nil
+	}
+	if err := l.store.ClearLoginFailures(ctx, a.account, a.ip); err != nil {
+		return fmt.Errorf("login throttle: %w", err)
+	}
+	return nil
 }
 
-// Prune drops state that no longer limits anything at now.
-func (l *Limiter) Prune(now time.Time) {
+// Prune drops state that no longer limits anything at now: in memory every
+// minute, in the store when pruneStore is true.
+func (l *Limiter) Prune(ctx context.Context, now time.Time, pruneStore bool) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	for ip, b := range l.ips {
 		if now.Sub(b.at) > time.Minute {
 			delete(l.ips, ip)
 		}
 	}
-	for p, f := range l.pairs {
-		if now.Sub(f.last) > l.cfg.MaxBackoff {
-			delete(l.pairs, p)
-		}
+	l.mu.Unlock()
+	if !pruneStore {
+		return nil
 	}
-	full := time.Duration(l.cfg.AccountFailures) * l.cfg.AccountRefill
-	for a, b := range l.account {
-		if now.Sub(b.at) > full {
-			delete(l.account, a)
-		}
+	if _, err := l.store.PruneLoginFailures(ctx, now, now.Add(-l.cfg.MaxBackoff)); err != nil {
+		return fmt.Errorf("login throttle: %w", err)
 	}
-}
-
-// bound keeps memory flat under a flood of distinct addresses or names: when
-// a map is full, it is cleared (the limits restart, which errs on the side of
-// letting people in; the hashing limiter still bounds the work).
-func (l *Limiter) bound() {
-	if len(l.ips) >= l.cfg.MaxEntries {
-		clear(l.ips)
-	}
-	if len(l.pairs) >= l.cfg.MaxEntries {
-		clear(l.pairs)
-	}
-	if len(l.account) >= l.cfg.MaxEntries {
-		clear(l.account)
-	}
+	return nil
 }

@@ -1,105 +1,236 @@
 package throttle
 
 import (
+	"context"
+	"errors"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/store/sqlite"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
+var ctx = context.Background()
+
+func openStore(t *testing.T, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func newLimiter(t *testing.T, cfg Config) *Limiter {
+	return New(cfg, openStore(t, filepath.Join(t.TempDir(), "gh.db")))
+}
+
+// try is one attempt: Allow, and a failure recorded if it was allowed.
+func try(t *testing.T, l *Limiter, account, ip string, now time.Time, fail bool) Attempt {
+	t.Helper()
+	a, err := l.Allow(ctx, account, ip, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Wait == 0 && fail {
+		if err := l.Failure(ctx, a, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return a
+}
+
 func TestPerAccountAndIPBackoffIsTemporary(t *testing.T) {
-	l := New(Config{})
+	l := newLimiter(t, Config{})
 	now := t0
 	for i := range 5 {
-		if w := l.Allow("ann", "203.0.113.9", now); w != 0 {
-			t.Fatalf("attempt %d throttled (%v) within the free failures", i, w)
+		if a := try(t, l, "ann", "203.0.113.9", now, true); a.Wait != 0 {
+			t.Fatalf("attempt %d throttled (%v) within the free failures", i, a.Wait)
 		}
-		l.Failure("ann", "203.0.113.9", now)
 	}
-	w := l.Allow("ann", "203.0.113.9", now)
-	if w <= 0 || w > time.Second {
-		t.Fatalf("after 5 failures: wait %v, want a 1s back-off", w)
+	a := try(t, l, "ann", "203.0.113.9", now, false)
+	if a.Wait <= 0 || a.Wait > time.Second || a.Limit != "account_ip" {
+		t.Fatalf("after 5 failures: %+v, want a 1s account_ip back-off", a)
 	}
 	// The owner, elsewhere, is not locked out by the attacker's address.
-	if w := l.Allow("ann", "198.51.100.1", now); w != 0 {
-		t.Fatalf("another address throttled: %v", w)
+	if a := try(t, l, "ann", "198.51.100.1", now, false); a.Wait != 0 {
+		t.Fatalf("another address throttled: %v", a.Wait)
 	}
 	// The back-off doubles with each further failure, up to the cap.
 	now = now.Add(time.Second)
-	l.Failure("ann", "203.0.113.9", now)
-	if w := l.Allow("ann", "203.0.113.9", now); w != 2*time.Second {
-		t.Fatalf("after 6 failures: %v, want 2s", w)
+	try(t, l, "ann", "203.0.113.9", now, true)
+	if a := try(t, l, "ann", "203.0.113.9", now, false); a.Wait != 2*time.Second {
+		t.Fatalf("after 6 failures: %v, want 2s", a.Wait)
 	}
-	for range 40 {
-		l.Failure("ann", "203.0.113.9", now)
+	for range 20 {
+		now = now.Add(15 * time.Minute)
+		try(t, l, "ann", "203.0.113.9", now, true)
 	}
-	if w := l.Allow("ann", "203.0.113.9", now); w != 15*time.Minute {
-		t.Fatalf("capped back-off %v, want 15m", w)
+	if a := try(t, l, "ann", "203.0.113.9", now, false); a.Wait != 15*time.Minute {
+		t.Fatalf("capped back-off %v, want 15m", a.Wait)
 	}
 	// It ends by itself.
 	now = now.Add(15 * time.Minute)
-	if w := l.Allow("ann", "203.0.113.9", now); w != 0 {
-		t.Fatalf("after the back-off: %v", w)
+	a = try(t, l, "ann", "203.0.113.9", now, false)
+	if a.Wait != 0 {
+		t.Fatalf("after the back-off: %v", a.Wait)
 	}
 	// A success resets the pair.
-	l.Success("ann", "203.0.113.9")
-	l.Failure("ann", "203.0.113.9", now)
-	if w := l.Allow("ann", "203.0.113.9", now); w != 0 {
-		t.Fatalf("after a success and one failure: %v", w)
+	if err := l.Success(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	try(t, l, "ann", "203.0.113.9", now, true)
+	if a := try(t, l, "ann", "203.0.113.9", now, false); a.Wait != 0 {
+		t.Fatalf("after a success and one failure: %v", a.Wait)
 	}
 }
 
 func TestPerIPBucket(t *testing.T) {
-	l := New(Config{PerIP: 3})
+	l := newLimiter(t, Config{PerIP: 3})
 	for i := range 3 {
-		if w := l.Allow(string(rune('a'+i)), "192.0.2.1", t0); w != 0 {
-			t.Fatalf("attempt %d: %v", i, w)
+		if a := try(t, l, string(rune('a'+i)), "192.0.2.1", t0, false); a.Wait != 0 {
+			t.Fatalf("attempt %d: %v", i, a.Wait)
 		}
 	}
-	w := l.Allow("d", "192.0.2.1", t0)
-	if w != 20*time.Second {
-		t.Fatalf("4th attempt in a minute with 3/min: wait %v, want 20s", w)
+	a := try(t, l, "d", "192.0.2.1", t0, false)
+	if a.Wait != 20*time.Second || a.Limit != "ip" {
+		t.Fatalf("4th attempt in a minute with 3/min: %+v, want a 20s ip wait", a)
 	}
-	if w := l.Allow("d", "192.0.2.2", t0); w != 0 {
+	if a := try(t, l, "d", "192.0.2.2", t0, false); a.Wait != 0 {
 		t.Fatal("another address shares the bucket")
 	}
-	if w := l.Allow("d", "192.0.2.1", t0.Add(20*time.Second)); w != 0 {
-		t.Fatalf("after refill: %v", w)
+	if a := try(t, l, "d", "192.0.2.1", t0.Add(20*time.Second), false); a.Wait != 0 {
+		t.Fatalf("after refill: %v", a.Wait)
 	}
 }
 
 func TestAccountBudgetAcrossAddresses(t *testing.T) {
-	l := New(Config{AccountFailures: 3, AccountRefill: 10 * time.Second})
+	l := newLimiter(t, Config{AccountFailures: 3, AccountRefill: 10 * time.Second})
 	for i := range 3 {
-		ip := string(rune('a' + i))
-		if w := l.Allow("ann", ip, t0); w != 0 {
-			t.Fatal(w)
+		if a := try(t, l, "ann", string(rune('a'+i)), t0, true); a.Wait != 0 {
+			t.Fatal(a.Wait)
 		}
-		l.Failure("ann", ip, t0)
 	}
-	w := l.Allow("ann", "owner", t0)
-	if w <= 0 || w > 10*time.Second {
-		t.Fatalf("distributed failures: owner waits %v, want at most one refill (10s)", w)
+	a := try(t, l, "ann", "owner", t0, false)
+	if a.Wait <= 0 || a.Wait > 10*time.Second || a.Limit != "account" {
+		t.Fatalf("distributed failures: owner gets %+v, want an account wait of at most one refill (10s)", a)
 	}
-	if w := l.Allow("ann", "owner", t0.Add(10*time.Second)); w != 0 {
-		t.Fatalf("after one refill: %v", w)
+	if a := try(t, l, "ann", "owner", t0.Add(10*time.Second), false); a.Wait != 0 {
+		t.Fatalf("after one refill: %v", a.Wait)
 	}
-	if w := l.Allow("bob", "owner", t0); w != 0 {
+	if a := try(t, l, "bob", "owner", t0, false); a.Wait != 0 {
 		t.Fatal("another account affected")
 	}
 }
 
+// The per-account budget is the database's: two limiters on one database
+// (two instances) share it, and a new limiter on the same file (a restart)
+// inherits it.
+func TestAccountBudgetIsShared(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gh.db")
+	st := openStore(t, path)
+	cfg := Config{AccountFailures: 4, AccountRefill: time.Minute}
+	one, two := New(cfg, st), New(cfg, st)
+	for i := range 4 {
+		l := one
+		if i%2 == 1 {
+			l = two
+		}
+		if a := try(t, l, "ann", string(rune('a'+i)), t0, true); a.Wait != 0 {
+			t.Fatalf("failure %d refused early: %v", i, a.Wait)
+		}
+	}
+	for _, l := range []*Limiter{one, two} {
+		if a := try(t, l, "ann", "owner", t0, false); a.Limit != "account" {
+			t.Fatalf("budget not shared: %+v", a)
+		}
+	}
+	st.Close()
+	restarted := New(cfg, openStore(t, path))
+	if a := try(t, restarted, "ann", "owner", t0.Add(time.Second), false); a.Limit != "account" || a.Wait <= 0 {
+		t.Fatalf("budget reset by a restart: %+v", a)
+	}
+}
+
+// counting wraps a store and counts writes.
+type counting struct {
+	Store
+	writes int
+}
+
+func (c *counting) RecordLoginFailure(ctx context.Context, account, ip string, now time.Time, cost time.Duration) error {
+	c.writes++
+	return c.Store.RecordLoginFailure(ctx, account, ip, now, cost)
+}
+
+func (c *counting) ClearLoginFailures(ctx context.Context, account, ip string) error {
+	c.writes++
+	return c.Store.ClearLoginFailures(ctx, account, ip)
+}
+
+// A successful login with no failures behind it writes nothing; one after
+// failures from the same address clears them, once.
+func TestSuccessWritesOnlyAfterFailures(t *testing.T) {
+	st := &counting{Store: openStore(t, filepath.Join(t.TempDir(), "gh.db"))}
+	l := New(Config{}, st)
+	for range 3 {
+		a := try(t, l, "ann", "192.0.2.1", t0, false)
+		if err := l.Success(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st.writes != 0 {
+		t.Fatalf("%d writes for successful logins", st.writes)
+	}
+	try(t, l, "ann", "192.0.2.1", t0, true)
+	a := try(t, l, "ann", "192.0.2.1", t0, false)
+	if err := l.Success(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if st.writes != 2 {
+		t.Fatalf("%d writes for a failure then a success, want 2", st.writes)
+	}
+	a = try(t, l, "ann", "192.0.2.1", t0, false)
+	if err := l.Success(ctx, a); err != nil || st.writes != 2 {
+		t.Fatalf("the cleared run was cleared again (%d writes, %v)", st.writes, err)
+	}
+}
+
+type broken struct{ Store }
+
+func (broken) LoginFailures(context.Context, string, string) (store.LoginFailures, error) {
+	return store.LoginFailures{}, store.ErrUnavailable
+}
+
+// Without the database the limiter cannot know the account's state: it
+// says so instead of letting the attempt through.
+func TestStoreDownFailsClosed(t *testing.T) {
+	l := New(Config{}, broken{})
+	if _, err := l.Allow(ctx, "ann", "192.0.2.1", t0); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Allow with the store down: %v", err)
+	}
+}
+
 func TestPruneAndBound(t *testing.T) {
-	l := New(Config{MaxEntries: 10})
+	st := openStore(t, filepath.Join(t.TempDir(), "gh.db"))
+	l := New(Config{MaxEntries: 10, AccountFailures: 2, AccountRefill: time.Second}, st)
 	for i := range 25 {
-		l.Allow("x", string(rune('a'+i)), t0)
-		l.Failure(string(rune('a'+i)), "ip", t0)
+		try(t, l, "x", string(rune('a'+i)), t0, true)
 	}
-	if len(l.ips) > 10 || len(l.pairs) > 10 || len(l.account) > 10 {
-		t.Fatalf("maps grew past the bound: %d %d %d", len(l.ips), len(l.pairs), len(l.account))
+	if len(l.ips) > 10 {
+		t.Fatalf("per-IP buckets grew past the bound: %d", len(l.ips))
 	}
-	l.Prune(t0.Add(time.Hour))
-	if len(l.ips)+len(l.pairs)+len(l.account) != 0 {
-		t.Fatalf("prune left %d %d %d", len(l.ips), len(l.pairs), len(l.account))
+	if err := l.Prune(ctx, t0.Add(time.Hour), true); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.ips) != 0 {
+		t.Fatalf("prune left %d buckets", len(l.ips))
+	}
+	if lf, err := st.LoginFailures(ctx, "x", "a"); err != nil || !lf.Debt.IsZero() || lf.Failures != 0 {
+		t.Fatalf("prune left the store's state: %+v, %v", lf, err)
 	}
 }

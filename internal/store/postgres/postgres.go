@@ -186,6 +186,21 @@ var migrations = []string{
 	`ALTER TABLE users ADD COLUMN permissions TEXT NOT NULL DEFAULT '';
 	ALTER TABLE sessions ADD COLUMN auth_time BIGINT NOT NULL DEFAULT 0;
 	UPDATE sessions SET auth_time = created_at;`,
+	// v5: the login throttle's per-account state, shared by every instance
+	// and kept across restarts (internal/throttle).
+	`CREATE TABLE login_account_failures (
+		account TEXT PRIMARY KEY,
+		debt    BIGINT NOT NULL
+	);
+	CREATE INDEX login_account_failures_debt ON login_account_failures(debt);
+	CREATE TABLE login_ip_failures (
+		account  TEXT NOT NULL,
+		ip       TEXT NOT NULL,
+		failures INTEGER NOT NULL,
+		last_at  BIGINT NOT NULL,
+		PRIMARY KEY (account, ip)
+	);
+	CREATE INDEX login_ip_failures_last ON login_ip_failures(last_at);`,
 }
 
 // Migrate applies pending migrations under an advisory lock, so instances
@@ -375,3 +390,10 @@ type txConn struct {
 
 func (t txConn) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
 func (t txConn) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
+
+// PoolStats reports the connection pool.
+func (s *Store) PoolStats() []store.PoolStats {
+	st := s.pool.Stat()
+	return []store.PoolStats{{Pool: "pool", Max: int(st.MaxConns()), InUse: int(st.AcquiredConns()), Idle: int(st.IdleConns()),
+		WaitCount: st.EmptyAcquireCount(), WaitDuration: st.EmptyAcquireWaitTime()}}
+}

@@ -227,6 +227,21 @@ var migrations = []string{
 	`ALTER TABLE users ADD COLUMN permissions TEXT NOT NULL DEFAULT '';
 	ALTER TABLE sessions ADD COLUMN auth_time INTEGER NOT NULL DEFAULT 0;
 	UPDATE sessions SET auth_time = created_at;`,
+	// v5: the login throttle's per-account state, shared by every instance
+	// and kept across restarts (internal/throttle).
+	`CREATE TABLE login_account_failures (
+		account TEXT PRIMARY KEY,
+		debt    INTEGER NOT NULL
+	);
+	CREATE INDEX login_account_failures_debt ON login_account_failures(debt);
+	CREATE TABLE login_ip_failures (
+		account  TEXT NOT NULL,
+		ip       TEXT NOT NULL,
+		failures INTEGER NOT NULL,
+		last_at  INTEGER NOT NULL,
+		PRIMARY KEY (account, ip)
+	);
+	CREATE INDEX login_ip_failures_last ON login_ip_failures(last_at);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -391,3 +406,17 @@ func (r sqlRows) Close() { r.Rows.Close() }
 type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
+
+// PoolStats reports the writer and reader pools.
+func (s *Store) PoolStats() []store.PoolStats {
+	out := make([]store.PoolStats, 0, 2)
+	for _, p := range []struct {
+		name string
+		db   *sql.DB
+	}{{"writer", s.w}, {"reader", s.r}} {
+		st := p.db.Stats()
+		out = append(out, store.PoolStats{Pool: p.name, Max: st.MaxOpenConnections, InUse: st.InUse, Idle: st.Idle,
+			WaitCount: st.WaitCount, WaitDuration: st.WaitDuration})
+	}
+	return out
+}

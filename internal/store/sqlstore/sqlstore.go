@@ -472,3 +472,54 @@ func (s *Store) PruneEvents(ctx context.Context, t time.Time) (int, error) {
 	n, err := s.exec(ctx, s.db.Writer(), `DELETE FROM events WHERE at < ?`, NS(t))
 	return int(n), s.wrap("prune events", err)
 }
+
+// --- login throttle ---
+
+func (s *Store) LoginFailures(ctx context.Context, account, ip string) (store.LoginFailures, error) {
+	var debt, last int64
+	var n int
+	err := s.queryRow(ctx, s.db.Reader(), `SELECT
+		COALESCE((SELECT debt FROM login_account_failures WHERE account = ?), 0),
+		COALESCE((SELECT failures FROM login_ip_failures WHERE account = ? AND ip = ?), 0),
+		COALESCE((SELECT last_at FROM login_ip_failures WHERE account = ? AND ip = ?), 0)`,
+		account, account, ip, account, ip).Scan(&debt, &n, &last)
+	if err != nil {
+		return store.LoginFailures{}, s.wrap("read login failures", err)
+	}
+	return store.LoginFailures{Debt: Time(debt), Failures: n, LastFailure: Time(last)}, nil
+}
+
+func (s *Store) RecordLoginFailure(ctx context.Context, account, ip string, now time.Time, cost time.Duration) error {
+	return s.inTx(ctx, "record login failure", func(tx Tx) error {
+		// One statement each, so concurrent failures on other instances
+		// add up instead of overwriting one another.
+		if _, err := s.exec(ctx, tx, `INSERT INTO login_account_failures (account, debt) VALUES (?, ?)
+			ON CONFLICT (account) DO UPDATE SET debt = GREATEST(login_account_failures.debt, ?) + ?`,
+			account, NS(now)+int64(cost), NS(now), int64(cost)); err != nil {
+			return s.wrap("record login failure", err)
+		}
+		_, err := s.exec(ctx, tx, `INSERT INTO login_ip_failures (account, ip, failures, last_at) VALUES (?, ?, 1, ?)
+			ON CONFLICT (account, ip) DO UPDATE SET failures = login_ip_failures.failures + 1,
+			last_at = GREATEST(login_ip_failures.last_at, ?)`, account, ip, NS(now), NS(now))
+		return s.wrap("record login failure", err)
+	})
+}
+
+func (s *Store) ClearLoginFailures(ctx context.Context, account, ip string) error {
+	_, err := s.exec(ctx, s.db.Writer(), `DELETE FROM login_ip_failures WHERE account = ? AND ip = ?`, account, ip)
+	return s.wrap("clear login failures", err)
+}
+
+func (s *Store) PruneLoginFailures(ctx context.Context, debtBefore, runBefore time.Time) (int, error) {
+	var total int64
+	err := s.inTx(ctx, "prune login failures", func(tx Tx) error {
+		n, err := s.exec(ctx, tx, `DELETE FROM login_account_failures WHERE debt < ?`, NS(debtBefore))
+		if err != nil {
+			return s.wrap("prune login failures", err)
+		}
+		m, err := s.exec(ctx, tx, `DELETE FROM login_ip_failures WHERE last_at < ?`, NS(runBefore))
+		total = n + m
+		return s.wrap("prune login failures", err)
+	})
+	return int(total), err
+}

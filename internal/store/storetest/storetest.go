@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"LastAdmin", testLastAdmin},
 		{"LastAdminConcurrent", testLastAdminConcurrent},
 		{"DeleteUser", testDeleteUser},
+		{"LoginFailures", testLoginFailures},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -814,5 +815,93 @@ func testDeleteUser(t *testing.T, s store.Store) {
 	}
 	if _, err := s.DeleteUser(ctx, u.ID, cut, base); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("deleting again: %v, want ErrNotFound", err)
+	}
+}
+
+func testLoginFailures(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const cost = 30 * time.Second
+	read := func(account, ip string) store.LoginFailures {
+		t.Helper()
+		lf, err := s.LoginFailures(ctx, account, ip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lf
+	}
+	record := func(account, ip string, at time.Time) {
+		t.Helper()
+		if err := s.RecordLoginFailure(ctx, account, ip, at, cost); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lf := read("alice", "192.0.2.1"); !lf.Debt.IsZero() || lf.Failures != 0 || !lf.LastFailure.IsZero() {
+		t.Fatalf("fresh account: %+v", lf)
+	}
+	record("alice", "192.0.2.1", base)
+	record("alice", "192.0.2.1", base.Add(time.Second))
+	lf := read("alice", "192.0.2.1")
+	if !lf.Debt.Equal(base.Add(2*cost)) || lf.Failures != 2 || !lf.LastFailure.Equal(base.Add(time.Second)) {
+		t.Fatalf("after two failures: %+v", lf)
+	}
+	// Another address: its own run, the account's one debt.
+	record("alice", "198.51.100.7", base.Add(2*time.Second))
+	if lf := read("alice", "198.51.100.7"); !lf.Debt.Equal(base.Add(3*cost)) || lf.Failures != 1 {
+		t.Fatalf("second address: %+v", lf)
+	}
+	// A debt already paid off starts again from now.
+	later := base.Add(time.Hour)
+	record("alice", "192.0.2.1", later)
+	if lf := read("alice", "192.0.2.1"); !lf.Debt.Equal(later.Add(cost)) || lf.Failures != 3 {
+		t.Fatalf("after the debt was paid: %+v", lf)
+	}
+	if err := s.ClearLoginFailures(ctx, "alice", "192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+	if lf := read("alice", "192.0.2.1"); lf.Failures != 0 || !lf.Debt.Equal(later.Add(cost)) {
+		t.Fatalf("a success clears the run, not the debt: %+v", lf)
+	}
+	if lf := read("alice", "198.51.100.7"); lf.Failures != 1 {
+		t.Fatalf("clearing one address cleared another: %+v", lf)
+	}
+	if lf := read("bob", "192.0.2.1"); !lf.Debt.IsZero() || lf.Failures != 0 {
+		t.Fatalf("another account: %+v", lf)
+	}
+
+	// Concurrent failures (as from several instances) all count.
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.RecordLoginFailure(ctx, "carol", "203.0.113.5", base, cost)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lf := read("carol", "203.0.113.5"); !lf.Debt.Equal(base.Add(n*cost)) || lf.Failures != n {
+		t.Fatalf("%d concurrent failures: %+v", n, lf)
+	}
+
+	// Prune drops paid debts and old runs only.
+	pruned, err := s.PruneLoginFailures(ctx, base.Add(n*cost+time.Nanosecond), base.Add(3*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pruned != 3 { // carol's debt and run, alice's run from 198.51.100.7
+		t.Fatalf("pruned %d rows, want 3", pruned)
+	}
+	if lf := read("carol", "203.0.113.5"); !lf.Debt.IsZero() || lf.Failures != 0 {
+		t.Fatalf("carol after prune: %+v", lf)
+	}
+	if lf := read("alice", "198.51.100.7"); !lf.Debt.Equal(later.Add(cost)) || lf.Failures != 0 {
+		t.Fatalf("alice after prune: %+v", lf)
 	}
 }

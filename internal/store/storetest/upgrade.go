@@ -12,9 +12,10 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/token"
 )
 
-// OldRows are a user and a session as the previous release (schema v3)
-// wrote them, for the backends' upgrade tests: write them with the old
-// schema, open the store (which migrates), then Check.
+// OldRows are a user and a session as earlier releases wrote them, for the
+// backends' upgrade tests: write them with an old schema (v3, before
+// permissions and auth_time; v4, the previous release, before the shared
+// login throttle), open the store (which migrates), then Check.
 type OldRows struct {
 	UserID, SessionID string
 	Nonce             []byte
@@ -35,10 +36,20 @@ type Query struct {
 	Args  []any
 }
 
-// SQL returns the inserts in the previous schema, in flavor.
-func (o OldRows) SQL(flavor sqlstore.Flavor) []Query {
+// SQL returns the inserts in schema version (3 or 4), in flavor.
+func (o OldRows) SQL(flavor sqlstore.Flavor, version int) []Query {
 	bind := flavor.Rewrite
 	ns := o.Created.UnixNano()
+	if version >= 4 {
+		return []Query{
+			{bind(`INSERT INTO users (id, username, username_norm, password_hash, role, disabled, created_at, permissions)
+				VALUES (?, 'Olde', 'olde', ?, 'user', false, ?, '')`), []any{o.UserID, o.Hash, ns}},
+			{bind(`INSERT INTO sessions (id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
+				idle_expires_at, expires_at, access_exp, ip, user_agent, auth_time)
+				VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, '192.0.2.1', 'old-agent', ?)`),
+				[]any{o.SessionID, o.UserID, o.Nonce, ns, ns, ns, ns + int64(time.Hour), ns + int64(24*time.Hour), ns + int64(5*time.Minute), ns}},
+		}
+	}
 	return []Query{
 		{bind(`INSERT INTO users (id, username, username_norm, password_hash, role, disabled, created_at)
 			VALUES (?, 'Olde', 'olde', ?, 'user', false, ?)`), []any{o.UserID, o.Hash, ns}},
@@ -81,6 +92,13 @@ func (o OldRows) Check(t *testing.T, s store.Store) {
 	}
 	if _, err := svc.Login(ctx, "OLDE", "old-password", auth.Meta{IP: "192.0.2.1"}); err != nil {
 		t.Fatalf("login of an old account after the upgrade: %v", err)
+	}
+	// The login throttle's tables exist: a failure is recorded and read.
+	if _, err := svc.Login(ctx, "olde", "wrong-password", auth.Meta{IP: "192.0.2.9"}); err == nil {
+		t.Fatal("wrong password accepted after the upgrade")
+	}
+	if lf, err := s.LoginFailures(ctx, "olde", "192.0.2.9"); err != nil || lf.Failures != 1 || lf.Debt.IsZero() {
+		t.Fatalf("login failures after the upgrade: %+v, %v", lf, err)
 	}
 	// The same token again, inside the grace window: the current one.
 	again, err := svc.Refresh(ctx, rt, auth.Meta{IP: "192.0.2.1"})

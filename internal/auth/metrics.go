@@ -1,0 +1,153 @@
+package auth
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+)
+
+// serviceMetrics are the domain's Prometheus metrics (README "Metrics").
+// Label values are fixed sets named here, never client input.
+type serviceMetrics struct {
+	logins      *prometheus.CounterVec
+	refreshes   *prometheus.CounterVec
+	revocations *prometheus.CounterVec
+	rateLimited *prometheus.CounterVec
+}
+
+// Outcomes of a login and of a refresh.
+var (
+	loginOutcomes   = []string{"success", "invalid_credentials", "disabled", "rate_limited", "error"}
+	refreshOutcomes = []string{"rotated", "grace", "reused", "expired", "revoked", "disabled", "invalid", "error"}
+	revokeReasons   = []string{ReasonLogout, ReasonReuse, ReasonUser, ReasonAdmin, ReasonDisabled, ReasonPasswordChanged,
+		ReasonPasswordReset, ReasonDeleted, ReasonGlobal, ReasonSessionLimit, ReasonIPChanged}
+	limiters = []string{"ip", "account_ip", "account", "hash_queue"}
+)
+
+func newServiceMetrics(reg prometheus.Registerer, s *Service) *serviceMetrics {
+	m := &serviceMetrics{
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_logins_total", Help: "Login attempts by outcome.",
+		}, []string{"outcome"}),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_refreshes_total", Help: "Refresh-token presentations by outcome.",
+		}, []string{"outcome"}),
+		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_sessions_revoked_total", Help: "Sessions revoked, by reason.",
+		}, []string{"reason"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_rate_limited_total", Help: "Login attempts refused by a limiter, by limiter.",
+		}, []string{"limiter"}),
+	}
+	// Every label value exists from the start, at zero, so rate() and
+	// alerts see a series before the first event.
+	for _, o := range loginOutcomes {
+		m.logins.WithLabelValues(o)
+	}
+	for _, o := range refreshOutcomes {
+		m.refreshes.WithLabelValues(o)
+	}
+	for _, r := range revokeReasons {
+		m.revocations.WithLabelValues(r)
+	}
+	for _, l := range limiters {
+		m.rateLimited.WithLabelValues(l)
+	}
+	reg.MustRegister(m.logins, m.refreshes, m.revocations, m.rateLimited,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gatehouse_revocation_sync_age_seconds",
+			Help: "Seconds since the in-memory revocation state last caught up with the database.",
+		}, func() float64 { return time.Since(time.Unix(0, s.lastSync.Load())).Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gatehouse_password_hashes_running", Help: "argon2id hashes running now.",
+		}, func() float64 { return float64(s.limiter.Running()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gatehouse_password_hash_queue", Help: "Password checks waiting for an argon2id slot.",
+		}, func() float64 { return float64(s.limiter.Waiting()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gatehouse_password_hash_queue_capacity", Help: "Waiting checks allowed before logins get 503.",
+		}, func() float64 { return float64(s.limiter.QueueCapacity()) }),
+	)
+	if ps, ok := s.store.(store.PoolStatser); ok {
+		reg.MustRegister(poolCollector{ps})
+	}
+	return m
+}
+
+func (m *serviceMetrics) login(err error) {
+	m.logins.WithLabelValues(loginOutcome(err)).Inc()
+}
+
+func loginOutcome(err error) string {
+	switch {
+	case err == nil:
+		return "success"
+	case errors.Is(err, ErrInvalidCredentials):
+		return "invalid_credentials"
+	case errors.Is(err, ErrAccountDisabled):
+		return "disabled"
+	case errors.Is(err, ErrRateLimited):
+		return "rate_limited"
+	}
+	return "error"
+}
+
+func (m *serviceMetrics) refresh(grace bool, err error) {
+	m.refreshes.WithLabelValues(refreshOutcome(grace, err)).Inc()
+}
+
+func refreshOutcome(grace bool, err error) string {
+	switch {
+	case err == nil && grace:
+		return "grace"
+	case err == nil:
+		return "rotated"
+	case errors.Is(err, ErrRefreshTokenReused):
+		return "reused"
+	case errors.Is(err, ErrSessionExpired):
+		return "expired"
+	case errors.Is(err, ErrSessionRevoked):
+		return "revoked"
+	case errors.Is(err, ErrAccountDisabled):
+		return "disabled"
+	case errors.Is(err, ErrInvalidRefreshToken):
+		return "invalid"
+	}
+	return "error"
+}
+
+func (m *serviceMetrics) revoked(reason string, n int) {
+	if n > 0 {
+		m.revocations.WithLabelValues(reason).Add(float64(n))
+	}
+}
+
+// poolCollector reads the store's pools at scrape time.
+type poolCollector struct{ s store.PoolStatser }
+
+var (
+	poolMaxDesc   = prometheus.NewDesc("gatehouse_db_connections_max", "Connections the pool may open.", []string{"pool"}, nil)
+	poolConnsDesc = prometheus.NewDesc("gatehouse_db_connections", "Open connections by state.", []string{"pool", "state"}, nil)
+	poolWaitsDesc = prometheus.NewDesc("gatehouse_db_waits_total", "Acquisitions that waited for a connection.", []string{"pool"}, nil)
+	poolWaitDesc  = prometheus.NewDesc("gatehouse_db_wait_seconds_total", "Time spent waiting for a connection.", []string{"pool"}, nil)
+)
+
+func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- poolMaxDesc
+	ch <- poolConnsDesc
+	ch <- poolWaitsDesc
+	ch <- poolWaitDesc
+}
+
+func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range c.s.PoolStats() {
+		ch <- prometheus.MustNewConstMetric(poolMaxDesc, prometheus.GaugeValue, float64(p.Max), p.Pool)
+		ch <- prometheus.MustNewConstMetric(poolConnsDesc, prometheus.GaugeValue, float64(p.InUse), p.Pool, "in_use")
+		ch <- prometheus.MustNewConstMetric(poolConnsDesc, prometheus.GaugeValue, float64(p.Idle), p.Pool, "idle")
+		ch <- prometheus.MustNewConstMetric(poolWaitsDesc, prometheus.CounterValue, float64(p.WaitCount), p.Pool)
+		ch <- prometheus.MustNewConstMetric(poolWaitDesc, prometheus.CounterValue, p.WaitDuration.Seconds(), p.Pool)
+	}
+}
