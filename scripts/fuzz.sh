@@ -20,7 +20,7 @@ for pkg in $(go list "${pkgs[@]}"); do
   for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | cut -c6- | sort -u); do
     echo "== $pkg $target ($FUZZTIME)"
     start=$(date +%s)
-    out=$(go test "$pkg" -run "^$target\$" -fuzz "^$target\$" -fuzztime "$FUZZTIME" "${par[@]}" 2>&1) || { echo "$out"; exit 1; }
+    out=$(go test "$pkg" -run "^$target\$" -fuzz "^$target\$" -fuzztime "$FUZZTIME" -timeout 0 "${par[@]}" 2>&1) || { echo "$out"; exit 1; }
     echo "$out" | grep -E '^fuzz: elapsed' | tail -1
     echo "   $(( $(date +%s) - start ))s, corpus $(ls "$(go env GOCACHE)/fuzz/$pkg/$target" 2>/dev/null | wc -l) new inputs in the cache"
   done
