@@ -108,7 +108,7 @@ func (s *Service) checkPassword(ctx context.Context, account string, u *store.Us
 	var verr error
 	if err := s.limiter.Do(ctx, func() { verr = password.Verify(pw, hash) }); err != nil {
 		if errors.Is(err, password.ErrBusy) {
-			s.metrics.rateLimited.WithLabelValues("hash_queue").Inc()
+			s.metrics.rateLimited.WithLabelValues(limitHashQueue).Inc()
 			s.event(ctx, EventRateLimited, m, "", "", "password hashing queue full")
 		}
 		return s.busy(err)
@@ -267,8 +267,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if err != nil {
 		return err
 	}
-	s.forgetSessions(revoked, now)
-	s.metrics.revoked(ReasonPasswordChanged, len(revoked))
+	s.sessionsRevoked(revoked, ReasonPasswordChanged, now)
 	s.afterRevocation(ctx)
 	s.event(ctx, EventPasswordChanged, m, u.ID, p.SessionID, fmt.Sprintf("%d other sessions revoked", len(revoked)))
 	return nil

@@ -142,10 +142,7 @@ func (s *Service) ChangeUser(ctx context.Context, id string, c UserChange, m Met
 	if err != nil {
 		return cur, err
 	}
-	s.forgetSessions(revoked, now)
-	if up.RevokeSessions {
-		s.metrics.revoked(up.Reason, len(revoked))
-	}
+	s.sessionsRevoked(revoked, up.Reason, now) // none unless up.RevokeSessions
 	if cutoff {
 		if err := s.userCutoff(ctx, id); err != nil {
 			return u, err
@@ -188,8 +185,7 @@ func (s *Service) DeleteUser(ctx context.Context, id string, m Meta) error {
 	case err != nil:
 		return s.notFound(err)
 	}
-	s.forgetSessions(revoked, now)
-	s.metrics.revoked(ReasonDeleted, len(revoked))
+	s.sessionsRevoked(revoked, ReasonDeleted, now)
 	if err := s.userCutoff(ctx, id); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 )
 
 // serviceMetrics are the domain's Prometheus metrics (README "Metrics").
@@ -24,37 +25,29 @@ var (
 	refreshOutcomes = []string{"rotated", "grace", "reused", "expired", "revoked", "disabled", "invalid", "error"}
 	revokeReasons   = []string{ReasonLogout, ReasonReuse, ReasonUser, ReasonAdmin, ReasonDisabled, ReasonPasswordChanged,
 		ReasonPasswordReset, ReasonDeleted, ReasonGlobal, ReasonSessionLimit, ReasonIPChanged}
-	limiters = []string{"ip", "account_ip", "account", "hash_queue"}
+	limiters = []string{throttle.LimitIP, throttle.LimitAccountIP, throttle.LimitAccount, limitHashQueue}
 )
+
+// limitHashQueue labels logins refused because the argon2id queue is full.
+const limitHashQueue = "hash_queue"
+
+// counterVec makes a counter with one label, every value in values present
+// from the start at zero, so rate() and alerts see a series before the
+// first event.
+func counterVec(name, help, label string, values []string) *prometheus.CounterVec {
+	v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{label})
+	for _, x := range values {
+		v.WithLabelValues(x)
+	}
+	return v
+}
 
 func newServiceMetrics(reg prometheus.Registerer, s *Service) *serviceMetrics {
 	m := &serviceMetrics{
-		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "gatehouse_logins_total", Help: "Login attempts by outcome.",
-		}, []string{"outcome"}),
-		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "gatehouse_refreshes_total", Help: "Refresh-token presentations by outcome.",
-		}, []string{"outcome"}),
-		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "gatehouse_sessions_revoked_total", Help: "Sessions revoked, by reason.",
-		}, []string{"reason"}),
-		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "gatehouse_rate_limited_total", Help: "Login attempts refused by a limiter, by limiter.",
-		}, []string{"limiter"}),
-	}
-	// Every label value exists from the start, at zero, so rate() and
-	// alerts see a series before the first event.
-	for _, o := range loginOutcomes {
-		m.logins.WithLabelValues(o)
-	}
-	for _, o := range refreshOutcomes {
-		m.refreshes.WithLabelValues(o)
-	}
-	for _, r := range revokeReasons {
-		m.revocations.WithLabelValues(r)
-	}
-	for _, l := range limiters {
-		m.rateLimited.WithLabelValues(l)
+		logins:      counterVec("gatehouse_logins_total", "Login attempts by outcome.", "outcome", loginOutcomes),
+		refreshes:   counterVec("gatehouse_refreshes_total", "Refresh-token presentations by outcome.", "outcome", refreshOutcomes),
+		revocations: counterVec("gatehouse_sessions_revoked_total", "Sessions revoked, by reason.", "reason", revokeReasons),
+		rateLimited: counterVec("gatehouse_rate_limited_total", "Login attempts refused by a limiter, by limiter.", "limiter", limiters),
 	}
 	reg.MustRegister(m.logins, m.refreshes, m.revocations, m.rateLimited,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

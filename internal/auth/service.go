@@ -16,11 +16,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatehouse-auth/gatehouse/internal/password"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
@@ -354,9 +355,7 @@ func (s *Service) Run(ctx context.Context) {
 		case <-minute.C:
 			now := s.now()
 			s.revoked.Prune(now)
-			if err := s.throttle.Prune(ctx, now, false); err != nil && ctx.Err() == nil {
-				s.log.Warn("login throttle prune failed", slog.Any("err", err))
-			}
+			s.throttle.PruneMemory(now)
 			if s.cfg.ReloadKeys != nil {
 				if err := s.cfg.ReloadKeys(ctx); err != nil && ctx.Err() == nil {
 					s.log.Warn("signing key reload failed", slog.Any("err", err))
@@ -378,7 +377,7 @@ func (s *Service) pruneStore(ctx context.Context) {
 	} else if n > 0 {
 		s.log.Info("pruned old security events", slog.Int("count", n))
 	}
-	if err := s.throttle.Prune(ctx, now, true); err != nil && ctx.Err() == nil {
+	if err := s.throttle.PruneStore(ctx, now); err != nil && ctx.Err() == nil {
 		s.log.Warn("login throttle prune failed", slog.Any("err", err))
 	}
 }

@@ -204,6 +204,13 @@ func (s *Service) revokeSession(ctx context.Context, sess store.Session, reason,
 	return nil
 }
 
+// sessionsRevoked takes sessions the store has just revoked for reason into
+// the in-memory list and the metrics.
+func (s *Service) sessionsRevoked(list []store.RevokedSession, reason string, now time.Time) {
+	s.forgetSessions(list, now)
+	s.metrics.revoked(reason, len(list))
+}
+
 // forgetSessions puts sessions the store revoked into the in-memory list.
 func (s *Service) forgetSessions(list []store.RevokedSession, now time.Time) {
 	for _, r := range list {
@@ -293,8 +300,7 @@ func (s *Service) revokeUserSessions(ctx context.Context, userID, except, reason
 	if err != nil {
 		return 0, err
 	}
-	s.metrics.revoked(reason, len(list))
-	s.forgetSessions(list, now)
+	s.sessionsRevoked(list, reason, now)
 	s.afterRevocation(ctx)
 	if len(list) > 0 {
 		s.event(ctx, EventSessionsRevoked, m, userID, "", fmt.Sprintf("%d sessions, %s", len(list), reason))

@@ -87,12 +87,19 @@ type Limiter struct {
 	ips   map[string]*bucket
 }
 
+// The limits, as Attempt.Limit names them.
+const (
+	LimitIP        = "ip"         // the per-IP bucket
+	LimitAccountIP = "account_ip" // the per-account, per-address back-off
+	LimitAccount   = "account"    // the per-account budget over all addresses
+)
+
 // Attempt is the answer to Allow.
 type Attempt struct {
 	// Wait is 0 if the attempt may proceed, else how long until it may.
 	Wait time.Duration
-	// Limit names the limit that refused it: "ip", "account_ip" or
-	// "account" (for metrics and the security log).
+	// Limit names the limit that refused it (LimitIP, LimitAccountIP or
+	// LimitAccount), for metrics and the security log.
 	Limit string
 
 	account, ip string
@@ -128,7 +135,7 @@ func (b *bucket) take(now time.Time, capacity, perSecond float64) time.Duration 
 func (l *Limiter) Allow(ctx context.Context, account, ip string, now time.Time) (Attempt, error) {
 	a := Attempt{account: account, ip: ip}
 	if wait := l.allowIP(ip, now); wait > 0 {
-		a.Wait, a.Limit = wait, "ip"
+		a.Wait, a.Limit = wait, LimitIP
 		return a, nil
 	}
 	lf, err := l.store.LoginFailures(ctx, account, ip)
@@ -139,7 +146,7 @@ func (l *Limiter) Allow(ctx context.Context, account, ip string, now time.Time) 
 	if lf.Failures >= l.cfg.FreeFailures {
 		backoff := min(l.cfg.MaxBackoff, time.Second<<min(lf.Failures-l.cfg.FreeFailures, 30))
 		if until := lf.LastFailure.Add(backoff); now.Before(until) {
-			a.Wait, a.Limit = until.Sub(now), "account_ip"
+			a.Wait, a.Limit = until.Sub(now), LimitAccountIP
 			return a, nil
 		}
 	}
@@ -151,7 +158,7 @@ func (l *Limiter) Allow(ctx context.Context, account, ip string, now time.Time) 
 		return a, nil
 	}
 	if ahead := lf.Debt.Sub(now) - time.Duration(l.cfg.AccountFailures-1)*l.cfg.AccountRefill; ahead > 0 {
-		a.Wait, a.Limit = ahead, "account"
+		a.Wait, a.Limit = ahead, LimitAccount
 		return a, nil
 	}
 	return a, nil
@@ -196,19 +203,20 @@ func (l *Limiter) Success(ctx context.Context, a Attempt) error {
 	return nil
 }
 
-// Prune drops state that no longer limits anything at now: in memory every
-// minute, in the store when pruneStore is true.
-func (l *Limiter) Prune(ctx context.Context, now time.Time, pruneStore bool) error {
+// PruneMemory drops the per-IP buckets that no longer limit anything at now.
+func (l *Limiter) PruneMemory(now time.Time) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	for ip, b := range l.ips {
 		if now.Sub(b.at) > time.Minute {
 			delete(l.ips, ip)
 		}
 	}
-	l.mu.Unlock()
-	if !pruneStore {
-		return nil
-	}
+}
+
+// PruneStore drops the per-account state that no longer limits anything at
+// now: paid-off debts and runs of failures older than the longest back-off.
+func (l *Limiter) PruneStore(ctx context.Context, now time.Time) error {
 	if _, err := l.store.PruneLoginFailures(ctx, now, now.Add(-l.cfg.MaxBackoff)); err != nil {
 		return fmt.Errorf("login throttle: %w", err)
 	}

@@ -53,7 +53,7 @@ func TestPerAccountAndIPBackoffIsTemporary(t *testing.T) {
 		}
 	}
 	a := try(t, l, "ann", "203.0.113.9", now, false)
-	if a.Wait <= 0 || a.Wait > time.Second || a.Limit != "account_ip" {
+	if a.Wait <= 0 || a.Wait > time.Second || a.Limit != LimitAccountIP {
 		t.Fatalf("after 5 failures: %+v, want a 1s account_ip back-off", a)
 	}
 	// The owner, elsewhere, is not locked out by the attacker's address.
@@ -97,7 +97,7 @@ func TestPerIPBucket(t *testing.T) {
 		}
 	}
 	a := try(t, l, "d", "192.0.2.1", t0, false)
-	if a.Wait != 20*time.Second || a.Limit != "ip" {
+	if a.Wait != 20*time.Second || a.Limit != LimitIP {
 		t.Fatalf("4th attempt in a minute with 3/min: %+v, want a 20s ip wait", a)
 	}
 	if a := try(t, l, "d", "192.0.2.2", t0, false); a.Wait != 0 {
@@ -116,7 +116,7 @@ func TestAccountBudgetAcrossAddresses(t *testing.T) {
 		}
 	}
 	a := try(t, l, "ann", "owner", t0, false)
-	if a.Wait <= 0 || a.Wait > 10*time.Second || a.Limit != "account" {
+	if a.Wait <= 0 || a.Wait > 10*time.Second || a.Limit != LimitAccount {
 		t.Fatalf("distributed failures: owner gets %+v, want an account wait of at most one refill (10s)", a)
 	}
 	if a := try(t, l, "ann", "owner", t0.Add(10*time.Second), false); a.Wait != 0 {
@@ -145,13 +145,13 @@ func TestAccountBudgetIsShared(t *testing.T) {
 		}
 	}
 	for _, l := range []*Limiter{one, two} {
-		if a := try(t, l, "ann", "owner", t0, false); a.Limit != "account" {
+		if a := try(t, l, "ann", "owner", t0, false); a.Limit != LimitAccount {
 			t.Fatalf("budget not shared: %+v", a)
 		}
 	}
 	st.Close()
 	restarted := New(cfg, openStore(t, path))
-	if a := try(t, restarted, "ann", "owner", t0.Add(time.Second), false); a.Limit != "account" || a.Wait <= 0 {
+	if a := try(t, restarted, "ann", "owner", t0.Add(time.Second), false); a.Limit != LimitAccount || a.Wait <= 0 {
 		t.Fatalf("budget reset by a restart: %+v", a)
 	}
 }
@@ -224,7 +224,8 @@ func TestPruneAndBound(t *testing.T) {
 	if len(l.ips) > 10 {
 		t.Fatalf("per-IP buckets grew past the bound: %d", len(l.ips))
 	}
-	if err := l.Prune(ctx, t0.Add(time.Hour), true); err != nil {
+	l.PruneMemory(t0.Add(time.Hour))
+	if err := l.PruneStore(ctx, t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if len(l.ips) != 0 {
