@@ -192,6 +192,19 @@ func (h *handler) adminRevokeAll(w http.ResponseWriter, r *http.Request, _ auth.
 
 func (h *handler) adminEvents(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
 	q := r.URL.Query()
+	h.writeEvents(w, r, q.Get("user_id"), q.Get("type"))
+}
+
+// myEvents is GET /v1/me/events: the caller's own security events. The
+// user is the token's, never a parameter, so nobody reads another's log.
+func (h *handler) myEvents(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	h.writeEvents(w, r, p.UserID, r.URL.Query().Get("type"))
+}
+
+// writeEvents answers one page of events, newest first, for the admin and
+// the user route alike.
+func (h *handler) writeEvents(w http.ResponseWriter, r *http.Request, userID, typ string) {
+	q := r.URL.Query()
 	limit, err := limitParam(r)
 	if err != nil {
 		h.writeError(w, r, err)
@@ -205,7 +218,7 @@ func (h *handler) adminEvents(w http.ResponseWriter, r *http.Request, _ auth.Pri
 		}
 	}
 	list, next, err := h.svc.Events(r.Context(), auth.EventQuery{
-		UserID: q.Get("user_id"), Type: q.Get("type"), Cursor: cursor, Limit: limit,
+		UserID: userID, Type: typ, Cursor: cursor, Limit: limit,
 	})
 	if err != nil {
 		h.writeError(w, r, err)

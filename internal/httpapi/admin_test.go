@@ -381,6 +381,55 @@ func TestAdminEvents(t *testing.T) {
 	}
 }
 
+// GET /v1/me/events shows the caller their own events only, newest first and
+// paged; no parameter reaches another account's log.
+func TestMyEvents(t *testing.T) {
+	s := newServer(t, options{})
+	s.register(t, "ann")
+	s.register(t, "bob")
+	s.do(t, "POST", "/v1/auth/login", map[string]string{"username": "ann", "password": "wrong-password"}, nil)
+	ann := s.login(t, "ann")
+	bob := s.login(t, "bob")
+	annID, bobID := s.userID(t, ann), s.userID(t, bob)
+
+	var types []string
+	cursor := ""
+	for range 10 {
+		// user_id is the admin route's filter: here it must be ignored.
+		path := "/v1/me/events?limit=1&user_id=" + bobID
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		r := s.do(t, "GET", path, nil, bearer(ann.access))
+		if r.status != 200 {
+			t.Fatalf("me/events: %d %s", r.status, r.raw)
+		}
+		for _, x := range r.body["events"].([]any) {
+			e := x.(map[string]any)
+			if e["user_id"] != annID {
+				t.Fatalf("ann sees an event of another user: %v", e)
+			}
+			types = append(types, e["type"].(string))
+		}
+		next, _ := r.body["next_cursor"].(string)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if len(types) != 2 || types[0] != "login_succeeded" || types[1] != "login_failed" {
+		t.Fatalf("ann's events newest first: %v", types)
+	}
+	for _, bad := range []string{"?limit=0", "?limit=501", "?cursor=-3", "?cursor=x", "?type=nope"} {
+		if r := s.do(t, "GET", "/v1/me/events"+bad, nil, bearer(ann.access)); r.status != 400 || r.errCode() != "invalid_request" {
+			t.Fatalf("%s: %d %s", bad, r.status, r.raw)
+		}
+	}
+	if r := s.do(t, "GET", "/v1/me/events", nil, nil); r.status != 401 {
+		t.Fatalf("no token: %d", r.status)
+	}
+}
+
 func TestTrustedProxy(t *testing.T) {
 	xff := map[string]string{"X-Forwarded-For": "192.0.2.200, 203.0.113.7"}
 	plain := newServer(t, options{})

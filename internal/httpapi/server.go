@@ -95,6 +95,7 @@ func New(svc *auth.Service, cfg Config) (http.Handler, error) {
 	mux.HandleFunc("DELETE /v1/sessions", h.authed(h.stepUp(h.deleteSessions)))
 	mux.HandleFunc("POST /v1/me/password", h.authed(h.changePassword))
 	mux.HandleFunc("DELETE /v1/me", h.authed(h.stepUp(h.deleteMe)))
+	mux.HandleFunc("GET /v1/me/events", h.authed(h.myEvents))
 	mux.HandleFunc("POST /v1/auth/reauthenticate", h.authed(h.reauthenticate))
 	// Every admin route that changes something needs a recent step-up.
 	mux.HandleFunc("GET /v1/admin/users", h.admin(h.adminListUsers))
