@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gatehouse-auth/gatehouse/docs"
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
@@ -192,6 +193,19 @@ func (h *handler) jwks(w http.ResponseWriter, r *http.Request) {
 	// Public keys only; resource servers may cache briefly.
 	w.Header().Set("Cache-Control", "public, max-age=60")
 	writeJSON(w, http.StatusOK, h.svc.Keys().JWKS())
+}
+
+// openAPI serves docs/openapi.yaml as JSON. It is public and changes only
+// with the binary, so it may be cached briefly.
+func (h *handler) openAPI(w http.ResponseWriter, r *http.Request) {
+	doc, err := docs.OpenAPIJSON()
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(doc)
 }
 
 func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {

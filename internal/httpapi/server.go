@@ -85,42 +85,59 @@ func New(svc *auth.Service, cfg Config) (http.Handler, error) {
 		hsts: strings.HasPrefix(svc.Config().Issuer, "https://")}
 	h.metrics = newMetrics(cfg.Registry, svc, func() int { return len(h.pending) })
 
-	mux.HandleFunc("POST /v1/auth/register", h.register)
-	mux.HandleFunc("POST /v1/auth/login", h.login)
-	mux.HandleFunc("POST /v1/auth/refresh", h.refresh)
-	mux.HandleFunc("POST /v1/auth/logout", h.logout)
-	mux.HandleFunc("GET /v1/me", h.authed(h.me))
-	mux.HandleFunc("GET /v1/sessions", h.authed(h.listSessions))
-	mux.HandleFunc("DELETE /v1/sessions/{id}", h.authed(h.deleteSession))
-	mux.HandleFunc("DELETE /v1/sessions", h.authed(h.stepUp(h.deleteSessions)))
-	mux.HandleFunc("POST /v1/me/password", h.authed(h.changePassword))
-	mux.HandleFunc("DELETE /v1/me", h.authed(h.stepUp(h.deleteMe)))
-	mux.HandleFunc("GET /v1/me/events", h.authed(h.myEvents))
-	mux.HandleFunc("POST /v1/auth/reauthenticate", h.authed(h.reauthenticate))
-	// Every admin route that changes something needs a recent step-up.
-	mux.HandleFunc("GET /v1/admin/users", h.admin(h.adminListUsers))
-	mux.HandleFunc("POST /v1/admin/users", h.adminStepUp(h.adminCreateUser))
-	mux.HandleFunc("PATCH /v1/admin/users/{id}", h.adminStepUp(h.adminUpdateUser))
-	mux.HandleFunc("DELETE /v1/admin/users/{id}", h.adminStepUp(h.adminDeleteUser))
-	mux.HandleFunc("GET /v1/admin/users/{id}/sessions", h.admin(h.adminUserSessions))
-	mux.HandleFunc("DELETE /v1/admin/users/{id}/sessions", h.adminStepUp(h.adminRevokeUserSessions))
-	mux.HandleFunc("DELETE /v1/admin/sessions/{id}", h.adminStepUp(h.adminRevokeSession))
-	mux.HandleFunc("POST /v1/admin/revoke-all", h.adminStepUp(h.adminRevokeAll))
-	mux.HandleFunc("GET /v1/admin/events", h.admin(h.adminEvents))
-	mux.HandleFunc("GET /v1/revocations", h.resource(h.revocations))
-	mux.HandleFunc("POST /v1/oauth/introspect", h.resource(h.introspect))
-	mux.HandleFunc("POST /v1/oauth/revoke", h.resource(h.revokeToken))
-	mux.HandleFunc("GET /v1/ws", h.websocket)
-	mux.HandleFunc("GET /.well-known/jwks.json", h.jwks)
-	mux.HandleFunc("GET /gatehouse.js", h.clientScript)
-	mux.HandleFunc("GET /healthz", h.healthz)
-	mux.HandleFunc("GET /readyz", h.readyz)
-	if !cfg.MetricsElsewhere {
-		mux.Handle("GET /metrics", MetricsHandler(cfg.Registry))
+	for _, rt := range h.routes() {
+		mux.HandleFunc(rt.pattern, rt.serve)
 	}
 	mux.HandleFunc("/", h.fallback)
 
 	return h.middleware(mux), nil
+}
+
+type route struct {
+	pattern string
+	serve   http.HandlerFunc
+}
+
+// routes is every route the API serves, as ServeMux patterns; the OpenAPI
+// test checks this list against docs/openapi.yaml.
+func (h *handler) routes() []route {
+	rs := []route{
+		{"POST /v1/auth/register", h.register},
+		{"POST /v1/auth/login", h.login},
+		{"POST /v1/auth/refresh", h.refresh},
+		{"POST /v1/auth/logout", h.logout},
+		{"GET /v1/me", h.authed(h.me)},
+		{"GET /v1/sessions", h.authed(h.listSessions)},
+		{"DELETE /v1/sessions/{id}", h.authed(h.deleteSession)},
+		{"DELETE /v1/sessions", h.authed(h.stepUp(h.deleteSessions))},
+		{"POST /v1/me/password", h.authed(h.changePassword)},
+		{"DELETE /v1/me", h.authed(h.stepUp(h.deleteMe))},
+		{"GET /v1/me/events", h.authed(h.myEvents)},
+		{"POST /v1/auth/reauthenticate", h.authed(h.reauthenticate)},
+		// Every admin route that changes something needs a recent step-up.
+		{"GET /v1/admin/users", h.admin(h.adminListUsers)},
+		{"POST /v1/admin/users", h.adminStepUp(h.adminCreateUser)},
+		{"PATCH /v1/admin/users/{id}", h.adminStepUp(h.adminUpdateUser)},
+		{"DELETE /v1/admin/users/{id}", h.adminStepUp(h.adminDeleteUser)},
+		{"GET /v1/admin/users/{id}/sessions", h.admin(h.adminUserSessions)},
+		{"DELETE /v1/admin/users/{id}/sessions", h.adminStepUp(h.adminRevokeUserSessions)},
+		{"DELETE /v1/admin/sessions/{id}", h.adminStepUp(h.adminRevokeSession)},
+		{"POST /v1/admin/revoke-all", h.adminStepUp(h.adminRevokeAll)},
+		{"GET /v1/admin/events", h.admin(h.adminEvents)},
+		{"GET /v1/revocations", h.resource(h.revocations)},
+		{"POST /v1/oauth/introspect", h.resource(h.introspect)},
+		{"POST /v1/oauth/revoke", h.resource(h.revokeToken)},
+		{"GET /v1/ws", h.websocket},
+		{"GET /.well-known/jwks.json", h.jwks},
+		{"GET /gatehouse.js", h.clientScript},
+		{"GET /openapi.json", h.openAPI},
+		{"GET /healthz", h.healthz},
+		{"GET /readyz", h.readyz},
+	}
+	if !h.cfg.MetricsElsewhere {
+		rs = append(rs, route{"GET /metrics", MetricsHandler(h.cfg.Registry).ServeHTTP})
+	}
+	return rs
 }
 
 // MetricsHandler serves reg in the Prometheus exposition format.
