@@ -7,6 +7,7 @@
 //	gatehouse keys list|rotate, keys resource add|list|remove
 //	gatehouse events                security events
 //	gatehouse bench                 load-test a running server over HTTP
+//	gatehouse healthcheck           exit 0 when a running server is ready
 //
 // Every flag can also be set by environment: --access-ttl is
 // GATEHOUSE_ACCESS_TTL. Flags on the command line win.
@@ -50,6 +51,7 @@ func commands() []command {
 		{"events", "security events: --user NAME, --type TYPE, --limit N", runEvents},
 		{"migrate", "apply database schema migrations", runMigrate},
 		{"bench", "load-test a running server (login, refresh, /v1/me)", runBench},
+		{"healthcheck", "exit 0 when a running server is ready (for container HEALTHCHECKs)", runHealthcheck},
 		{"version", "print the version, commit and Go version", runVersion},
 	}
 }
