@@ -220,9 +220,8 @@ func FuzzVerifyAccess(f *testing.F) {
 	k := NewKey(ed25519.NewKeyFromSeed(make([]byte, 32)).Public().(ed25519.PublicKey), ed25519.NewKeyFromSeed(make([]byte, 32)))
 	ks := NewKeySet(k)
 	good, _ := ks.Sign(claims())
+	// Tokens signed at run time; the fixed seeds are in testdata/fuzz/FuzzVerifyAccess.
 	f.Add(good)
-	f.Add("")
-	f.Add("a.b.c")
 	f.Add(k.header + ".e30.")
 	f.Add(strings.Replace(good, ".", "..", 1))
 	f.Fuzz(func(t *testing.T, tok string) {
