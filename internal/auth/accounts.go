@@ -191,11 +191,12 @@ func (s *Service) login(ctx context.Context, username, pw string, m Meta) (Token
 	}
 	sess.IdleExpiresAt = minTime(now.Add(s.cfg.RefreshIdleTTL), sess.ExpiresAt)
 	sess.AccessExpiresAt = s.accessExpiry(now, sess)
+	novelty := s.loginNovelty(ctx, cur.ID, m)
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return Tokens{}, err
 	}
 	s.nonces.put(sess.ID, sess.Nonce, sess.UserID)
-	s.event(ctx, EventLoginSucceeded, m, cur.ID, sess.ID, "")
+	s.event(ctx, EventLoginSucceeded, m, cur.ID, sess.ID, novelty)
 	if err := s.enforceSessionLimit(ctx, cur.ID, sess.ID, m); err != nil {
 		return Tokens{}, err
 	}

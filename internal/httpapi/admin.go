@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
+	"github.com/gatehouse-auth/gatehouse/internal/device"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
 
@@ -48,12 +49,14 @@ type eventJSON struct {
 	SessionID string `json:"session_id"`
 	IP        string `json:"ip"`
 	UserAgent string `json:"user_agent"`
+	Device    string `json:"device"`
 	Detail    string `json:"detail"`
 }
 
 func toEventJSON(e store.Event) eventJSON {
 	return eventJSON{ID: e.ID, Type: e.Type, At: e.At.UTC().Format("2006-01-02T15:04:05.000000Z07:00"),
-		UserID: e.UserID, SessionID: e.SessionID, IP: e.IP, UserAgent: e.UserAgent, Detail: e.Detail}
+		UserID: e.UserID, SessionID: e.SessionID, IP: e.IP, UserAgent: e.UserAgent,
+		Device: device.Parse(e.UserAgent).String(), Detail: e.Detail}
 }
 
 // limitParam reads ?limit= (1-500; default 50).

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gatehouse-auth/gatehouse/docs"
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
+	"github.com/gatehouse-auth/gatehouse/internal/device"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
 
@@ -29,6 +30,7 @@ type sessionJSON struct {
 	ExpiresAt     string `json:"expires_at"`
 	IP            string `json:"ip"`
 	UserAgent     string `json:"user_agent"`
+	Device        string `json:"device"` // readable, from user_agent: "Firefox 128 on Linux"
 	Current       bool   `json:"current"`
 }
 
@@ -57,7 +59,7 @@ func toSessionJSON(s store.Session, currentID string) sessionJSON {
 	return sessionJSON{
 		ID: s.ID, CreatedAt: rfc3339(s.CreatedAt), LastUsedAt: rfc3339(s.LastUsedAt),
 		IdleExpiresAt: rfc3339(s.IdleExpiresAt), ExpiresAt: rfc3339(s.ExpiresAt),
-		IP: s.IP, UserAgent: s.UserAgent, Current: s.ID == currentID,
+		IP: s.IP, UserAgent: s.UserAgent, Device: device.Parse(s.UserAgent).String(), Current: s.ID == currentID,
 	}
 }
 
