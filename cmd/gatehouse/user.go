@@ -159,7 +159,7 @@ func userCommands() []subcommand {
 				fmt.Fprintln(tw, "ID\tUSERNAME\tROLE\tPERMISSIONS\tDISABLED\tCREATED")
 				after, n := "", 0
 				for {
-					users, next, err := a.svc.ListUsers(ctx, after, 500)
+					users, next, err := a.svc.ListUsers(ctx, after, "", 500)
 					if err != nil {
 						return fail(stderr, "user list", err)
 					}

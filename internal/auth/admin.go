@@ -16,10 +16,11 @@ import (
 // The operator's actions. Access control (role=admin) is the caller's job:
 // the HTTP layer checks the token's role, the CLI runs with database access.
 
-// ListUsers pages through accounts by name. next is "" on the last page.
-func (s *Service) ListUsers(ctx context.Context, after string, limit int) (users []store.User, next string, err error) {
+// ListUsers pages through accounts by name, those whose name contains
+// query (any case; "" for all). next is "" on the last page.
+func (s *Service) ListUsers(ctx context.Context, after, query string, limit int) (users []store.User, next string, err error) {
 	limit = clampLimit(limit)
-	users, err = s.store.ListUsers(ctx, cleanText(after, 256), limit+1)
+	users, err = s.store.ListUsers(ctx, cleanText(after, 256), cleanText(query, 256), limit+1)
 	if err != nil {
 		return nil, "", err
 	}

@@ -86,7 +86,7 @@ func (h *handler) adminListUsers(w http.ResponseWriter, r *http.Request, _ auth.
 		h.writeError(w, r, err)
 		return
 	}
-	users, next, err := h.svc.ListUsers(r.Context(), r.URL.Query().Get("cursor"), limit)
+	users, next, err := h.svc.ListUsers(r.Context(), r.URL.Query().Get("cursor"), r.URL.Query().Get("q"), limit)
 	if err != nil {
 		h.writeError(w, r, err)
 		return

@@ -273,6 +273,9 @@ func TestOpenAPIDocumentMatchesServer(t *testing.T) {
 
 	// Admin.
 	c.do(exchange{method: "GET", path: "/v1/admin/users?limit=1", hdr: admin, status: 200})
+	if found := c.do(exchange{method: "GET", path: "/v1/admin/users?q=AN", hdr: admin, status: 200}); len(found.body["users"].([]any)) != 1 {
+		t.Fatalf("search: %s", found.raw)
+	}
 	c.do(exchange{method: "GET", path: "/v1/admin/users", hdr: auth(ann.access), status: 403})
 	created := c.do(exchange{method: "POST", path: "/v1/admin/users", body: `{"username":"cy","password":"pw-cy-long","role":"user"}`, hdr: admin, status: 201})
 	cyID := created.body["user"].(map[string]any)["id"].(string)

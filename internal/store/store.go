@@ -227,8 +227,10 @@ type Store interface {
 	// GetUserByUsername finds the user whose Key() is key.
 	GetUserByUsername(ctx context.Context, key string) (User, error)
 	// ListUsers pages through users ordered by lower-cased username,
-	// starting after the lower-cased username afterName ("" for the start).
-	ListUsers(ctx context.Context, afterName string, limit int) ([]User, error)
+	// starting after the lower-cased username afterName ("" for the start),
+	// keeping those whose lower-cased username contains the lower-cased
+	// contains ("" for all).
+	ListUsers(ctx context.Context, afterName, contains string, limit int) ([]User, error)
 	// UpdateUser applies u to the user in one transaction and returns the
 	// user as written and the sessions it revoked. ErrNotFound if absent;
 	// ErrLastAdmin if it would demote or disable the last enabled admin.

@@ -111,11 +111,17 @@ func (s *Store) GetUserByUsername(ctx context.Context, key string) (store.User, 
 	return u, s.wrap("get user by name", err)
 }
 
-func (s *Store) ListUsers(ctx context.Context, afterName string, limit int) ([]store.User, error) {
+func (s *Store) ListUsers(ctx context.Context, afterName, contains string, limit int) ([]store.User, error) {
+	// LIKE with the pattern's own wildcards escaped: a search for "a_b"
+	// finds "a_b", not "axb". Both sides are lower-cased, so SQLite's
+	// ASCII case folding and PostgreSQL's case-sensitive LIKE agree.
+	pattern := "%" + likeEscaper.Replace(strings.ToLower(contains)) + "%"
 	return list(ctx, s, s.db.Reader(), "list users", ScanUser,
-		`SELECT `+UserCols+` FROM users WHERE username_norm > ? ORDER BY username_norm LIMIT ?`,
-		strings.ToLower(afterName), limit)
+		`SELECT `+UserCols+` FROM users WHERE username_norm > ? AND username_norm LIKE ? ESCAPE '!' ORDER BY username_norm LIMIT ?`,
+		strings.ToLower(afterName), pattern, limit)
 }
+
+var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
 
 func (s *Store) UpdateUser(ctx context.Context, id string, up store.UserUpdate) (u store.User, revoked []store.RevokedSession, err error) {
 	const what = "update user"

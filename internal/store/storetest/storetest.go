@@ -368,7 +368,7 @@ func testUsersPaging(t *testing.T, s store.Store) {
 	var names []string
 	after := ""
 	for {
-		page, err := s.ListUsers(ctx, after, 2)
+		page, err := s.ListUsers(ctx, after, "", 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -382,6 +382,33 @@ func testUsersPaging(t *testing.T, s store.Store) {
 	}
 	if fmt.Sprint(names) != "[alice bob Carol Dave eve]" {
 		t.Fatalf("paged users = %v; want each once, case-insensitively ordered", names)
+	}
+	// Search: any case, anywhere in the name, wildcards taken literally,
+	// and paged like the full list.
+	mkUser(t, s, "a_lice")
+	mkUser(t, s, "al%ice")
+	for q, want := range map[string]string{
+		"A": "[a_lice al%ice alice Carol Dave]", "li": "[a_lice alice]", "ice": "[a_lice al%ice alice]", "_": "[a_lice]", "%": "[al%ice]",
+		"E": "[a_lice al%ice alice Dave eve]", "zz": "[]", "!": "[]",
+	} {
+		var got []string
+		after := ""
+		for {
+			page, err := s.ListUsers(ctx, after, q, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			for _, u := range page {
+				got = append(got, u.Username)
+			}
+			after = page[len(page)-1].Username
+		}
+		if fmt.Sprint(got) != want {
+			t.Errorf("search %q = %v; want %v", q, got, want)
+		}
 	}
 	u, _ := s.GetUserByUsername(ctx, "eve")
 	dis := true
