@@ -98,6 +98,15 @@ func (h *handler) adminListUsers(w http.ResponseWriter, r *http.Request, _ auth.
 	writeJSON(w, http.StatusOK, map[string]any{"users": out, "next_cursor": nullable(next)})
 }
 
+func (h *handler) adminGetUser(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	u, err := h.svc.GetUser(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user": toUserJSON(u)})
+}
+
 type createUserRequest struct {
 	Username string `json:"username"`
 	Password string `json:"password"`

@@ -12,7 +12,7 @@ func TestMethodNotAllowed(t *testing.T) {
 		{"GET", "/v1/auth/login", "POST, OPTIONS"},
 		{"PUT", "/v1/me", "GET, DELETE, HEAD, OPTIONS"},
 		{"PROPFIND", "/v1/sessions", "GET, DELETE, HEAD, OPTIONS"},
-		{"POST", "/v1/admin/users/x", "PATCH, DELETE, OPTIONS"},
+		{"POST", "/v1/admin/users/x", "GET, PATCH, DELETE, HEAD, OPTIONS"},
 	} {
 		r := s.do(t, c.method, c.path, nil, nil)
 		if r.status != 405 || r.errCode() != "method_not_allowed" || r.header.Get("Allow") != c.allow {

@@ -284,6 +284,11 @@ func TestOpenAPIDocumentMatchesServer(t *testing.T) {
 	c.do(exchange{method: "PATCH", path: "/v1/admin/users/" + cyID, body: `{"role":"king"}`, hdr: admin, status: 400, badRequest: true})
 	c.do(exchange{method: "PATCH", path: "/v1/admin/users/no-such-user", body: `{"disabled":true}`, hdr: admin, status: 404})
 	c.do(exchange{method: "GET", path: "/v1/admin/users/" + annID + "/sessions", hdr: admin, status: 200})
+	if got := c.do(exchange{method: "GET", path: "/v1/admin/users/" + cyID, hdr: admin, status: 200}); got.body["user"].(map[string]any)["permissions"].([]any)[0] != "docs:read" {
+		t.Fatalf("get user: %s", got.raw)
+	}
+	c.do(exchange{method: "GET", path: "/v1/admin/users/no-such-user", hdr: admin, status: 404})
+	c.do(exchange{method: "GET", path: "/v1/admin/users/" + cyID, hdr: auth(ann.access), status: 403})
 	c.do(exchange{method: "DELETE", path: "/v1/admin/sessions/" + ann.session, hdr: admin, status: 204})
 	c.do(exchange{method: "DELETE", path: "/v1/admin/users/" + annID + "/sessions", hdr: admin, status: 204})
 	c.do(exchange{method: "GET", path: "/v1/admin/events?type=login_failed&user_id=" + annID + "&limit=5", hdr: admin, status: 200})

@@ -117,6 +117,7 @@ func (h *handler) routes() []route {
 		// Every admin route that changes something needs a recent step-up.
 		{"GET /v1/admin/users", h.admin(h.adminListUsers)},
 		{"POST /v1/admin/users", h.adminStepUp(h.adminCreateUser)},
+		{"GET /v1/admin/users/{id}", h.admin(h.adminGetUser)},
 		{"PATCH /v1/admin/users/{id}", h.adminStepUp(h.adminUpdateUser)},
 		{"DELETE /v1/admin/users/{id}", h.adminStepUp(h.adminDeleteUser)},
 		{"GET /v1/admin/users/{id}/sessions", h.admin(h.adminUserSessions)},
