@@ -97,6 +97,8 @@ type ghOptions struct {
 	devCookie bool
 	issuer    string // default http://ADDR
 	trusted   []netip.Prefix
+	ui        bool          // serve the web UI
+	reauthAge time.Duration // --reauth-max-age (default 10m)
 }
 
 func startGatehouse(t *testing.T, ln net.Listener, o ghOptions) *gatehouse {
@@ -113,11 +115,11 @@ func startGatehouse(t *testing.T, ln net.Listener, o ghOptions) *gatehouse {
 	}
 	g.svc = auth.New(auth.Config{
 		Issuer: issuer, RegistrationOpen: true, AccessTTL: o.accessTTL, ResourceKeys: []string{resourceKey},
-		Logger: log, SyncInterval: 50 * time.Millisecond, Throttle: throttle.Config{PerIP: 1000},
+		Logger: log, SyncInterval: 50 * time.Millisecond, Throttle: throttle.Config{PerIP: 1000}, ReauthMaxAge: o.reauthAge,
 		HashParams: password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
 	}, st, token.NewKeySet(token.GenerateKey()), make([]byte, 32))
 	h, err := httpapi.New(g.svc, httpapi.Config{Logger: log, AllowedOrigins: o.origins, InsecureDevCookies: o.devCookie,
-		TrustedProxies: o.trusted})
+		TrustedProxies: o.trusted, UI: o.ui})
 	if err != nil {
 		t.Fatal(err)
 	}

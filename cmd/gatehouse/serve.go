@@ -68,6 +68,7 @@ type serveConfig struct {
 	MetricsAddr        string
 	ResourceKeys       string
 	AllowQueryToken    bool
+	UI                 bool
 	LogLevel           string
 	LogFormat          string
 
@@ -97,6 +98,7 @@ func (c *serveConfig) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LoginAccountRefill, "login-account-refill", 30*time.Second, "one failure of --login-account-failures is forgiven per this interval")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve GET /metrics on this address (e.g. 127.0.0.1:9090) instead of the public listener")
 	fs.StringVar(&c.ResourceKeys, "resource-key", "", "comma-separated resource-server keys (at least 32 characters each) for the revocation feed and the OAuth endpoints; prefer GATEHOUSE_RESOURCE_KEY or `gatehouse keys resource add`")
+	fs.BoolVar(&c.UI, "ui", true, "serve the web UI (sign-in, account pages, admin console) at /; --ui=false leaves the API and /gatehouse.js")
 	fs.BoolVar(&c.AllowQueryToken, "allow-query-token", false, "deprecated: accept ?access_token= on the WebSocket endpoint (never logged)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")
@@ -425,7 +427,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(str
 	h, err := httpapi.New(a.svc, httpapi.Config{
 		AllowedOrigins: splitList(c.AllowedOrigins), InsecureDevCookies: c.InsecureDevCookies, Logger: log,
 		TrustedProxies: c.trustedProxies, AllowQueryToken: c.AllowQueryToken,
-		Registry: reg, MetricsElsewhere: c.MetricsAddr != "",
+		Registry: reg, MetricsElsewhere: c.MetricsAddr != "", UI: c.UI,
 	})
 	if err != nil {
 		return fmt.Errorf("--allowed-origin: %w", err)

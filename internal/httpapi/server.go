@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
+	"github.com/gatehouse-auth/gatehouse/internal/ui"
 )
 
 // Config configures the HTTP layer.
@@ -41,6 +42,8 @@ type Config struct {
 	// MaxPendingSockets caps WebSockets accepted without a credential and
 	// still waiting for their first (auth) message; 0 means 1024.
 	MaxPendingSockets int
+	// UI serves the embedded web UI at / (serve --ui, on by default).
+	UI bool
 }
 
 type handler struct {
@@ -87,6 +90,16 @@ func New(svc *auth.Service, cfg Config) (http.Handler, error) {
 
 	for _, rt := range h.routes() {
 		mux.HandleFunc(rt.pattern, rt.serve)
+	}
+	if cfg.UI {
+		normalised := make([]string, 0, len(origins))
+		for o := range origins {
+			normalised = append(normalised, o)
+		}
+		if err := ui.Register(mux, ui.Config{Issuer: svc.Config().Issuer, AllowedOrigins: normalised,
+			RegistrationOpen: svc.Config().RegistrationOpen}); err != nil {
+			return nil, fmt.Errorf("web UI: %w", err)
+		}
 	}
 	mux.HandleFunc("/", h.fallback)
 
