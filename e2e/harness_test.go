@@ -316,7 +316,7 @@ func (tb *tab) waitFor(cond string, limit time.Duration) {
 	defer cancel()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](cond, chromedp.WithPollingInterval(20*time.Millisecond))); err != nil {
 		var state any
-		tb.try("return [window.log, window.errors]", &state)
+		tb.try(`return [window.log, window.errors, location.href, document.body?.innerText.slice(0, 800)]`, &state)
 		tb.t.Fatalf("%s: waiting for %s: %v (log %v)", tb.name, cond, err, state)
 	}
 }

@@ -89,6 +89,9 @@ func (d *device) pageErrors(allow ...string) {
 	d.t.Helper()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	// Chromium logs every 4xx answer as a failed resource load; the UI
+	// probes for a session at start (401 without one).
+	allow = append(allow, "status of 401")
 next:
 	for _, e := range d.errors {
 		for _, a := range allow {
@@ -115,6 +118,33 @@ func (d *device) fill(sel, value string) {
 	d.run(chromedp.WaitVisible(sel))
 	d.eval(fmt.Sprintf(`document.querySelector(%q).value = ""`, sel), nil)
 	d.run(chromedp.SendKeys(sel, value))
+}
+
+// fillLabel fills the input labelled label.
+func (d *device) fillLabel(label, value string) {
+	d.t.Helper()
+	var id string
+	d.waitFor(fmt.Sprintf(`[...document.querySelectorAll("label")].some((l) => l.textContent === %q)`, label), 5*time.Second)
+	d.eval(fmt.Sprintf(`return [...document.querySelectorAll("label")].find((l) => l.textContent === %q).htmlFor`, label), &id)
+	d.fill("#"+id, value)
+}
+
+// waitLocation waits for the tab's URL, across navigations to other
+// origins (which swap the renderer under the tab).
+func (d *device) waitLocation(want string, limit time.Duration) {
+	d.t.Helper()
+	deadline := time.Now().Add(limit)
+	var got string
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(d.ctx, time.Second)
+		got, _ = chromedp.Run(ctx, chromedp.Location())
+		cancel()
+		if got == want {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	d.t.Fatalf("%s: location %q, want %q", d.name, got, want)
 }
 
 func (d *device) click(sel string) {

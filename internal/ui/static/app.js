@@ -136,10 +136,13 @@ function dialog(title, body, buttons) {
   const d = document.getElementById("dialog");
   return new Promise((resolve) => {
     const close = (v) => {
-      d.close();
       resolve(v);
+      d.close();
     };
-    d.onclose = () => resolve(undefined);
+    // The close event of the previous dialog arrives as a task, possibly
+    // after this one opened (a confirmation followed at once by the
+    // step-up prompt): a close event while the dialog is open is stale.
+    d.onclose = () => d.open || resolve(undefined);
     d.replaceChildren(h("h2", { id: "dialog-title" }, title), body, h("div", { class: "actions" }, buttons(close)));
     d.showModal();
     (d.querySelector("input") || d.querySelector("button.primary") || d.querySelector("button"))?.focus();
@@ -691,7 +694,11 @@ async function adminUserPage(id) {
   const newPw = h("input", { type: "password", autocomplete: "new-password" });
   const patch = (body, what) => act({ ...what, run: async () => {
     u = (await api("PATCH", `/v1/admin/users/${encodeURIComponent(id)}`, body)).user;
-  } }).then((ok) => ok && show());
+  } }).then(async (ok) => {
+    if (!ok) return;
+    show();
+    await loadSessions(); // disabling and password resets end sessions
+  });
   function show() {
     facts.replaceChildren(
       h("dt", {}, "Username"), h("dd", {}, h("bdi", {}, u.username)),
