@@ -212,7 +212,7 @@ func (d *device) screenshot(name string) []byte {
 	var png []byte
 	ctx, cancel := context.WithTimeout(d.ctx, 30*time.Second)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
 	if err != nil {
 		d.t.Fatalf("screenshot %s: %v", name, err)
 	}
@@ -221,8 +221,7 @@ func (d *device) screenshot(name string) []byte {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			d.t.Fatal(err)
 		}
-		// FullScreenshot with a quality below 100 is a JPEG.
-		if err := os.WriteFile(filepath.Join(dir, name+".jpg"), png, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
 			d.t.Fatal(err)
 		}
 	}

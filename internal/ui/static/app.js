@@ -307,7 +307,7 @@ addEventListener("popstate", () => render());
 function page(title, ...kids) {
   document.title = `${title} · Gatehouse`;
   const main = $main();
-  main.replaceChildren(h("h1", {}, title), ...kids);
+  main.replaceChildren(h("h1", {}, title), ...kids.filter(Boolean));
 }
 
 function tabs(items, active) {
@@ -319,16 +319,18 @@ function tabs(items, active) {
 function renderNav() {
   const nav = document.getElementById("nav");
   if (!gh.user) {
-    nav.replaceChildren(
+    nav.replaceChildren(...[
       h("a", { href: "/login", "data-link": true }, "Sign in"),
-      registrationOpen ? h("a", { href: "/register", "data-link": true }, "Create account") : null);
+      registrationOpen ? h("a", { href: "/register", "data-link": true }, "Create account") : null,
+    ].filter(Boolean));
     return;
   }
-  nav.replaceChildren(
+  nav.replaceChildren(...[
     h("span", { class: "who" }, "Signed in as ", h("bdi", {}, gh.user.username)),
     h("a", { href: "/account", "data-link": true }, "Account"),
     gh.user.role === "admin" ? h("a", { href: "/admin", "data-link": true }, "Admin") : null,
-    h("button", { class: "link", type: "button", onclick: signOut }, "Sign out"));
+    h("button", { class: "link", type: "button", onclick: signOut }, "Sign out"),
+  ].filter(Boolean));
 }
 
 async function signOut() {
