@@ -5,6 +5,7 @@ import (
 	"context"
 	"debug/elf"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -200,5 +201,29 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	if !strings.Contains(string(sec), "Overall exposure level") {
 		t.Fatalf("no exposure rating:\n%s", sec)
+	}
+}
+
+// serve serves the web UI by default; --ui=false (or GATEHOUSE_UI=false)
+// turns it off and leaves the API.
+func TestUIFlag(t *testing.T) {
+	for _, c := range []struct {
+		env  []string
+		args []string
+		want int
+	}{
+		{nil, nil, 200},
+		{nil, []string{"--ui=false"}, 404},
+		{[]string{"GATEHOUSE_UI=false"}, nil, 404},
+	} {
+		p := start(t, t.TempDir(), c.env, c.args...)
+		res, err := http.Get(p.base + "/login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != c.want {
+			t.Errorf("%v %v: GET /login = %d, want %d", c.env, c.args, res.StatusCode, c.want)
+		}
 	}
 }

@@ -60,6 +60,7 @@ type options struct {
 	maxPendingSockets  int
 	issuer             string // default http://gatehouse.test
 	metricsElsewhere   bool
+	ui                 bool
 }
 
 const resourceKey = "resource-key-for-tests-0123456789abcdef0123"
@@ -89,7 +90,7 @@ func newServer(t *testing.T, opt options) *server {
 		SyncInterval: 20 * time.Millisecond, MaxSyncAge: opt.maxSyncAge,
 	}, st, token.NewKeySet(token.GenerateKey()), make([]byte, 32))
 	h, err := httpapi.New(svc, httpapi.Config{Logger: log, Registry: reg, MetricsElsewhere: opt.metricsElsewhere, InsecureDevCookies: opt.devCookies, AllowedOrigins: opt.origins,
-		TrustedProxies: opt.trusted, AllowQueryToken: opt.allowQueryToken, MaxPendingSockets: opt.maxPendingSockets})
+		TrustedProxies: opt.trusted, AllowQueryToken: opt.allowQueryToken, MaxPendingSockets: opt.maxPendingSockets, UI: opt.ui})
 	if err != nil {
 		t.Fatal(err)
 	}

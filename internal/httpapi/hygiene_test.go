@@ -112,3 +112,30 @@ func TestLogoutPrecedence(t *testing.T) {
 		t.Fatalf("a bad header's logout ended the cookie's session: %d", r.status)
 	}
 }
+
+// The web UI is served at / and its pages only when enabled (serve --ui,
+// the default); without it those paths are the API's 404 and the browser
+// client stays.
+func TestUIToggle(t *testing.T) {
+	on, off := newServer(t, options{ui: true}), newServer(t, options{})
+	for _, p := range []string{"/", "/login", "/account", "/admin/events", "/ui/app.js"} {
+		if r := on.do(t, "GET", p, nil, nil); r.status != 200 {
+			t.Errorf("--ui: GET %s = %d", p, r.status)
+		}
+		if r := off.do(t, "GET", p, nil, nil); r.status != 404 || r.errCode() != "not_found" {
+			t.Errorf("--ui=false: GET %s = %d %s", p, r.status, r.raw)
+		}
+	}
+	for _, s := range []*server{on, off} {
+		if r := s.do(t, "GET", "/gatehouse.js", nil, nil); r.status != 200 {
+			t.Errorf("/gatehouse.js: %d", r.status)
+		}
+	}
+	// The API's own rules hold under the UI: a page is not a way around 405.
+	if r := on.do(t, "POST", "/login", nil, nil); r.status != 405 || r.header.Get("Allow") != "GET, HEAD, OPTIONS" {
+		t.Errorf("POST /login: %d Allow %q", r.status, r.header.Get("Allow"))
+	}
+	if r := on.do(t, "GET", "/v1/me", nil, nil); r.status != 401 {
+		t.Errorf("API under the UI: %d", r.status)
+	}
+}
