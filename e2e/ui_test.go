@@ -307,8 +307,19 @@ func TestUIHostileInput(t *testing.T) {
 	admin.eval(`[...document.querySelectorAll("[data-user] a")].find((a) => a.textContent.startsWith("<img")).click()`, nil)
 	admin.waitFor(`document.querySelector("[data-session]") !== null`, 5*time.Second)
 	check(admin, "admin user page")
-	admin.visit(gh.URL + "/admin/events")
+	// An event detail an attacker wrote: a cross-site POST to a path of
+	// their choosing is refused and recorded with the path.
+	req, _ := http.NewRequest("POST", gh.URL+"/%3Cimg%20src=x%20onerror=window.pwned=3%3E‮", nil)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	req.Header.Set("Origin", "https://evil.example")
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 403 {
+		t.Fatalf("cross-site POST: %v %v", res, err)
+	}
+	admin.visit(gh.URL + "/admin/events?type=csrf_failed")
 	admin.waitFor(`document.querySelector("[data-event]") !== null`, 5*time.Second)
+	if !strings.Contains(admin.text("[data-event]"), "POST /<img src=x onerror=window.pwned=3>") {
+		t.Errorf("the event detail is not shown as text: %s", admin.text("[data-event]"))
+	}
 	check(admin, "admin events")
 	evil.pageErrors("401")
 	admin.pageErrors("401")
