@@ -2,16 +2,14 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
-	"net/http"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
+
+	"github.com/gatehouse-auth/gatehouse/internal/metricstest"
 )
 
 // series is what a real server exposes: metric family -> its series'
@@ -20,20 +18,8 @@ type series map[string][]map[string]string
 
 func scrapeSeries(t *testing.T, url string) series {
 	t.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
 	out := series{}
-	dec := expfmt.NewDecoder(res.Body, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for {
-		var mf dto.MetricFamily
-		if err := dec.Decode(&mf); errors.Is(err, io.EOF) {
-			return out
-		} else if err != nil {
-			t.Fatal(err)
-		}
+	for _, mf := range metricstest.Scrape(t, url) {
 		for _, m := range mf.GetMetric() {
 			labels := map[string]string{}
 			for _, l := range m.GetLabel() {
@@ -51,6 +37,7 @@ func scrapeSeries(t *testing.T, url string) series {
 			}
 		}
 	}
+	return out
 }
 
 var (

@@ -1,8 +1,6 @@
 package httpapi_test
 
 import (
-	"errors"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -10,31 +8,16 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
+
+	"github.com/gatehouse-auth/gatehouse/internal/metricstest"
 )
 
 // scrape reads the exposition at url into "name{k=v,...}" -> value, labels
 // sorted, so tests compare series without depending on output order.
 func scrape(t *testing.T, url string) map[string]float64 {
 	t.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != 200 {
-		t.Fatalf("GET %s: %d", url, res.StatusCode)
-	}
 	out := map[string]float64{}
-	dec := expfmt.NewDecoder(res.Body, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for {
-		var mf dto.MetricFamily
-		if err := dec.Decode(&mf); errors.Is(err, io.EOF) {
-			return out
-		} else if err != nil {
-			t.Fatal(err)
-		}
+	for _, mf := range metricstest.Scrape(t, url) {
 		for _, m := range mf.GetMetric() {
 			var labels []string
 			for _, l := range m.GetLabel() {
@@ -57,6 +40,7 @@ func scrape(t *testing.T, url string) map[string]float64 {
 			}
 		}
 	}
+	return out
 }
 
 // delta is what each series gained between two scrapes.
