@@ -205,6 +205,27 @@ func TestUIAdminConsole(t *testing.T) {
 	ann.signIn(gh.URL, "ann", "pw-ann-long")
 	admin.waitFor(`document.querySelector("[data-event].fresh .title")?.textContent.startsWith("Signed in")`, 10*time.Second)
 
+	// Deleting a user: typed confirmation, then step-up.
+	cy, err := gh.svc.CreateUser(context.Background(), "cy", "pw-cy-long", "user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin.visit(gh.URL + "/admin/users/" + cy.ID)
+	time.Sleep(time.Until(steppedUpAt.Add(2500 * time.Millisecond)))
+	admin.clickText("main", "Delete user…")
+	admin.waitFor(`document.getElementById("dialog").open`, 5*time.Second)
+	admin.fill("#dialog input", "cy")
+	admin.clickText("#dialog", "Delete user")
+	admin.stepUp("pw-root-long")
+	admin.statusIs("cy was deleted.")
+	steppedUpAt = time.Now()
+	if path := admin.path(); path != "/admin" {
+		t.Fatalf("after deleting: %s", path)
+	}
+	if _, err := gh.svc.GetUser(context.Background(), cy.ID); err == nil {
+		t.Fatal("cy still exists")
+	}
+
 	// The emergency switch: the button stays disabled until the phrase is typed.
 	admin.visit(gh.URL + "/admin/emergency")
 	admin.clickText("main", "Revoke all sessions…")

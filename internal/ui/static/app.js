@@ -761,8 +761,11 @@ async function adminUserPage(id) {
       h("p", {}, "Deleting erases the account and its sessions; the username becomes free."),
       h("button", { class: "danger", type: "button", onclick: async () => {
         const ok = await act({ title: `Delete ${u.username}?`, text: "There is no undo.", label: "Delete user", typed: u.username,
-          run: () => api("DELETE", `/v1/admin/users/${encodeURIComponent(id)}`), done: "The user was deleted." });
-        if (ok) go("/admin");
+          run: () => api("DELETE", `/v1/admin/users/${encodeURIComponent(id)}`) });
+        if (ok) {
+          go("/admin");
+          status("ok", `${u.username} was deleted.`); // after go, which clears the status
+        }
       } }, "Delete user…")));
   show();
   await loadSessions();
