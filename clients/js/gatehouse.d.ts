@@ -17,6 +17,8 @@ export interface Session {
   expires_at: string;
   ip: string;
   user_agent: string;
+  /** The device read from user_agent ("Firefox 128 on Linux"); "" when not recognised. */
+  device: string;
   current: boolean;
 }
 
