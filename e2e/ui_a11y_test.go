@@ -77,6 +77,9 @@ func TestUIAccessibilityAndLayout(t *testing.T) {
 				for _, violation := range v.d.axe(src) {
 					t.Errorf("%s (dark %v): axe: %s", where, dark, violation)
 				}
+				if dark && (v.name == "devices" || v.name == "admin-events") {
+					v.d.screenshot(fmt.Sprintf("%s-%d-dark", v.name, width))
+				}
 			}
 			v.d.viewport(width, false)
 			v.d.screenshot(fmt.Sprintf("%s-%d", v.name, width))

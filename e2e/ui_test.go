@@ -200,6 +200,13 @@ func TestUIAdminConsole(t *testing.T) {
 	admin.eval(`document.querySelector("main select").value = "account_disabled"`, nil)
 	admin.clickText("main form", "Filter")
 	admin.waitFor(`document.querySelectorAll("[data-event]").length === 1 && document.querySelector("[data-event] .title").textContent.startsWith("Account disabled")`, 5*time.Second)
+	// Events name their user, not just the id, and link to the user's page.
+	admin.waitFor(`document.querySelector("[data-event] a[href^='/admin/users/']")?.textContent === "ann"`, 5*time.Second)
+	var showOlder bool
+	admin.eval(`return [...document.querySelectorAll("main button")].some((b) => b.textContent === "Show older" && b.offsetParent !== null)`, &showOlder)
+	if showOlder {
+		t.Error("Show older is offered on the last page")
+	}
 	admin.visit(gh.URL + "/admin/events")
 	admin.waitFor(`document.querySelector("[data-event]") !== null`, 5*time.Second)
 	ann.signIn(gh.URL, "ann", "pw-ann-long")

@@ -270,9 +270,27 @@ function eventItem(e, { showUser } = {}) {
     h("div", { class: "main" },
       h("div", { class: "title" }, EVENT_NAMES[e.type] || e.type, bad ? h("span", { class: "badge bad" }, "Attention") : null, badges),
       h("div", { class: "meta" }, time(e.at), " · ", h("bdi", {}, deviceName(e)), e.ip ? [" · ", h("bdi", {}, e.ip)] : null),
-      showUser && e.user_id ? h("div", { class: "meta" }, "User ", h("a", { href: `/admin/users/${encodeURIComponent(e.user_id)}`, "data-link": true }, h("bdi", {}, e.user_id))) : null,
+      showUser && e.user_id ? h("div", { class: "meta" }, "User ", userLink(e.user_id)) : null,
       e.detail && !badges.length ? h("div", { class: "meta" }, h("bdi", {}, e.detail)) : null,
       e.user_agent ? h("span", { class: "meta ua", title: e.user_agent }, e.user_agent) : null));
+}
+
+// usernames caches id → name for the admin's event list: events carry
+// user ids, people read names. A deleted account keeps its id.
+const usernames = new Map();
+
+function userLink(id) {
+  const name = h("bdi", {}, id);
+  const a = h("a", { href: `/admin/users/${encodeURIComponent(id)}`, "data-link": true }, name);
+  if (!usernames.has(id)) {
+    usernames.set(id, api("GET", `/v1/admin/users/${encodeURIComponent(id)}`).then((r) => r.user.username, (e) => (e.code === "not_found" ? null : undefined)));
+  }
+  usernames.get(id).then((n) => {
+    if (n) name.textContent = n;
+    else if (n === null) a.replaceWith(h("span", {}, "deleted account ", h("bdi", {}, id)));
+    else usernames.delete(id); // try again next time
+  });
+  return a;
 }
 
 function sessionItem(s, { onEnd, endLabel = "End session" } = {}) {
