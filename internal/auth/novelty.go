@@ -36,13 +36,20 @@ func (s *Service) loginNovelty(ctx context.Context, userID string, m Meta) strin
 	m = m.clean()
 	dev, network := device.Parse(m.UserAgent).Key(), device.Network(m.IP)
 	knownDevice, knownNetwork := false, network == ""
+	seen := map[string]bool{} // an account signs in from few agents: parse each once
 	for _, e := range prior {
-		// An unrecognised agent (an API client, curl) is compared as is.
-		if d := device.Parse(e.UserAgent).Key(); d == dev && (dev != "" || e.UserAgent == m.UserAgent) {
-			knownDevice = true
+		if !knownDevice && !seen[e.UserAgent] {
+			seen[e.UserAgent] = true
+			// An unrecognised agent (an API client, curl) is compared as is.
+			if d := device.Parse(e.UserAgent).Key(); d == dev && (dev != "" || e.UserAgent == m.UserAgent) {
+				knownDevice = true
+			}
 		}
 		if !knownNetwork && device.Network(e.IP) == network {
 			knownNetwork = true
+		}
+		if knownDevice && knownNetwork {
+			break
 		}
 	}
 	var what []string

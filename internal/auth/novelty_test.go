@@ -57,3 +57,26 @@ func (f *fixture) userID(t *testing.T, name string) string {
 	}
 	return u.ID
 }
+
+// BenchmarkLoginNovelty is the cost a successful login pays to compare
+// itself with a full window of earlier sign-ins (one indexed query and a
+// user-agent parse per row); set it against BenchmarkLogin's argon2id.
+func BenchmarkLoginNovelty(b *testing.B) {
+	f := newFixture(&testing.T{}, nil)
+	ctx := context.Background()
+	if _, err := f.svc.Register(ctx, "ann", "password-ann", meta); err != nil {
+		b.Fatal(err)
+	}
+	id := f.userID(&testing.T{}, "ann")
+	m := Meta{IP: "203.0.113.7", UserAgent: "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"}
+	for range noveltyWindow {
+		f.svc.event(ctx, EventLoginSucceeded, m, id, "", "")
+	}
+	other := Meta{IP: "198.51.100.1", UserAgent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"}
+	b.ResetTimer()
+	for b.Loop() {
+		if d := f.svc.loginNovelty(ctx, id, other); d != "new device, new network" {
+			b.Fatal(d)
+		}
+	}
+}
