@@ -5,7 +5,6 @@ import { act } from "./dialogs.js";
 import { EVENT_NAMES, deviceName, eventItem, sessionItem } from "./items.js";
 import { page, tabs, ensureSocket, socketListeners, onLeave, signOut, signOutReason } from "./shell.js";
 
-
 const ACCOUNT_TABS = [["/account", "Devices"], ["/account/activity", "Security activity"], ["/account/password", "Password"], ["/account/delete", "Delete account"]];
 
 export async function accountPage(sub) {

@@ -5,7 +5,6 @@ import { act, stepUp } from "./dialogs.js";
 import { EVENT_NAMES, deviceName, eventItem, sessionItem } from "./items.js";
 import { page, tabs, ensureSocket, onLeave, go, signOutReason } from "./shell.js";
 
-
 const ADMIN_TABS = [["/admin", "Users"], ["/admin/events", "Events"], ["/admin/emergency", "Emergency"]];
 
 export async function adminPage(sub) {

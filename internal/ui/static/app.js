@@ -10,7 +10,6 @@ import { page, renderNav, ensureSocket, go, setRouter } from "./shell.js";
 import { accountPage } from "./account.js";
 import { adminPage, adminUserPage } from "./admin.js";
 
-
 async function route() {
   status("", "");
   renderNav();
@@ -121,7 +120,6 @@ function registerPage() {
   page("Create account", form);
   user.focus();
 }
-
 
 (async () => {
   try {

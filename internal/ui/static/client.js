@@ -8,7 +8,6 @@ const meta = (name) => document.querySelector(`meta[name="${name}"]`)?.content |
 export const registrationOpen = meta("gatehouse-registration") === "open";
 export const returnTo = meta("gatehouse-return-to"); // validated by the server
 
-
 export class APIError extends Error {
   constructor(code, message, status) {
     super(message || code);

@@ -2,7 +2,6 @@
 import { h, field, notice, status, busy } from "./dom.js";
 import { gh, APIError, explain } from "./client.js";
 
-
 export function dialog(title, body, buttons) {
   const d = document.getElementById("dialog");
   return new Promise((resolve) => {

@@ -2,7 +2,6 @@
 import { h, time } from "./dom.js";
 import { api } from "./client.js";
 
-
 export const EVENT_NAMES = {
   login_succeeded: "Signed in",
   login_failed: "Failed sign-in attempt",

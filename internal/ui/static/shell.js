@@ -3,7 +3,6 @@
 import { h, $main } from "./dom.js";
 import { gh, registrationOpen } from "./client.js";
 
-
 let current = null; // { path, cleanup }
 let render = () => {};
 
