@@ -134,6 +134,10 @@ func TestUIKeyboard(t *testing.T) {
 	}
 	d.run(chromedp.KeyEvent("ann"), chromedp.KeyEvent(kb.Tab), chromedp.KeyEvent("pw-ann-long"), chromedp.KeyEvent(kb.Enter))
 	d.waitFor(`location.pathname === "/account" && document.querySelectorAll("[data-session]").length === 2`, 10*time.Second)
+	// The new page's heading has the focus, so a screen reader announces it.
+	if f := focused(); f.Label != "Your account" {
+		t.Fatalf("focus after navigating: %+v", f)
+	}
 
 	// End the other session with the keyboard: Tab to its button, Enter,
 	// and the dialog takes the focus; Escape cancels and nothing changes.

@@ -12,6 +12,12 @@ export function setRouter(fn) {
     current?.cleanup?.();
     current = { path: location.pathname };
     await fn();
+    // A screen reader hears the new page: focus its heading, unless the
+    // view focused a field itself (sign-in) or a dialog is open.
+    const main = $main();
+    if (!main.contains(document.activeElement) && !document.getElementById("dialog").open) {
+      main.querySelector("h1")?.focus({ preventScroll: true });
+    }
   };
 }
 
@@ -39,7 +45,7 @@ addEventListener("popstate", () => render());
 export function page(title, ...kids) {
   document.title = `${title} · Gatehouse`;
   const main = $main();
-  main.replaceChildren(h("h1", {}, title), ...kids.filter(Boolean));
+  main.replaceChildren(h("h1", { tabindex: "-1" }, title), ...kids.filter(Boolean));
 }
 
 export function tabs(items, active) {
