@@ -9,13 +9,15 @@ let render = () => {};
 // setRouter installs the function that draws the page for location.
 export function setRouter(fn) {
   render = async () => {
+    const first = current === null;
     current?.cleanup?.();
     current = { path: location.pathname };
     await fn();
-    // A screen reader hears the new page: focus its heading, unless the
-    // view focused a field itself (sign-in) or a dialog is open.
+    // After an in-app navigation a screen reader hears the new page: focus
+    // its heading, unless the view focused a field itself (sign-in) or a
+    // dialog is open. A page load is announced by the browser already.
     const main = $main();
-    if (!main.contains(document.activeElement) && !document.getElementById("dialog").open) {
+    if (!first && !main.contains(document.activeElement) && !document.getElementById("dialog").open) {
       main.querySelector("h1")?.focus({ preventScroll: true });
     }
   };
