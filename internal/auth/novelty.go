@@ -23,8 +23,8 @@ const (
 // recent ones: the first sign-in, a device (browser, OS and kind, ignoring
 // version updates) or a network (IPv4 /24, IPv6 /48) not seen before, or
 // nothing. It reads the account's login_succeeded events, which the store
-// indexes by user. A failed read annotates nothing: the sign-in is not
-// refused over its annotation.
+// indexes by user, and stops once both are known. A failed read annotates
+// nothing: the sign-in is not refused over its annotation.
 func (s *Service) loginNovelty(ctx context.Context, userID string, m Meta) string {
 	prior, err := s.store.ListEvents(ctx, store.EventFilter{UserID: userID, Type: EventLoginSucceeded, Limit: noveltyWindow})
 	if err != nil {
@@ -36,11 +36,9 @@ func (s *Service) loginNovelty(ctx context.Context, userID string, m Meta) strin
 	m = m.clean()
 	dev, network := device.Parse(m.UserAgent).Key(), device.Network(m.IP)
 	knownDevice, knownNetwork := false, network == ""
-	seen := map[string]bool{} // an account signs in from few agents: parse each once
 	for _, e := range prior {
-		if !knownDevice && !seen[e.UserAgent] {
-			seen[e.UserAgent] = true
-			// An unrecognised agent (an API client, curl) is compared as is.
+		// An unrecognised agent (an API client, curl) is compared as is.
+		if !knownDevice {
 			if d := device.Parse(e.UserAgent).Key(); d == dev && (dev != "" || e.UserAgent == m.UserAgent) {
 				knownDevice = true
 			}

@@ -72,6 +72,7 @@ func New(svc *auth.Service, cfg Config) (http.Handler, error) {
 	}
 	cop := http.NewCrossOriginProtection()
 	origins := map[string]struct{}{}
+	var normalised []string // the same origins, for the UI's return_to
 	for _, o := range cfg.AllowedOrigins {
 		norm, err := normalizeOrigin(o)
 		if err != nil {
@@ -81,6 +82,7 @@ func New(svc *auth.Service, cfg Config) (http.Handler, error) {
 			return nil, fmt.Errorf("%q: %w", o, err)
 		}
 		origins[norm] = struct{}{}
+		normalised = append(normalised, norm)
 	}
 	mux := http.NewServeMux()
 	h := &handler{svc: svc, cfg: cfg, log: cfg.Logger, cop: cop,
@@ -92,10 +94,6 @@ func New(svc *auth.Service, cfg Config) (http.Handler, error) {
 		mux.HandleFunc(rt.pattern, rt.serve)
 	}
 	if cfg.UI {
-		normalised := make([]string, 0, len(origins))
-		for o := range origins {
-			normalised = append(normalised, o)
-		}
 		if err := ui.Register(mux, ui.Config{Issuer: svc.Config().Issuer, AllowedOrigins: normalised,
 			RegistrationOpen: svc.Config().RegistrationOpen}); err != nil {
 			return nil, fmt.Errorf("web UI: %w", err)
