@@ -3,15 +3,13 @@ import { h, field, notice, status, busy } from "./dom.js";
 import { gh, api, explain } from "./client.js";
 import { act } from "./dialogs.js";
 import { EVENT_NAMES, deviceName, eventItem, sessionItem } from "./items.js";
-import { page, tabs, ensureSocket, socketListeners, onLeave, signOut, signOutReason } from "./shell.js";
+import { tabbedPage, socketListeners, onLeave, signOut, signOutReason } from "./shell.js";
 
 const ACCOUNT_TABS = [["/account", "Devices"], ["/account/activity", "Security activity"], ["/account/password", "Password"], ["/account/delete", "Delete account"]];
 
 export async function accountPage(sub) {
   const active = sub ? `/account/${sub}` : "/account";
-  const section = h("div", {});
-  page("Your account", tabs(ACCOUNT_TABS, active), section);
-  ensureSocket();
+  const section = tabbedPage("Your account", ACCOUNT_TABS, active);
   if (!sub || sub === "devices") return devices(section);
   if (sub === "activity") return activity(section);
   if (sub === "password") return passwordForm(section);

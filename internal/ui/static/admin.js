@@ -3,15 +3,13 @@ import { h, field, notice, status, busy, time } from "./dom.js";
 import { api, explain } from "./client.js";
 import { act, stepUp } from "./dialogs.js";
 import { EVENT_NAMES, deviceName, eventItem, sessionItem } from "./items.js";
-import { page, tabs, ensureSocket, onLeave, go, signOutReason } from "./shell.js";
+import { page, tabbedPage, onLeave, go, signOutReason } from "./shell.js";
 
 const ADMIN_TABS = [["/admin", "Users"], ["/admin/events", "Events"], ["/admin/emergency", "Emergency"]];
 
 export async function adminPage(sub) {
   const active = sub && sub !== "users" ? `/admin/${sub}` : "/admin";
-  const section = h("div", {});
-  page("Admin console", tabs(ADMIN_TABS, active), section);
-  ensureSocket();
+  const section = tabbedPage("Admin console", ADMIN_TABS, active);
   if (!sub || sub === "users") return users(section);
   if (sub === "events") return adminEvents(section);
   if (sub === "emergency") return emergency(section);

@@ -50,10 +50,16 @@ export function page(title, ...kids) {
   main.replaceChildren(h("h1", { tabindex: "-1" }, title), ...kids.filter(Boolean));
 }
 
-export function tabs(items, active) {
-  return h("nav", { "aria-label": "Sections" },
-    h("ul", { class: "tabs" }, items.map(([href, label]) =>
-      h("li", {}, h("a", { href, "data-link": true, "aria-current": href === active ? "page" : null }, label)))));
+// tabbedPage draws a page whose sections are tabs (items: [href, label])
+// and returns the element the active section fills.
+export function tabbedPage(title, items, active) {
+  const section = h("div", {});
+  page(title,
+    h("nav", { "aria-label": "Sections" },
+      h("ul", { class: "tabs" }, items.map(([href, label]) =>
+        h("li", {}, h("a", { href, "data-link": true, "aria-current": href === active ? "page" : null }, label))))),
+    section);
+  return section;
 }
 
 export function renderNav() {
