@@ -120,7 +120,7 @@ func (h *handler) shell(w http.ResponseWriter, r *http.Request) {
 func (h *handler) asset(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("file")
 	etag, ok := h.etags[name]
-	if !ok || strings.HasPrefix(name, ".") || name == "index.html" {
+	if !ok || name == "index.html" { // the shell is served only as a page
 		http.NotFound(w, r)
 		return
 	}
