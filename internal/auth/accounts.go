@@ -165,20 +165,10 @@ func (s *Service) login(ctx context.Context, username, pw string, m Meta) (Token
 		}
 		return Tokens{}, err
 	}
-	// Read the account again after the (slow) hash: a ban or role change
-	// made meanwhile must show in the session we open.
 	now := s.now()
-	cur, err := s.store.GetUserByID(ctx, found.ID)
-	if err != nil {
-		return Tokens{}, err
-	}
-	if cur.Disabled {
-		s.event(ctx, EventLoginFailed, m, cur.ID, "", "account disabled")
-		return Tokens{}, ErrAccountDisabled
-	}
 	sess := store.Session{
 		ID:         newID(),
-		UserID:     cur.ID,
+		UserID:     found.ID,
 		Nonce:      randomBytes(32),
 		Generation: 1,
 		RotatedAt:  now,
@@ -191,8 +181,33 @@ func (s *Service) login(ctx context.Context, username, pw string, m Meta) (Token
 	}
 	sess.IdleExpiresAt = minTime(now.Add(s.cfg.RefreshIdleTTL), sess.ExpiresAt)
 	sess.AccessExpiresAt = s.accessExpiry(now, sess)
-	novelty := s.loginNovelty(ctx, cur.ID, m)
-	if err := s.store.CreateSession(ctx, sess); err != nil {
+	novelty := s.loginNovelty(ctx, found.ID, m)
+	// The session commits only if the password just verified is still the
+	// account's and the account still enabled: a reset, a ban or a
+	// deletion that landed during the (slow) hash wins over this login.
+	// The row the store locked is also what the token carries (a role
+	// change made meanwhile shows).
+	var cur store.User
+	err = s.store.CreateSession(ctx, sess, func(u store.User) error {
+		cur = u
+		switch {
+		case u.PasswordHash != found.PasswordHash:
+			return ErrInvalidCredentials
+		case u.Disabled:
+			return ErrAccountDisabled
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, ErrAccountDisabled):
+		s.event(ctx, EventLoginFailed, m, found.ID, "", "account disabled")
+		return Tokens{}, err
+	case errors.Is(err, ErrInvalidCredentials), errors.Is(err, store.ErrNotFound):
+		// The credential was replaced or the account deleted while
+		// the password was being checked.
+		s.event(ctx, EventLoginFailed, m, found.ID, "", "credential changed during login")
+		return Tokens{}, ErrInvalidCredentials
+	case err != nil:
 		return Tokens{}, err
 	}
 	s.nonces.put(sess.ID, sess.Nonce, sess.UserID)
@@ -261,12 +276,19 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 		return s.busy(err)
 	}
 	now := s.now()
-	_, revoked, err := s.store.UpdateUser(ctx, u.ID, store.UserUpdate{
-		PasswordHash: &hash, RevokeSessions: true, ExceptSession: p.SessionID,
-		Reason: ReasonPasswordChanged, Now: now,
+	_, revoked, err := s.store.UpdateUser(ctx, u.ID, func(cur store.User) (store.UserUpdate, error) {
+		if cur.PasswordHash != u.PasswordHash {
+			// Reset by an admin (or changed in another session) while
+			// the current password was being checked: what was proven
+			// is no longer the credential.
+			return store.UserUpdate{}, ErrInvalidCredentials
+		}
+		cur.PasswordHash = hash
+		return store.UserUpdate{User: cur, RevokeSessions: true, ExceptSession: p.SessionID,
+			Reason: ReasonPasswordChanged, Now: now}, nil
 	})
 	if err != nil {
-		return err
+		return s.notFound(err)
 	}
 	s.sessionsRevoked(revoked, ReasonPasswordChanged, now)
 	s.afterRevocation(ctx)

@@ -79,72 +79,88 @@ func (s *Service) UpdateUser(ctx context.Context, id string, role *string, disab
 //
 // Demoting or disabling the last enabled admin is ErrLastAdmin.
 func (s *Service) ChangeUser(ctx context.Context, id string, c UserChange, m Meta) (store.User, error) {
-	cur, err := s.GetUser(ctx, id)
-	if err != nil {
-		return cur, err
+	if !validID(id) {
+		return store.User{}, ErrNotFound
 	}
 	if c.Role != nil && !ValidRole(*c.Role) {
-		return cur, fmt.Errorf("%w: role must be %q or %q", ErrInvalidRequest, store.RoleUser, store.RoleAdmin)
+		return store.User{}, fmt.Errorf("%w: role must be %q or %q", ErrInvalidRequest, store.RoleUser, store.RoleAdmin)
 	}
 	var perms []string
 	if c.Permissions != nil {
+		var err error
 		if perms, err = NormalizePermissions(*c.Permissions); err != nil {
-			return cur, err
+			return store.User{}, err
 		}
 	}
 	var hash string
 	if c.Password != nil {
 		if err := CheckPassword(*c.Password); err != nil {
-			return cur, err
+			return store.User{}, err
 		}
 		if err := s.limiter.Do(ctx, func() { hash = password.Hash(*c.Password, s.cfg.HashParams) }); err != nil {
-			return cur, s.busy(err)
+			return store.User{}, s.busy(err)
 		}
 	}
-	roleChanged := c.Role != nil && *c.Role != cur.Role
-	disabling := c.Disabled != nil && *c.Disabled && !cur.Disabled
-	enabling := c.Disabled != nil && !*c.Disabled && cur.Disabled
-	permsChanged := c.Permissions != nil && !slices.Equal(perms, cur.Permissions)
+	// What changed is decided from the row the store has locked, never
+	// from an earlier read: an enable racing a disable either both take
+	// effect in turn or the second finds nothing to do, and the events
+	// name the values that were really replaced.
+	var old store.User
+	var roleChanged, disabling, enabling, permsChanged bool
 	reset := c.Password != nil
-	if !roleChanged && !disabling && !enabling && !permsChanged && !reset {
-		return cur, nil
-	}
 	now := s.now()
-	up := store.UserUpdate{Now: now}
-	if roleChanged {
-		up.Role = c.Role
-	}
-	if disabling || enabling {
-		up.Disabled = c.Disabled
-	}
-	if permsChanged {
-		up.Permissions = &perms
-	}
-	if reset {
-		up.PasswordHash = &hash
-	}
-	cutoff := roleChanged || disabling || permsChanged || reset
-	if cutoff {
-		// Recorded with the change for crash safety; the authoritative
-		// cutoff is taken again after the commit (see userCutoff).
-		c := s.cutoffAt(now)
-		up.Cutoff = &c
-	}
+	u, revoked, err := s.store.UpdateUser(ctx, id, func(cur store.User) (store.UserUpdate, error) {
+		old = cur
+		roleChanged = c.Role != nil && *c.Role != cur.Role
+		disabling = c.Disabled != nil && *c.Disabled && !cur.Disabled
+		enabling = c.Disabled != nil && !*c.Disabled && cur.Disabled
+		permsChanged = c.Permissions != nil && !slices.Equal(perms, cur.Permissions)
+		if !roleChanged && !disabling && !enabling && !permsChanged && !reset {
+			return store.UserUpdate{}, store.ErrNoChange
+		}
+		up := store.UserUpdate{User: cur, Now: now}
+		if c.Role != nil {
+			up.User.Role = *c.Role
+		}
+		if c.Disabled != nil {
+			up.User.Disabled = *c.Disabled
+		}
+		if permsChanged {
+			up.User.Permissions = perms
+		}
+		if reset {
+			up.User.PasswordHash = hash
+		}
+		if roleChanged || disabling || permsChanged || reset {
+			// Recorded with the change for crash safety; the
+			// authoritative cutoff is taken again after the commit
+			// (see userCutoff).
+			c := s.cutoffAt(now)
+			up.Cutoff = &c
+		}
+		switch {
+		case disabling:
+			up.RevokeSessions, up.Reason = true, ReasonDisabled
+		case reset:
+			up.RevokeSessions, up.Reason = true, ReasonPasswordReset
+		}
+		return up, nil
+	})
 	switch {
-	case disabling:
-		up.RevokeSessions, up.Reason = true, ReasonDisabled
-	case reset:
-		up.RevokeSessions, up.Reason = true, ReasonPasswordReset
+	case errors.Is(err, store.ErrLastAdmin):
+		return old, ErrLastAdmin
+	case err != nil:
+		return old, s.notFound(err)
 	}
-	u, revoked, err := s.store.UpdateUser(ctx, id, up)
-	if errors.Is(err, store.ErrLastAdmin) {
-		return cur, ErrLastAdmin
+	if !roleChanged && !disabling && !enabling && !permsChanged && !reset {
+		return u, nil
 	}
-	if err != nil {
-		return cur, err
+	reason := ReasonDisabled
+	if !disabling {
+		reason = ReasonPasswordReset
 	}
-	s.sessionsRevoked(revoked, up.Reason, now) // none unless up.RevokeSessions
-	if cutoff {
+	s.sessionsRevoked(revoked, reason, now) // none unless sessions were revoked
+	if roleChanged || disabling || permsChanged || reset {
 		if err := s.userCutoff(ctx, id); err != nil {
 			return u, err
 		}
@@ -157,10 +173,10 @@ func (s *Service) ChangeUser(ctx context.Context, id string, c UserChange, m Met
 		s.event(ctx, EventAccountEnabled, m, id, "", "")
 	}
 	if roleChanged {
-		s.event(ctx, EventRoleChanged, m, id, "", cur.Role+" -> "+u.Role)
+		s.event(ctx, EventRoleChanged, m, id, "", old.Role+" -> "+u.Role)
 	}
 	if permsChanged {
-		s.event(ctx, EventPermissionsChanged, m, id, "", strings.Join(cur.Permissions, " ")+" -> "+strings.Join(u.Permissions, " "))
+		s.event(ctx, EventPermissionsChanged, m, id, "", strings.Join(old.Permissions, " ")+" -> "+strings.Join(u.Permissions, " "))
 	}
 	if reset {
 		s.event(ctx, EventPasswordReset, m, id, "", fmt.Sprintf("%d sessions revoked", len(revoked)))

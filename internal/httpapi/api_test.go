@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/password"
 	"github.com/gatehouse-auth/gatehouse/internal/store/sqlite"
 	"github.com/gatehouse-auth/gatehouse/internal/syncbuf"
+	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 	"github.com/gatehouse-auth/gatehouse/internal/token"
 )
 
@@ -45,6 +46,7 @@ type server struct {
 	clock *clock
 	logs  *syncbuf.Buffer
 	close func() error // closes the store
+	db    string       // the SQLite file, for a second process's view
 }
 
 type options struct {
@@ -61,13 +63,19 @@ type options struct {
 	issuer             string // default http://gatehouse.test
 	metricsElsewhere   bool
 	ui                 bool
+	hashParams         password.Params // default: cheap test parameters
+	hashConcurrency    int
+	throttle           throttle.Config
+	maxUserSockets     int
+	maxAddrPending     int
 }
 
 const resourceKey = "resource-key-for-tests-0123456789abcdef0123"
 
 func newServer(t *testing.T, opt options) *server {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "api.db"), sqlite.Options{})
+	db := filepath.Join(t.TempDir(), "api.db")
+	st, err := sqlite.Open(context.Background(), db, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,14 +91,19 @@ func newServer(t *testing.T, opt options) *server {
 		issuer = opt.issuer
 	}
 	reg := prometheus.NewRegistry()
+	hp := opt.hashParams
+	if hp == (password.Params{}) {
+		hp = password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+	}
 	svc := auth.New(auth.Config{
 		Issuer: issuer, RegistrationOpen: !opt.closedRegistration, Metrics: reg,
-		HashParams: password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
-		Now:        now, Logger: log, AccessTTL: opt.accessTTL, ResourceKeys: []string{resourceKey},
+		HashParams: hp, HashConcurrency: opt.hashConcurrency, Throttle: opt.throttle,
+		Now: now, Logger: log, AccessTTL: opt.accessTTL, ResourceKeys: []string{resourceKey},
 		SyncInterval: 20 * time.Millisecond, MaxSyncAge: opt.maxSyncAge,
 	}, st, token.NewKeySet(token.GenerateKey()), make([]byte, 32))
 	h, err := httpapi.New(svc, httpapi.Config{Logger: log, Registry: reg, MetricsElsewhere: opt.metricsElsewhere, InsecureDevCookies: opt.devCookies, AllowedOrigins: opt.origins,
-		TrustedProxies: opt.trusted, AllowQueryToken: opt.allowQueryToken, MaxPendingSockets: opt.maxPendingSockets, UI: opt.ui})
+		TrustedProxies: opt.trusted, AllowQueryToken: opt.allowQueryToken, MaxPendingSockets: opt.maxPendingSockets, UI: opt.ui,
+		MaxSocketsPerUser: opt.maxUserSockets, MaxPendingSocketsPerAddress: opt.maxAddrPending})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +113,7 @@ func newServer(t *testing.T, opt options) *server {
 		go svc.Run(ctx)
 	}
 	t.Cleanup(func() { cancel(); ts.Close(); st.Close() })
-	return &server{Server: ts, svc: svc, clock: c, logs: logs, close: st.Close}
+	return &server{Server: ts, svc: svc, clock: c, logs: logs, close: st.Close, db: db}
 }
 
 type response struct {

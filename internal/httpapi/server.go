@@ -42,6 +42,13 @@ type Config struct {
 	// MaxPendingSockets caps WebSockets accepted without a credential and
 	// still waiting for their first (auth) message; 0 means 1024.
 	MaxPendingSockets int
+	// MaxPendingSocketsPerAddress is one client address's share of those
+	// (IPv6 counted per /64); 0 means 16. One host cannot hold every
+	// waiting slot and lock browsers out of first-message auth.
+	MaxPendingSocketsPerAddress int
+	// MaxSocketsPerUser caps one account's authenticated sockets on this
+	// instance; 0 means 32.
+	MaxSocketsPerUser int
 	// UI serves the embedded web UI at / (serve --ui, on by default).
 	UI bool
 }

@@ -153,13 +153,11 @@ type Cutoff struct {
 	Until     time.Time
 }
 
-// UserUpdate is a change to an account, applied in one transaction with its
-// consequences (revoking sessions, recording a cutoff).
+// UserUpdate is what an updater (see Store.UpdateUser) decides from the row
+// the store has locked: the user as it is to be written, and the
+// consequences committed in the same transaction.
 type UserUpdate struct {
-	Role         *string
-	Disabled     *bool
-	PasswordHash *string
-	Permissions  *[]string
+	User User
 	// Cutoff, if set, refuses the user's access tokens issued before it.
 	Cutoff *Cutoff
 	// RevokeSessions revokes every live session of the user but
@@ -169,6 +167,10 @@ type UserUpdate struct {
 	Reason         string
 	Now            time.Time
 }
+
+// ErrNoChange, returned by an updater, leaves the row as it is: the store
+// writes nothing and the update returns without error.
+var ErrNoChange = errors.New("store: no change")
 
 // EventFilter selects events, newest first. BeforeSeq (if > 0) is the paging
 // cursor: only events older than it.
@@ -226,15 +228,22 @@ type Store interface {
 	GetUserByID(ctx context.Context, id string) (User, error)
 	// GetUserByUsername finds the user whose Key() is key.
 	GetUserByUsername(ctx context.Context, key string) (User, error)
-	// ListUsers pages through users ordered by lower-cased username,
-	// starting after the lower-cased username afterName ("" for the start),
-	// keeping those whose lower-cased username contains the lower-cased
-	// contains ("" for all).
-	ListUsers(ctx context.Context, afterName, contains string, limit int) ([]User, error)
-	// UpdateUser applies u to the user in one transaction and returns the
-	// user as written and the sessions it revoked. ErrNotFound if absent;
-	// ErrLastAdmin if it would demote or disable the last enabled admin.
-	UpdateUser(ctx context.Context, id string, u UserUpdate) (User, []RevokedSession, error)
+	// ListUsers pages through users ordered by their lookup key (Key(),
+	// lower-cased: the unique column), starting after the key afterKey
+	// ("" for the start), keeping those whose key contains contains ("" for
+	// all). The key is stable and unique, so paging by it never skips or
+	// repeats a user.
+	ListUsers(ctx context.Context, afterKey, contains string, limit int) ([]User, error)
+	// UpdateUser is the read-modify-write of an account (Dex's pattern):
+	// in one transaction it locks the user's row, calls update with it, and
+	// writes what update decides with its consequences. The decision is
+	// made from the locked row, never from an earlier read, so two racing
+	// changes both take effect or one sees the other's result. It returns
+	// the user as written (as read, if update returned ErrNoChange) and the
+	// sessions it revoked. ErrNotFound if absent; ErrLastAdmin if it would
+	// demote or disable the last enabled admin; any other error of update
+	// is returned as it is, with nothing written.
+	UpdateUser(ctx context.Context, id string, update func(old User) (UserUpdate, error)) (User, []RevokedSession, error)
 	// DeleteUser removes the account in one transaction: every session is
 	// revoked into the revocation log and then erased with its IP and user
 	// agent, the cutoff c is logged for the user (its access tokens die on
@@ -244,7 +253,14 @@ type Store interface {
 	// admin.
 	DeleteUser(ctx context.Context, id string, c Cutoff, now time.Time) ([]RevokedSession, error)
 
-	CreateSession(ctx context.Context, s Session) error
+	// CreateSession inserts s in a transaction that first locks its user's
+	// row and passes it to check (if not nil): a non-nil error from check
+	// aborts the insert and is returned as it is. A login uses it to open
+	// a session only if the credential it verified is still the account's,
+	// and the account still enabled, when the row commits: a password reset,
+	// a ban or a deletion that lands during the (slow) hash wins.
+	// ErrNotFound if the user does not exist.
+	CreateSession(ctx context.Context, s Session, check func(u User) error) error
 	GetSession(ctx context.Context, id string) (Session, error)
 	// GetSessionWithUser reads a session and its user in one query: the
 	// refresh and /v1/me paths need both.

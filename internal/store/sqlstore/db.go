@@ -77,7 +77,7 @@ var PostgreSQL = Flavor{
 // SQLite is the flavor of SQLite. Its one writer connection serializes
 // writes, so rows need no FOR UPDATE and key creation no lock.
 var SQLite = Flavor{
-	Replace: strings.NewReplacer("GREATEST(", "MAX(", " FOR UPDATE", ""),
+	Replace: strings.NewReplacer("GREATEST(", "MAX(", " FOR UPDATE", "", " FOR SHARE", ""),
 }
 
 // Rewrite translates query, written with ? placeholders, into the flavor.

@@ -111,43 +111,46 @@ func (s *Store) GetUserByUsername(ctx context.Context, key string) (store.User, 
 	return u, s.wrap("get user by name", err)
 }
 
-func (s *Store) ListUsers(ctx context.Context, afterName, contains string, limit int) ([]store.User, error) {
+func (s *Store) ListUsers(ctx context.Context, afterKey, contains string, limit int) ([]store.User, error) {
 	// LIKE with the pattern's own wildcards escaped: a search for "a_b"
 	// finds "a_b", not "axb". Both sides are lower-cased, so SQLite's
 	// ASCII case folding and PostgreSQL's case-sensitive LIKE agree.
 	pattern := "%" + likeEscaper.Replace(strings.ToLower(contains)) + "%"
 	return list(ctx, s, s.db.Reader(), "list users", ScanUser,
 		`SELECT `+UserCols+` FROM users WHERE username_norm > ? AND username_norm LIKE ? ESCAPE '!' ORDER BY username_norm LIMIT ?`,
-		strings.ToLower(afterName), pattern, limit)
+		strings.ToLower(afterKey), pattern, limit)
 }
 
 var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
 
-func (s *Store) UpdateUser(ctx context.Context, id string, up store.UserUpdate) (u store.User, revoked []store.RevokedSession, err error) {
+func (s *Store) UpdateUser(ctx context.Context, id string, update func(store.User) (store.UserUpdate, error)) (u store.User, revoked []store.RevokedSession, err error) {
 	const what = "update user"
 	err = s.inTx(ctx, what, func(tx Tx) error {
-		var others int
-		if up.Role != nil || up.Disabled != nil {
-			if others, err = s.lockAdmins(ctx, tx, id); err != nil {
-				return s.wrap(what, err)
-			}
-		}
-		if u, err = ScanUser(s.queryRow(ctx, tx, `SELECT `+UserCols+` FROM users WHERE id = ? FOR UPDATE`, id)); err != nil {
+		// The enabled admins first, in id order, as DeleteUser does: the
+		// last-admin rule needs a count no one can change before the
+		// commit, and one lock order keeps two updates from deadlocking.
+		others, err := s.lockAdmins(ctx, tx, id)
+		if err != nil {
 			return s.wrap(what, err)
 		}
-		wasAdmin := u.Role == store.RoleAdmin && !u.Disabled
-		if up.Role != nil {
-			u.Role = *up.Role
+		old, err := ScanUser(s.queryRow(ctx, tx, `SELECT `+UserCols+` FROM users WHERE id = ? FOR UPDATE`, id))
+		if err != nil {
+			return s.wrap(what, err)
 		}
-		if up.Disabled != nil {
-			u.Disabled = *up.Disabled
+		u = old
+		up, err := update(old)
+		if errors.Is(err, store.ErrNoChange) {
+			return nil
 		}
-		if up.PasswordHash != nil {
-			u.PasswordHash = *up.PasswordHash
+		if err != nil {
+			return err
 		}
-		if up.Permissions != nil {
-			u.Permissions = *up.Permissions
+		u = up.User
+		u.ID, u.Username, u.UsernameKey, u.CreatedAt = old.ID, old.Username, old.UsernameKey, old.CreatedAt
+		if u.Permissions == nil {
+			u.Permissions = []string{}
 		}
+		wasAdmin := old.Role == store.RoleAdmin && !old.Disabled
 		if wasAdmin && (u.Role != store.RoleAdmin || u.Disabled) && others == 0 {
 			return fmt.Errorf("%s: %w", what, store.ErrLastAdmin)
 		}
@@ -224,14 +227,30 @@ func (s *Store) DeleteUser(ctx context.Context, id string, c store.Cutoff, now t
 
 // --- sessions ---
 
-func (s *Store) CreateSession(ctx context.Context, x store.Session) error {
-	_, err := s.exec(ctx, s.db.Writer(),
-		`INSERT INTO sessions (id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
-		   idle_expires_at, expires_at, access_exp, auth_time, ip, user_agent)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		x.ID, x.UserID, x.Nonce, x.Generation, NS(x.RotatedAt), NS(x.CreatedAt), NS(x.LastUsedAt),
-		NS(x.IdleExpiresAt), NS(x.ExpiresAt), NS(x.AccessExpiresAt), NS(x.AuthTime), x.IP, x.UserAgent)
-	return s.wrap("create session", err)
+func (s *Store) CreateSession(ctx context.Context, x store.Session, check func(store.User) error) error {
+	const what = "create session"
+	return s.inTx(ctx, what, func(tx Tx) error {
+		// FOR SHARE: logins of one account run side by side, but a change
+		// to the account (UpdateUser, DeleteUser lock it FOR UPDATE) waits
+		// for them or they for it; either way the session is judged
+		// against the row as committed.
+		u, err := ScanUser(s.queryRow(ctx, tx, `SELECT `+UserCols+` FROM users WHERE id = ? FOR SHARE`, x.UserID))
+		if err != nil {
+			return s.wrap(what, err)
+		}
+		if check != nil {
+			if err := check(u); err != nil {
+				return err
+			}
+		}
+		_, err = s.exec(ctx, tx,
+			`INSERT INTO sessions (id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
+			   idle_expires_at, expires_at, access_exp, auth_time, ip, user_agent)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			x.ID, x.UserID, x.Nonce, x.Generation, NS(x.RotatedAt), NS(x.CreatedAt), NS(x.LastUsedAt),
+			NS(x.IdleExpiresAt), NS(x.ExpiresAt), NS(x.AccessExpiresAt), NS(x.AuthTime), x.IP, x.UserAgent)
+		return s.wrap(what, err)
+	})
 }
 
 func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {

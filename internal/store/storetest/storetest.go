@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -43,6 +44,10 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"LastAdminConcurrent", testLastAdminConcurrent},
 		{"DeleteUser", testDeleteUser},
 		{"LoginFailures", testLoginFailures},
+		{"UpdateUserInTransaction", testUpdateUserInTransaction},
+		{"UpdateUserConcurrent", testUpdateUserConcurrent},
+		{"CreateSessionChecked", testCreateSessionChecked},
+		{"CreateSessionRacingReset", testCreateSessionRacingReset},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,6 +75,14 @@ func mkUser(t *testing.T, s store.Store, name string) store.User {
 	return u
 }
 
+// set is an updater that changes the locked row with f and nothing else.
+func set(f func(u *store.User)) func(store.User) (store.UserUpdate, error) {
+	return func(old store.User) (store.UserUpdate, error) {
+		f(&old)
+		return store.UserUpdate{User: old}, nil
+	}
+}
+
 func mkSession(t *testing.T, s store.Store, userID string, created time.Time) store.Session {
 	t.Helper()
 	x := store.Session{
@@ -78,7 +91,7 @@ func mkSession(t *testing.T, s store.Store, userID string, created time.Time) st
 		IdleExpiresAt: created.Add(time.Hour), ExpiresAt: created.Add(24 * time.Hour),
 		AccessExpiresAt: created.Add(5 * time.Minute), AuthTime: created, IP: "192.0.2.1", UserAgent: "ua",
 	}
-	if err := s.CreateSession(context.Background(), x); err != nil {
+	if err := s.CreateSession(context.Background(), x, nil); err != nil {
 		t.Fatalf("CreateSession: %v", err)
 	}
 	return x
@@ -130,7 +143,7 @@ func testSessionLifecycle(t *testing.T, s store.Store) {
 	if _, _, err := s.GetSessionWithUser(ctx, "missing"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GetSessionWithUser(missing) = %v, want ErrNotFound", err)
 	}
-	if err := s.CreateSession(ctx, x); !errors.Is(err, store.ErrAlreadyExists) {
+	if err := s.CreateSession(ctx, x, nil); !errors.Is(err, store.ErrAlreadyExists) {
 		t.Errorf("CreateSession(duplicate id) = %v, want ErrAlreadyExists", err)
 	}
 	if err := s.ExtendAccess(ctx, x.ID, base.Add(time.Hour)); err != nil {
@@ -309,8 +322,10 @@ func testRevocationLog(t *testing.T, s store.Store) {
 	// User cutoffs and user-wide session revocation, in one transaction.
 	role := store.RoleAdmin
 	cut := store.Cutoff{NotBefore: base.Add(3 * time.Second), Until: base.Add(time.Hour)}
-	nu, revoked, err := s.UpdateUser(ctx, u.ID, store.UserUpdate{Role: &role, Cutoff: &cut,
-		RevokeSessions: true, Reason: "disabled", Now: base.Add(3 * time.Second)})
+	nu, revoked, err := s.UpdateUser(ctx, u.ID, func(old store.User) (store.UserUpdate, error) {
+		old.Role = role
+		return store.UserUpdate{User: old, Cutoff: &cut, RevokeSessions: true, Reason: "disabled", Now: base.Add(3 * time.Second)}, nil
+	})
 	if err != nil || nu.Role != store.RoleAdmin || len(revoked) != 1 || revoked[0].SessionID != c.ID {
 		t.Fatalf("UpdateUser = %+v, %+v, %v; want role admin and c revoked", nu, revoked, err)
 	}
@@ -355,7 +370,7 @@ func testRevocationLog(t *testing.T, s store.Store) {
 	if err != nil || pruned != 2 { // a and c (until base+5m)
 		t.Fatalf("PruneRevocations = %d, %v; want 2", pruned, err)
 	}
-	if _, _, err := s.UpdateUser(ctx, "missing", store.UserUpdate{}); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.UpdateUser(ctx, "missing", set(func(*store.User) {})); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("UpdateUser(missing) = %v", err)
 	}
 }
@@ -401,7 +416,7 @@ func testUsersPaging(t *testing.T, s store.Store) {
 	u, _ := s.GetUserByUsername(ctx, "eve")
 	dis := true
 	hash := "$new"
-	got, revoked, err := s.UpdateUser(ctx, u.ID, store.UserUpdate{Disabled: &dis, PasswordHash: &hash})
+	got, revoked, err := s.UpdateUser(ctx, u.ID, set(func(u *store.User) { u.Disabled, u.PasswordHash = dis, hash }))
 	if err != nil || !got.Disabled || got.PasswordHash != "$new" || got.Role != store.RoleUser || len(revoked) != 0 {
 		t.Fatalf("UpdateUser = %+v, %v, %v", got, revoked, err)
 	}
@@ -578,7 +593,7 @@ func testRotateIfCurrent(t *testing.T, s store.Store) {
 		t.Fatalf("expired session: %v", err)
 	}
 	dis := true
-	if _, _, err := s.UpdateUser(ctx, u.ID, store.UserUpdate{Disabled: &dis}); err != nil {
+	if _, _, err := s.UpdateUser(ctx, u.ID, set(func(u *store.User) { u.Disabled = dis })); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, _, err := fr.RotateIfCurrent(ctx, rot); !errors.Is(err, store.ErrConflict) {
@@ -606,7 +621,7 @@ func testPermissions(t *testing.T, s store.Store) {
 		t.Fatalf("new user's permissions = %#v, %v; want an empty, non-nil list", got.Permissions, err)
 	}
 	perms := []string{"billing:read", "orders.write", "x_y-z"}
-	written, _, err := s.UpdateUser(ctx, u.ID, store.UserUpdate{Permissions: &perms})
+	written, _, err := s.UpdateUser(ctx, u.ID, set(func(u *store.User) { u.Permissions = perms }))
 	if err != nil || fmt.Sprint(written.Permissions) != fmt.Sprint(perms) {
 		t.Fatalf("UpdateUser(permissions) = %v, %v", written.Permissions, err)
 	}
@@ -626,7 +641,7 @@ func testPermissions(t *testing.T, s store.Store) {
 	}
 	// Other fields are untouched by a permissions change, and back to none.
 	none := []string{}
-	written, _, err = s.UpdateUser(ctx, u.ID, store.UserUpdate{Permissions: &none})
+	written, _, err = s.UpdateUser(ctx, u.ID, set(func(u *store.User) { u.Permissions = none }))
 	if err != nil || len(written.Permissions) != 0 || written.Role != store.RoleUser || written.PasswordHash != u.PasswordHash {
 		t.Fatalf("clearing permissions: %+v, %v", written, err)
 	}
@@ -696,10 +711,10 @@ func testLastAdmin(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	a := mkAdmin(t, s, "root")
 	user, off := store.RoleUser, true
-	for name, up := range map[string]store.UserUpdate{
-		"demote": {Role: &user}, "disable": {Disabled: &off},
+	for name, up := range map[string]func(*store.User){
+		"demote": func(u *store.User) { u.Role = user }, "disable": func(u *store.User) { u.Disabled = off },
 	} {
-		if _, _, err := s.UpdateUser(ctx, a.ID, up); !errors.Is(err, store.ErrLastAdmin) {
+		if _, _, err := s.UpdateUser(ctx, a.ID, set(up)); !errors.Is(err, store.ErrLastAdmin) {
 			t.Fatalf("%s the last admin: %v, want ErrLastAdmin", name, err)
 		}
 	}
@@ -711,22 +726,22 @@ func testLastAdmin(t *testing.T, s store.Store) {
 	}
 	// A disabled admin does not count as the other admin.
 	b := mkAdmin(t, s, "root2")
-	if _, _, err := s.UpdateUser(ctx, b.ID, store.UserUpdate{Disabled: &off}); err != nil {
+	if _, _, err := s.UpdateUser(ctx, b.ID, set(func(u *store.User) { u.Disabled = off })); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.UpdateUser(ctx, a.ID, store.UserUpdate{Role: &user}); !errors.Is(err, store.ErrLastAdmin) {
+	if _, _, err := s.UpdateUser(ctx, a.ID, set(func(u *store.User) { u.Role = user })); !errors.Is(err, store.ErrLastAdmin) {
 		t.Fatalf("demote with only a disabled other admin: %v", err)
 	}
 	// With another enabled admin, fine; other changes to the last admin too.
 	on := false
-	if _, _, err := s.UpdateUser(ctx, b.ID, store.UserUpdate{Disabled: &on}); err != nil {
+	if _, _, err := s.UpdateUser(ctx, b.ID, set(func(u *store.User) { u.Disabled = on })); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.UpdateUser(ctx, a.ID, store.UserUpdate{Role: &user}); err != nil {
+	if _, _, err := s.UpdateUser(ctx, a.ID, set(func(u *store.User) { u.Role = user })); err != nil {
 		t.Fatalf("demote with another admin: %v", err)
 	}
 	perms := []string{"p"}
-	if _, _, err := s.UpdateUser(ctx, b.ID, store.UserUpdate{Permissions: &perms}); err != nil {
+	if _, _, err := s.UpdateUser(ctx, b.ID, set(func(u *store.User) { u.Permissions = perms })); err != nil {
 		t.Fatalf("permissions of the last admin: %v", err)
 	}
 }
@@ -740,7 +755,7 @@ func testLastAdminConcurrent(t *testing.T, s store.Store) {
 	for round := range 5 {
 		pair := []store.User{mkAdmin(t, s, fmt.Sprintf("a%d", round)), mkAdmin(t, s, fmt.Sprintf("b%d", round))}
 		for _, x := range left { // now the pair are the only admins
-			if _, _, err := s.UpdateUser(ctx, x.ID, store.UserUpdate{Role: &user}); err != nil {
+			if _, _, err := s.UpdateUser(ctx, x.ID, set(func(u *store.User) { u.Role = user })); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -750,7 +765,7 @@ func testLastAdminConcurrent(t *testing.T, s store.Store) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, _, errs[i] = s.UpdateUser(ctx, x.ID, store.UserUpdate{Role: &user})
+				_, _, errs[i] = s.UpdateUser(ctx, x.ID, set(func(u *store.User) { u.Role = user }))
 			}()
 		}
 		wg.Wait()
@@ -918,5 +933,150 @@ func testLoginFailures(t *testing.T, s store.Store) {
 	}
 	if lf := read("alice", "198.51.100.7"); !lf.Debt.Equal(later.Add(cost)) || lf.Failures != 0 {
 		t.Fatalf("alice after prune: %+v", lf)
+	}
+}
+
+// The updater sees the row as stored; ErrNoChange and errors write nothing
+// (no row change, no cutoff, no revocation).
+func testUpdateUserInTransaction(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mkUser(t, s, "rmw")
+	mkSession(t, s, u.ID, base)
+	cut := store.Cutoff{NotBefore: base, Until: base.Add(time.Hour)}
+	boom := errors.New("refused by the updater")
+	for name, tc := range map[string]struct {
+		ret  error
+		want error
+	}{"no change": {store.ErrNoChange, nil}, "error": {boom, boom}} {
+		got, revoked, err := s.UpdateUser(ctx, u.ID, func(old store.User) (store.UserUpdate, error) {
+			if old.PasswordHash != u.PasswordHash || old.Role != store.RoleUser {
+				t.Errorf("%s: updater saw %+v", name, old)
+			}
+			old.Role = store.RoleAdmin
+			return store.UserUpdate{User: old, Cutoff: &cut, RevokeSessions: true, Now: base}, tc.ret
+		})
+		if !errors.Is(err, tc.want) || len(revoked) != 0 {
+			t.Fatalf("%s: UpdateUser = %v, %v; want %v and nothing revoked", name, revoked, err, tc.want)
+		}
+		if tc.want == nil && got.Role != store.RoleUser {
+			t.Fatalf("%s: returned %+v; want the row as read", name, got)
+		}
+		if again, _ := s.GetUserByID(ctx, u.ID); again.Role != store.RoleUser {
+			t.Fatalf("%s: stored role %q", name, again.Role)
+		}
+		if log, _ := s.RevocationsSince(ctx, 0, 10); len(log) != 0 {
+			t.Fatalf("%s: revocation log %+v; want nothing written", name, log)
+		}
+		if live, _ := s.ListActiveSessions(ctx, u.ID, base); len(live) != 1 {
+			t.Fatalf("%s: %d live sessions; want 1", name, len(live))
+		}
+	}
+	// The identity of the row is the store's, whatever the updater returns.
+	got, _, err := s.UpdateUser(ctx, u.ID, func(old store.User) (store.UserUpdate, error) {
+		old.ID, old.Username = "other", "other"
+		return store.UserUpdate{User: old}, nil
+	})
+	if err != nil || got.ID != u.ID || got.Username != "rmw" {
+		t.Fatalf("UpdateUser(identity changed) = %+v, %v", got, err)
+	}
+}
+
+// Concurrent read-modify-writes of one user never lose an update: each
+// adds a permission to what the row holds.
+func testUpdateUserConcurrent(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mkUser(t, s, "racer")
+	const n = 12
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, errs[i] = s.UpdateUser(ctx, u.ID, func(old store.User) (store.UserUpdate, error) {
+				old.Permissions = append(slices.Clone(old.Permissions), fmt.Sprintf("p%02d", i))
+				slices.Sort(old.Permissions)
+				return store.UserUpdate{User: old}, nil
+			})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("update %d: %v", i, err)
+		}
+	}
+	got, _ := s.GetUserByID(ctx, u.ID)
+	if len(got.Permissions) != n {
+		t.Fatalf("permissions after %d concurrent additions: %v; an update was lost", n, got.Permissions)
+	}
+}
+
+// CreateSession judges the session against the user row it locks.
+func testCreateSessionChecked(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mkUser(t, s, "checked")
+	x := store.Session{ID: id(), UserID: u.ID, Nonce: make([]byte, 32), Generation: 1, RotatedAt: base, CreatedAt: base,
+		LastUsedAt: base, IdleExpiresAt: base.Add(time.Hour), ExpiresAt: base.Add(time.Hour), AccessExpiresAt: base, AuthTime: base}
+	refuse := errors.New("credential changed")
+	var seen store.User
+	if err := s.CreateSession(ctx, x, func(cur store.User) error { seen = cur; return refuse }); !errors.Is(err, refuse) {
+		t.Fatalf("CreateSession(refused) = %v", err)
+	}
+	if seen.ID != u.ID || seen.PasswordHash != u.PasswordHash {
+		t.Fatalf("check saw %+v", seen)
+	}
+	if _, err := s.GetSession(ctx, x.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a refused session was written: %v", err)
+	}
+	gone := x
+	gone.ID, gone.UserID = id(), "no-such-user"
+	if err := s.CreateSession(ctx, gone, func(store.User) error { return nil }); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("CreateSession(no user) = %v, want ErrNotFound", err)
+	}
+	if err := s.CreateSession(ctx, x, func(store.User) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A login's session and a password reset racing: either the login sees the
+// new hash and opens nothing, or its session exists when the reset revokes
+// the user's sessions. Never a live session proven by the old password.
+func testCreateSessionRacingReset(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for round := range 20 {
+		u := mkUser(t, s, fmt.Sprintf("reset%d", round))
+		var wg sync.WaitGroup
+		var created bool
+		x := store.Session{ID: id(), UserID: u.ID, Nonce: make([]byte, 32), Generation: 1, RotatedAt: base, CreatedAt: base,
+			LastUsedAt: base, IdleExpiresAt: base.Add(time.Hour), ExpiresAt: base.Add(time.Hour), AccessExpiresAt: base, AuthTime: base}
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			err := s.CreateSession(ctx, x, func(cur store.User) error {
+				if cur.PasswordHash != u.PasswordHash {
+					return store.ErrConflict
+				}
+				return nil
+			})
+			created = err == nil
+			if err != nil && !errors.Is(err, store.ErrConflict) {
+				t.Errorf("round %d: CreateSession: %v", round, err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			_, _, err := s.UpdateUser(ctx, u.ID, func(old store.User) (store.UserUpdate, error) {
+				old.PasswordHash = "$reset"
+				return store.UserUpdate{User: old, RevokeSessions: true, Reason: "password_reset", Now: base}, nil
+			})
+			if err != nil {
+				t.Errorf("round %d: UpdateUser: %v", round, err)
+			}
+		}()
+		wg.Wait()
+		if live, _ := s.ListActiveSessions(ctx, u.ID, base); len(live) != 0 {
+			t.Fatalf("round %d: a session proven by the old password survived the reset (created=%v)", round, created)
+		}
 	}
 }

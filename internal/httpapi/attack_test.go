@@ -1,0 +1,162 @@
+package httpapi_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+
+	"github.com/gatehouse-auth/gatehouse/internal/auth"
+	"github.com/gatehouse-auth/gatehouse/internal/password"
+	"github.com/gatehouse-auth/gatehouse/internal/store/sqlite"
+	"github.com/gatehouse-auth/gatehouse/internal/token"
+)
+
+// Attacks on the surfaces of API.md, each through the real server: what an
+// attacker tries, and what must hold.
+
+// slowHash is argon2id at a cost that makes a login take a while, so that
+// logins can be caught in flight.
+var slowHash = password.Params{Memory: 8 * 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+// secondProcess opens the server's database as another process would (the
+// CLI, another instance): its own service, its own hashing limiter.
+func (s *server) secondProcess(t *testing.T) *auth.Service {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), s.db, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return auth.New(auth.Config{Issuer: "http://gatehouse.test", HashParams: slowHash,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		st, token.NewKeySet(token.GenerateKey()), make([]byte, 32))
+}
+
+// Logins with the old password still hashing when the password is reset
+// must not open sessions that outlive the reset (API.md: an admin reset
+// revokes every session; a change every other one).
+func TestAttackLoginsInFlightSurvivePasswordReset(t *testing.T) {
+	for _, how := range []string{"admin reset", "password change"} {
+		t.Run(how, func(t *testing.T) {
+			s := newServer(t, options{realClock: true, hashParams: slowHash, hashConcurrency: 1})
+			s.register(t, "ann")
+			owner := s.login(t, "ann") // the owner's own session (for the change)
+			cli := s.secondProcess(t)
+			ann, err := cli.FindUser(context.Background(), "ann")
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 8
+			results := make(chan response, n)
+			var wg sync.WaitGroup
+			for range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					results <- s.do(t, "POST", "/v1/auth/login", map[string]string{"username": "ann", "password": "pw-ann-long"}, nil)
+				}()
+			}
+			// Once the first has its answer, the others have read the
+			// old hash and queue for the one hashing slot: reset now.
+			first := <-results
+			switch how {
+			case "admin reset":
+				pw := "a new password entirely"
+				if _, err := cli.ChangeUser(context.Background(), ann.ID, auth.UserChange{Password: &pw}, auth.Meta{}); err != nil {
+					t.Fatal(err)
+				}
+			case "password change":
+				p := auth.Principal{UserID: ann.ID, SessionID: owner.session}
+				if err := cli.ChangePassword(context.Background(), p, "pw-ann-long", "a new password entirely", auth.Meta{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			wg.Wait()
+			close(results)
+			s.svc.SyncRevocations(context.Background()) // the other process's revocations
+			all := []response{first}
+			for r := range results {
+				all = append(all, r)
+			}
+			survivors := 0
+			for i, r := range all {
+				if r.status != 200 {
+					if r.status != 401 || r.errCode() != "invalid_credentials" {
+						t.Errorf("login %d: %d %s; want 200 or 401 invalid_credentials", i, r.status, r.raw)
+					}
+					continue
+				}
+				if me := s.do(t, "GET", "/v1/me", nil, bearer(r.body["access_token"].(string))); me.status == 200 {
+					survivors++
+				}
+				if rr := s.refresh(t, r.body["refresh_token"].(string)); rr.status == 200 {
+					survivors++
+				}
+			}
+			if survivors > 0 {
+				t.Fatalf("%d tokens of logins proven with the old password still work after the %s", survivors, how)
+			}
+		})
+	}
+}
+
+// Racing changes of one account are decided on the row the store locks:
+// role_changed events chain (each names the role it really replaced) and
+// the last one names the role the account has.
+func TestAttackConcurrentRoleChangesChain(t *testing.T) {
+	s := newServer(t, options{})
+	s.register(t, "ann")
+	if _, err := s.svc.CreateUser(context.Background(), "root", "root-password", "admin"); err != nil {
+		t.Fatal(err) // so that demoting ann is never the last admin's demotion
+	}
+	u, err := s.svc.FindUser(context.Background(), "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 24 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			role := []string{"admin", "user"}[i%2]
+			if _, err := s.svc.ChangeUser(context.Background(), u.ID, auth.UserChange{Role: &role}, auth.Meta{}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	events, _, err := s.svc.Events(context.Background(), auth.EventQuery{UserID: u.ID, Type: auth.EventRoleChanged, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Events are written after their change commits, so their order may
+	// differ from the commits' (the events outbox is another issue); but
+	// every event must be a real transition: from "user", promotions and
+	// demotions alternate, so their counts differ by at most one, and
+	// their balance is the final role.
+	up, down := 0, 0
+	for _, e := range events {
+		switch e.Detail {
+		case "user -> admin":
+			up++
+		case "admin -> user":
+			down++
+		default:
+			t.Fatalf("role_changed says %q", e.Detail)
+		}
+	}
+	want := map[int]string{0: "user", 1: "admin"}[up-down]
+	final, _ := s.svc.GetUser(context.Background(), u.ID)
+	if want == "" || final.Role != want {
+		t.Fatalf("%d promotions and %d demotions recorded, role %q: an update decided from a stale row", up, down, final.Role)
+	}
+}
+
+func other(role string) string {
+	if role == "admin" {
+		return "user"
+	}
+	return "admin"
+}
