@@ -4,8 +4,11 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
 	"github.com/gatehouse-auth/gatehouse/internal/password"
@@ -159,4 +162,64 @@ func other(role string) string {
 		return "user"
 	}
 	return "admin"
+}
+
+// A script on an allowed origin holds no refresh token, only the browser's
+// HttpOnly cookie; asking for the body transport must not hand it one, at
+// refresh or at re-authentication, and nothing rotates.
+func TestAttackRefreshCookieIntoBody(t *testing.T) {
+	const app = "https://app.example.com"
+	s := newServer(t, options{origins: []string{app}})
+	s.register(t, "ann")
+	r := s.do(t, "POST", "/v1/auth/login", map[string]string{"username": "ann", "password": "pw-ann-long"},
+		map[string]string{"Gatehouse-Transport": "refresh-cookie", "Origin": app})
+	if r.status != 200 {
+		t.Fatalf("login: %d %s", r.status, r.raw)
+	}
+	var cookie string
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		if c.Name == "__Secure-gatehouse_refresh" {
+			cookie = c.Name + "=" + c.Value
+		}
+	}
+	at, _ := r.body["access_token"].(string)
+	if cookie == "" || at == "" {
+		t.Fatalf("login set no refresh cookie or gave no access token: %v %s", r.header, r.raw)
+	}
+	for _, tc := range []struct {
+		name, path string
+		hdr        map[string]string
+		body       any
+	}{
+		{"refresh", "/v1/auth/refresh", map[string]string{}, nil},
+		{"refresh with an empty body", "/v1/auth/refresh", map[string]string{}, map[string]string{}},
+		{"reauthenticate", "/v1/auth/reauthenticate", map[string]string{"Authorization": "Bearer " + at}, map[string]string{"password": "pw-ann-long"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.hdr["Cookie"], tc.hdr["Origin"], tc.hdr["Sec-Fetch-Site"] = cookie, app, "cross-site"
+			tc.hdr["Gatehouse-Transport"] = "body"
+			r := s.do(t, "POST", tc.path, tc.body, tc.hdr)
+			if r.status != 400 || r.errCode() != "invalid_request" || strings.Contains(r.raw, "ghr_") {
+				t.Fatalf("%s with the cookie and Gatehouse-Transport: body: %d %s; want 400 invalid_request, no token", tc.name, r.status, r.raw)
+			}
+			if strings.Contains(strings.Join(r.header.Values("Set-Cookie"), ";"), "gatehouse_refresh=ghr_") {
+				t.Fatal("a refused request set a new refresh cookie")
+			}
+			// Without the header, the answer comes in cookies as the token
+			// came: never a refresh token in the body.
+			delete(tc.hdr, "Gatehouse-Transport")
+			if tc.path == "/v1/auth/reauthenticate" {
+				if r := s.do(t, "POST", tc.path, tc.body, tc.hdr); r.status != 200 || strings.Contains(r.raw, "ghr_") {
+					t.Fatalf("reauthenticate with the cookie, no header: %d %s; want 200 without a refresh token", r.status, r.raw)
+				}
+			}
+		})
+	}
+	// Nothing rotated: past the grace window the original cookie is still
+	// the current token (a rotated-away one would now be reuse).
+	s.clock.Advance(auth.DefaultReuseGrace + time.Second)
+	r = s.do(t, "POST", "/v1/auth/refresh", nil, map[string]string{"Cookie": cookie, "Origin": app, "Gatehouse-Transport": "refresh-cookie"})
+	if r.status != 200 || strings.Contains(r.raw, "ghr_") {
+		t.Fatalf("refresh with the untouched cookie: %d %s", r.status, r.raw)
+	}
 }

@@ -38,6 +38,7 @@ var (
 	errMissingToken     = &apiError{http.StatusUnauthorized, "invalid_token", "An access token is required."}
 	errMissingRefresh   = &apiError{http.StatusUnauthorized, "invalid_refresh_token", "A refresh token is required."}
 	errUnavailable      = &apiError{http.StatusServiceUnavailable, "unavailable", "The service is temporarily unavailable; nothing was changed."}
+	errCookieToBody     = errInvalidRequest("A refresh token sent as the cookie is never answered in a body: use Gatehouse-Transport: refresh-cookie or cookie.")
 	errTooManySockets   = &apiError{http.StatusServiceUnavailable, "unavailable", "Too many sockets are waiting to authenticate; retry shortly."}
 	errForbidden        = &apiError{http.StatusForbidden, "forbidden", "This requires the admin role."}
 )

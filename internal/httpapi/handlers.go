@@ -108,11 +108,6 @@ type refreshRequest struct {
 }
 
 func (h *handler) refresh(w http.ResponseWriter, r *http.Request) {
-	tr, chosen, err := requestedTransport(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
 	var in refreshRequest
 	if err := decodeJSON(w, r, &in, true); err != nil {
 		h.writeError(w, r, err)
@@ -126,6 +121,12 @@ func (h *handler) refresh(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, errMissingRefresh)
 		return
 	}
+	// Decided before anything rotates: a refused answer spends nothing.
+	tr, err := answerTransport(r, fromCookie)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	t, err := h.svc.Refresh(r.Context(), tok, h.meta(r))
 	if err != nil {
 		if fromCookie && toAPIError(err).status == http.StatusUnauthorized {
@@ -133,9 +134,6 @@ func (h *handler) refresh(w http.ResponseWriter, r *http.Request) {
 		}
 		h.writeError(w, r, err)
 		return
-	}
-	if fromCookie && !chosen {
-		tr = transportCookie // a cookie client that did not say: answer in kind
 	}
 	h.writeTokens(w, t, tr)
 }
@@ -302,7 +300,9 @@ type passwordRequest struct {
 // reauthenticate is the step-up: the password again for the caller's own
 // session; new tokens (auth_time = now) in the requested transport.
 func (h *handler) reauthenticate(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	tr, _, err := requestedTransport(r)
+	// The answer carries the session's current refresh token: where the
+	// browser holds it as the cookie, never in a body.
+	tr, err := answerTransport(r, h.refreshFromCookie(r) != "")
 	if err != nil {
 		h.writeError(w, r, err)
 		return

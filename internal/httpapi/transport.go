@@ -108,6 +108,25 @@ func requestedTransport(r *http.Request) (t transport, set bool, err error) {
 	}
 }
 
+// answerTransport is the transport a refresh or re-authentication answers
+// in, given whether the refresh cookie came with the request. A refresh
+// token that travelled as the HttpOnly cookie is never put in a body
+// (API.md "Transport"): with Gatehouse-Transport: body that is a 400, so a
+// script on an allowed origin cannot turn the cookie into a readable token;
+// without the header, the answer is in cookies, as it came.
+func answerTransport(r *http.Request, cookie bool) (transport, error) {
+	tr, chosen, err := requestedTransport(r)
+	switch {
+	case err != nil:
+		return tr, err
+	case cookie && chosen && tr == transportBody:
+		return tr, errCookieToBody
+	case cookie && !chosen:
+		return transportCookie, nil
+	}
+	return tr, nil
+}
+
 func (h *handler) setAccessCookie(w http.ResponseWriter, t auth.Tokens, now time.Time) {
 	access, _ := h.cookieNames()
 	http.SetCookie(w, &http.Cookie{
