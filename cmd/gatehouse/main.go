@@ -25,6 +25,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"github.com/gatehouse-auth/gatehouse/internal/redact"
 )
 
 // Exit codes.
@@ -138,7 +140,7 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) int
 		env := envName(f.Name)
 		if v := getenv(env); v != "" {
 			if err := fs.Set(f.Name, v); err != nil {
-				bad = fmt.Errorf("%s=%q: %w", env, v, err)
+				bad = fmt.Errorf("%s=%q: %w", env, redact.String(v), redact.Error(err))
 			}
 		}
 	})

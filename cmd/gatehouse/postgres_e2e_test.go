@@ -8,12 +8,17 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/store/postgres"
+	"github.com/gatehouse-auth/gatehouse/internal/syncbuf"
 )
 
 const pgResourceKey = "resource-key-shared-by-instances-0123456789"
@@ -337,4 +342,68 @@ func TestDeletionAcrossInstances(t *testing.T) {
 			t.Fatalf("DELETE %s: %d %v", path, st, out)
 		}
 	}
+}
+
+// The database password never reaches the log: not in the listening line,
+// not through GATEHOUSE_DB, not in a driver's connection error.
+func TestDatabasePasswordNotLogged(t *testing.T) {
+	const pw = "S3cret-db-pass"
+	u, err := url.Parse(postgres.TestSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(u.User.Username(), pw) // trust auth: any password connects
+	withPW := u.String()
+	assertClean := func(what, out string) {
+		t.Helper()
+		if strings.Contains(out, pw) || strings.Contains(out, url.QueryEscape(pw)) {
+			t.Fatalf("%s: the database password is in the output:\n%s", what, out)
+		}
+	}
+	t.Run("flag", func(t *testing.T) {
+		p := startDB(t, withPW, pgEnv, "--log-level", "debug")
+		p.call(t, "GET", "/readyz", "", nil)
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		p.cmd.Wait()
+		out := p.logs.String()
+		if !strings.Contains(out, "gatehouse listening") || !strings.Contains(out, "xxxxx@") {
+			t.Fatalf("no redacted listening line in:\n%s", out)
+		}
+		assertClean("serve --db", out)
+	})
+	t.Run("env", func(t *testing.T) {
+		addr := freeAddr(t)
+		cmd := exec.Command(binary, "serve", "--addr", addr, "--issuer", "http://gatehouse.test")
+		cmd.Env = append(append(os.Environ(), pgEnv...), "GATEHOUSE_DB="+withPW)
+		logs := &syncbuf.Buffer{}
+		cmd.Stdout, cmd.Stderr = logs, logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cmd.Process.Kill(); cmd.Wait() }()
+		deadline := time.Now().Add(15 * time.Second)
+		for !strings.Contains(logs.String(), "gatehouse listening") && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		assertClean("GATEHOUSE_DB", logs.String())
+		if !strings.Contains(logs.String(), "gatehouse listening") {
+			t.Fatalf("did not start:\n%s", logs)
+		}
+	})
+	t.Run("connection errors", func(t *testing.T) {
+		bad := *u
+		bad.Host = freeAddr(t) // nothing listens there
+		for _, args := range [][]string{
+			{"serve", "--addr", freeAddr(t), "--db", bad.String()},
+			{"migrate", "--db", bad.String()},
+			{"user", "list", "--db", bad.String()},
+			{"serve", "--addr", freeAddr(t), "--db", "postgres://u:" + pw + "@[::1"},
+		} {
+			code, out := runCLI(t, "", pgEnv, args...)
+			if code == 0 {
+				t.Fatalf("%v succeeded", args)
+			}
+			assertClean(strings.Join(args[:1], " "), out)
+		}
+	})
 }

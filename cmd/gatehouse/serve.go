@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
+	"github.com/gatehouse-auth/gatehouse/internal/redact"
 	"github.com/gatehouse-auth/gatehouse/internal/httpapi"
 	"github.com/gatehouse-auth/gatehouse/internal/secret"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
@@ -180,12 +181,15 @@ func (c *serveConfig) validate() error {
 	return nil
 }
 
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+// newLogger is the server's logger. Every attribute of every line passes
+// through redact: secrets (the --db password) and anything shaped like a
+// credential in a connection string are masked, whoever logs them.
+func newLogger(w io.Writer, level, format string, secrets []string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
-	opts := &slog.HandlerOptions{Level: lv}
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: redact.ReplaceAttr(secrets)}
 	switch format {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
@@ -193,6 +197,12 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format must be json or text, not %q", format)
+}
+
+// cliLogger is the commands' logger (warnings only), redacting as
+// newLogger does.
+func cliLogger(w io.Writer, db string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn, ReplaceAttr: redact.ReplaceAttr(redact.Secrets(db))}))
 }
 
 // configWarnings names settings that run but cannot be right, so an
@@ -336,7 +346,7 @@ func runMigrate(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if code := parseFlags(fs, args, os.Getenv); code >= 0 {
 		return code
 	}
-	st, err := openDB(ctx, sc, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	st, err := openDB(ctx, sc, cliLogger(stderr, sc.DB))
 	if err != nil {
 		fmt.Fprintf(stderr, "gatehouse migrate: %v\n", err)
 		return exitFailure
@@ -371,7 +381,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		fmt.Fprintf(stderr, "gatehouse serve: %v\n", err)
 		return exitUsage
 	}
-	log, err := newLogger(stderr, c.LogLevel, c.LogFormat)
+	log, err := newLogger(stderr, c.LogLevel, c.LogFormat, redact.Secrets(c.DB))
 	if err != nil {
 		fmt.Fprintf(stderr, "gatehouse serve: %v\n", err)
 		return exitUsage
@@ -462,7 +472,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(str
 		log.Warn(w)
 	}
 	log.Info("gatehouse listening", slog.String("addr", ln.Addr().String()),
-		slog.String("issuer", c.Issuer), slog.String("db", c.DB))
+		slog.String("issuer", c.Issuer), slog.String("db", redact.String(c.DB)))
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -71,7 +70,7 @@ func runGroup(group, summary string, subs []subcommand) func(ctx context.Context
 				fmt.Fprintf(stderr, "gatehouse %s: %v\n", strings.TrimSuffix(group+" "+sub.name, " "+group), err)
 				return exitFailure
 			}
-			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			log := cliLogger(stderr, sc.DB)
 			a, err := openApp(ctx, sc, auth.Config{Logger: log}, os.Getenv)
 			if err != nil {
 				fmt.Fprintf(stderr, "gatehouse %s %s: %v\n", group, sub.name, err)

@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/gatehouse-auth/gatehouse/internal/redact"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 	"github.com/gatehouse-auth/gatehouse/internal/store/sqlstore"
 )
@@ -63,7 +64,7 @@ func IsURL(db string) bool {
 func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: bad URL: %w", redact(err))
+		return nil, fmt.Errorf("postgres: bad URL: %w", redact.Error(err))
 	}
 	if opt.StatementTimeout <= 0 {
 		opt.StatementTimeout = 5 * time.Second
@@ -79,7 +80,7 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", redact(err))
+		return nil, fmt.Errorf("postgres: %w", redact.Error(err))
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
@@ -91,17 +92,6 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// redact keeps connection errors from echoing a password from the URL.
-func redact(err error) error {
-	msg := err.Error()
-	if i := strings.Index(msg, "://"); i >= 0 {
-		if j := strings.Index(msg[i:], "@"); j >= 0 {
-			return errors.New(msg[:i+3] + "…" + msg[i+j:])
-		}
-	}
-	return err
 }
 
 var migrations = []string{
@@ -231,7 +221,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 	}
 	for i := v; i < len(migrations); i++ {
 		if _, err := tx.Exec(ctx, migrations[i]); err != nil {
-			return fmt.Errorf("postgres: migration %d: %w", i+1, err)
+			return fmt.Errorf("postgres: migration %d: %w", i+1, redact.Error(err))
 		}
 	}
 	if _, err := tx.Exec(ctx, `UPDATE gatehouse_schema SET version = $1`, len(migrations)); err != nil {
@@ -267,7 +257,7 @@ func mapErr(err error) error {
 		}
 		return err
 	}
-	return fmt.Errorf("%w: %v", store.ErrUnavailable, redact(err))
+	return fmt.Errorf("%w: %v", store.ErrUnavailable, redact.Error(err))
 }
 
 var _ store.FastRotator = (*Store)(nil)
@@ -303,7 +293,7 @@ func (s *Store) WatchRevocations(ctx context.Context, notify func()) {
 		if ctx.Err() != nil {
 			return
 		}
-		s.log.Warn("revocation listener lost its connection; reconnecting", slog.Any("err", redact(err)), slog.Duration("backoff", backoff))
+		s.log.Warn("revocation listener lost its connection; reconnecting", slog.Any("err", redact.Error(err)), slog.Duration("backoff", backoff))
 		select {
 		case <-ctx.Done():
 			return
