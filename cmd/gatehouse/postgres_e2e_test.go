@@ -407,3 +407,41 @@ func TestDatabasePasswordNotLogged(t *testing.T) {
 		}
 	})
 }
+
+// Two instances on one database give simultaneous guesses one budget: the
+// attempts are reserved in the database before either instance hashes.
+func TestConcurrentGuessesAcrossInstances(t *testing.T) {
+	db := postgres.TestSchema(t)
+	flags := []string{"--login-rate-per-ip", "100000", "--login-free-failures", "5"}
+	a := startDB(t, db, pgEnv, flags...)
+	b := startDB(t, db, pgEnv, flags...)
+	if st, out := a.call(t, "POST", "/v1/auth/register", "", map[string]string{"username": "ann", "password": "ann-password"}); st != 201 {
+		t.Fatalf("register: %d %v", st, out)
+	}
+	var wg sync.WaitGroup
+	statuses := make(chan int, 40)
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := []*proc{a, b}[i%2]
+			st, _ := p.call(t, "POST", "/v1/auth/login", "", map[string]string{"username": "ann", "password": "wrong-password"})
+			statuses <- st
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	evaluated := 0
+	for st := range statuses {
+		switch st {
+		case 401:
+			evaluated++
+		case 429:
+		default:
+			t.Fatalf("guess answered %d", st)
+		}
+	}
+	if evaluated > 5 {
+		t.Fatalf("%d of 40 simultaneous guesses on two instances were evaluated; 5 are free", evaluated)
+	}
+}

@@ -111,18 +111,19 @@ func (s *Service) checkPassword(ctx context.Context, account string, u *store.Us
 			s.metrics.rateLimited.WithLabelValues(limitHashQueue).Inc()
 			s.event(ctx, EventRateLimited, m, "", "", "password hashing queue full")
 		}
+		// Never judged: the reservation counts neither way.
+		if rerr := s.throttle.Release(context.WithoutCancel(ctx), attempt); rerr != nil {
+			s.log.Warn("login throttle: releasing an attempt", slog.Any("err", rerr))
+		}
 		return s.busy(err)
 	}
 	if u == nil || verr != nil {
-		if err := s.throttle.Failure(ctx, attempt, s.now()); err != nil {
-			return err // an uncounted failure would be a free guess
-		}
-		return ErrInvalidCredentials
+		return ErrInvalidCredentials // counted when it was reserved
 	}
-	if err := s.throttle.Success(ctx, attempt); err != nil {
-		// The password was right: let the owner in; the stale run of
-		// failures only delays them after their next mistake.
-		s.log.Warn("login throttle: clearing failures", slog.Any("err", err))
+	if err := s.throttle.Success(ctx, attempt, s.now()); err != nil {
+		// The password was right: let the owner in; the reserved
+		// failure only delays them after their next mistake.
+		s.log.Warn("login throttle: recording a success", slog.Any("err", err))
 	}
 	return nil
 }

@@ -2,9 +2,11 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
 	"github.com/gatehouse-auth/gatehouse/internal/password"
 	"github.com/gatehouse-auth/gatehouse/internal/store/sqlite"
+	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 	"github.com/gatehouse-auth/gatehouse/internal/token"
 )
 
@@ -43,7 +46,9 @@ func (s *server) secondProcess(t *testing.T) *auth.Service {
 func TestAttackLoginsInFlightSurvivePasswordReset(t *testing.T) {
 	for _, how := range []string{"admin reset", "password change"} {
 		t.Run(how, func(t *testing.T) {
-			s := newServer(t, options{realClock: true, hashParams: slowHash, hashConcurrency: 1})
+			// Eight at once from one address: more than its free failures, which
+			// in-flight attempts are counted against until proven right.
+			s := newServer(t, options{realClock: true, hashParams: slowHash, hashConcurrency: 1, throttle: throttle.Config{FreeFailures: 20}})
 			s.register(t, "ann")
 			owner := s.login(t, "ann") // the owner's own session (for the change)
 			cli := s.secondProcess(t)
@@ -221,5 +226,97 @@ func TestAttackRefreshCookieIntoBody(t *testing.T) {
 	r = s.do(t, "POST", "/v1/auth/refresh", nil, map[string]string{"Cookie": cookie, "Origin": app, "Gatehouse-Transport": "refresh-cookie"})
 	if r.status != 200 || strings.Contains(r.raw, "ghr_") {
 		t.Fatalf("refresh with the untouched cookie: %d %s", r.status, r.raw)
+	}
+}
+
+// loginFrom tries a login as if from addr (through a trusted proxy).
+func (s *server) loginFrom(t *testing.T, user, pw, addr string) response {
+	t.Helper()
+	return s.do(t, "POST", "/v1/auth/login", map[string]string{"username": user, "password": pw},
+		map[string]string{"X-Forwarded-For": addr})
+}
+
+var loopbackProxy = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// Wrong passwords sent all at once are each reserved against the budgets
+// before any is hashed: from one address only its free failures are
+// evaluated, from eight only the account's budget.
+func TestAttackConcurrentGuessesHoldTheBudget(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cfg    throttle.Config
+		addrs  int
+		budget int
+	}{
+		{"one address", throttle.Config{PerIP: 1000}, 1, 5},
+		{"eight addresses", throttle.Config{PerIP: 1000, FreeFailures: 100, AccountFailures: 10}, 8, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newServer(t, options{realClock: true, hashParams: slowHash, throttle: tc.cfg, trusted: loopbackProxy})
+			s.register(t, "ann")
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			evaluated := 0
+			for i := range 40 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r := s.loginFrom(t, "ann", "wrong password", fmt.Sprintf("198.51.100.%d", i%tc.addrs))
+					switch {
+					case r.status == 401:
+						mu.Lock()
+						evaluated++
+						mu.Unlock()
+					case r.status != 429 || r.header.Get("Retry-After") == "":
+						t.Errorf("guess: %d %s", r.status, r.raw)
+					}
+				}()
+			}
+			wg.Wait()
+			if evaluated > tc.budget {
+				t.Fatalf("%d of 40 simultaneous guesses were evaluated; the budget is %d", evaluated, tc.budget)
+			}
+		})
+	}
+}
+
+// An attacker spending the account's failure budget from many addresses
+// cannot keep the owner out of an address they have signed in from before.
+func TestAttackLockoutSparesKnownAddress(t *testing.T) {
+	s := newServer(t, options{trusted: loopbackProxy, throttle: throttle.Config{AccountFailures: 10}})
+	s.register(t, "ann")
+	if r := s.loginFrom(t, "ann", "pw-ann-long", "192.0.2.10"); r.status != 200 {
+		t.Fatalf("owner's first sign-in: %d %s", r.status, r.raw)
+	}
+	s.clock.Advance(time.Hour)
+	for i := range 60 {
+		s.loginFrom(t, "ann", "guess", fmt.Sprintf("203.0.113.%d", i))
+	}
+	if r := s.loginFrom(t, "ann", "pw-ann-long", "198.51.100.1"); r.status != 429 {
+		t.Fatalf("a new address while the budget is spent: %d %s; want 429", r.status, r.raw)
+	}
+	for range 3 {
+		if r := s.loginFrom(t, "ann", "pw-ann-long", "192.0.2.10"); r.status != 200 {
+			t.Fatalf("the owner from their known address during the attack: %d %s", r.status, r.raw)
+		}
+		s.clock.Advance(time.Minute)
+	}
+}
+
+// One IPv6 host owns a /64: hopping through it buys no fresh per-address
+// budget, whatever the spelling.
+func TestAttackIPv6HoppingSharesOneBudget(t *testing.T) {
+	s := newServer(t, options{trusted: loopbackProxy, throttle: throttle.Config{PerIP: 5}})
+	s.register(t, "ann")
+	for i := range 5 {
+		s.loginFrom(t, "ann", "guess", fmt.Sprintf("2001:db8:1:2::%x", i+1))
+	}
+	for _, addr := range []string{"2001:db8:1:2:ffff::1", "2001:0db8:0001:0002:0000:0000:0000:00aa"} {
+		if r := s.loginFrom(t, "bob", "guess", addr); r.status != 429 {
+			t.Fatalf("from %s after 5 attempts from its /64: %d %s; want 429", addr, r.status, r.raw)
+		}
+	}
+	if r := s.loginFrom(t, "bob", "guess", "2001:db8:1:3::1"); r.status != 401 {
+		t.Fatalf("another /64: %d %s; want its own budget", r.status, r.raw)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
+	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 )
 
 // Endpoints for resource servers: the revocation feed, RFC 7662
@@ -18,9 +19,12 @@ import (
 
 var errBadResourceKey = &apiError{http.StatusUnauthorized, "invalid_token", "A valid resource-server key is required."}
 
-// keyFailures throttles wrong resource keys per client IP, so the OAuth
-// endpoints cannot be used to guess keys (or as a token oracle by someone
-// without one). Callers with a valid key are not limited.
+// keyFailures throttles wrong resource keys per client address (IPv6 per
+// /64), so the OAuth endpoints cannot be used to guess keys (or as a token
+// oracle by someone without one). A caller presenting a valid key is never
+// limited, whatever others at its address got wrong: one misconfigured
+// neighbour behind a shared egress address must not take every guard there
+// down.
 type keyFailures struct {
 	mu sync.Mutex
 	m  map[string]*window
@@ -57,14 +61,11 @@ func (k *keyFailures) fail(ip string, now time.Time) {
 	w.n++
 }
 
-// resource wraps a handler for callers holding a resource-server key.
+// resource wraps a handler for callers holding a resource-server key. The
+// key is checked first (a hash and, for stored keys, one indexed lookup),
+// so only wrong keys are throttled.
 func (h *handler) resource(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		ip, now := h.clientIP(r), time.Now()
-		if wait := h.keyFails.blocked(ip, now); wait > 0 {
-			h.writeError(w, r, &auth.RateLimitError{RetryAfter: wait})
-			return
-		}
 		scheme, key, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		ok := false
 		if strings.EqualFold(scheme, "Bearer") {
@@ -74,12 +75,17 @@ func (h *handler) resource(next http.HandlerFunc) http.HandlerFunc {
 				return
 			}
 		}
-		if !ok {
-			h.keyFails.fail(ip, now)
-			h.writeError(w, r, errBadResourceKey)
+		if ok {
+			next(w, r)
 			return
 		}
-		next(w, r)
+		addr, now := throttle.AddressKey(h.clientIP(r)), time.Now()
+		if wait := h.keyFails.blocked(addr, now); wait > 0 {
+			h.writeError(w, r, &auth.RateLimitError{RetryAfter: wait})
+			return
+		}
+		h.keyFails.fail(addr, now)
+		h.writeError(w, r, errBadResourceKey)
 	}
 }
 

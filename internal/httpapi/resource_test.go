@@ -84,6 +84,17 @@ func TestResourceKeyGuessingIsThrottled(t *testing.T) {
 	if last != 429 || hdr.Get("Retry-After") == "" {
 		t.Fatalf("after 25 wrong keys: %d", last)
 	}
+	// A guard at the same address holding a valid key is not throttled by
+	// its neighbour's failures: the feed and introspection still answer.
+	if st, out, _ := s.form(t, "/v1/oauth/introspect", resourceKey, url.Values{"token": {"x"}}); st != 200 {
+		t.Fatalf("a valid key from the throttled address: %d %v", st, out)
+	}
+	if r := s.do(t, "GET", "/v1/revocations", nil, bearer(resourceKey)); r.status != 200 {
+		t.Fatalf("the revocation feed with a valid key from the throttled address: %d %s", r.status, r.raw)
+	}
+	if last, _, _ = s.form(t, "/v1/oauth/introspect", "guess-guess-guess-guess-guess-guess", url.Values{"token": {"x"}}); last != 429 {
+		t.Fatalf("wrong keys after a valid one: %d; still throttled", last)
+	}
 }
 
 func TestOAuthRevoke(t *testing.T) {

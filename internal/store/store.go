@@ -319,18 +319,18 @@ type Store interface {
 	// PruneEvents drops events older than t.
 	PruneEvents(ctx context.Context, t time.Time) (int, error)
 
-	// LoginFailures reads the login throttle's state for account (its
-	// prepared username) and for account from ip.
-	LoginFailures(ctx context.Context, account, ip string) (LoginFailures, error)
-	// RecordLoginFailure records one failed login, atomically across every
-	// instance sharing the database: the account's debt becomes
-	// max(debt, now) + cost, and the address's run of failures grows by one.
-	RecordLoginFailure(ctx context.Context, account, ip string, now time.Time, cost time.Duration) error
-	// ClearLoginFailures ends account's run of failures from ip.
-	ClearLoginFailures(ctx context.Context, account, ip string) error
-	// PruneLoginFailures drops account debts paid off before debtBefore and
-	// runs of failures whose last failure is before runBefore.
-	PruneLoginFailures(ctx context.Context, debtBefore, runBefore time.Time) (int, error)
+	// UpdateLoginFailures is the login throttle's read-modify-write: in one
+	// transaction it locks the state of account (its prepared username)
+	// and of account from address (rows start zero), calls update with it
+	// and writes what update returns. Instances sharing the database
+	// therefore see every attempt another has reserved, and concurrent
+	// attempts cannot all pass one check. An error from update (a refusal)
+	// writes nothing and is returned as it is.
+	UpdateLoginFailures(ctx context.Context, account, address string, update func(old LoginFailures) (LoginFailures, error)) error
+	// PruneLoginFailures drops account debts paid off before debtBefore,
+	// and address state whose last failure is before runBefore and whose
+	// last success is before knownBefore.
+	PruneLoginFailures(ctx context.Context, debtBefore, runBefore, knownBefore time.Time) (int, error)
 }
 
 // LoginFailures is the per-account state of the login throttle, kept in the
@@ -340,10 +340,14 @@ type LoginFailures struct {
 	// Debt is the account's failure budget as a time (GCRA): each failure
 	// pushes it one refill interval later; zero when nothing is owed.
 	Debt time.Time
-	// Failures is the run of consecutive failures on the account from this
-	// address, the last at LastFailure.
+	// Failures is the run of consecutive failures (attempts reserved and
+	// not yet proven right) on the account from this address, the last at
+	// LastFailure.
 	Failures    int
 	LastFailure time.Time
+	// KnownAt is the last successful sign-in to the account from this
+	// address; zero if none. A known address keeps a budget of its own.
+	KnownAt time.Time
 }
 
 // PoolStats describes one connection pool of a backend, for metrics.

@@ -4,30 +4,38 @@
 // Three limits apply to every login attempt, each a back-off that ends by
 // itself, never a permanent lock:
 //
-//   - per client IP: a token bucket of attempts (a single source cannot spray
-//     passwords across many accounts);
-//   - per account and client IP: after a few consecutive failures, an
+//   - per client address (IPv4 address, IPv6 /64): a token bucket of
+//     attempts (a single source cannot spray passwords across many
+//     accounts, nor escape by hopping through its 2^64 addresses);
+//   - per account and address: after a few consecutive failures, an
 //     exponentially growing wait (an attacker guessing one account from one
 //     address slows to a crawl), reset by a success from that address;
 //   - per account over all addresses: a bucket of failures (a distributed
-//     attack on one account is bounded), refilling steadily, so the owner
-//     waits at most one refill interval, not forever.
+//     attack on one account is bounded), refilling steadily.
 //
-// The owner logging in from their usual address is only affected by the
-// third limit, and only while someone else is actively failing against the
-// account.
+// An address that has signed in to the account before is "known" and is
+// exempt from the third limit: an attacker spending the account's budget
+// from elsewhere cannot keep the owner out (ASVS 6.3), while the owner's
+// address still has its own back-off.
 //
-// The two per-account limits live in the database (Store), so N instances
-// sharing PostgreSQL give an attacker one budget, not N, and a restart does
-// not reset it. A successful login from an address with no failures writes
-// nothing: the read that checks the limits tells the success whether there
-// is a run of failures to clear. The per-IP bucket stays in memory; it
-// protects each instance's CPU, which is per instance anyway.
+// Every attempt is reserved before the password is hashed: in one
+// transaction (Store.UpdateLoginFailures) the limits are checked and the
+// attempt is counted as a failure. Concurrent attempts, on every instance
+// sharing the database, therefore cannot all pass one check. A right
+// password then gives the reservation back (Success); so does an attempt
+// that never reached the hash (Release).
+//
+// The two per-account limits live in the database, so N instances sharing
+// PostgreSQL give an attacker one budget, not N, and a restart does not
+// reset it. The per-address bucket stays in memory; it protects each
+// instance's CPU, which is per instance anyway.
 package throttle
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -48,6 +56,9 @@ type Config struct {
 	AccountRefill   time.Duration
 	// MaxEntries bounds the per-IP buckets in memory (default 100,000).
 	MaxEntries int
+	// KnownFor is how long an address stays known after a successful
+	// sign-in from it (default 90 days).
+	KnownFor time.Duration
 }
 
 func (c *Config) defaults() {
@@ -69,14 +80,15 @@ func (c *Config) defaults() {
 	if c.MaxEntries <= 0 {
 		c.MaxEntries = 100_000
 	}
+	if c.KnownFor <= 0 {
+		c.KnownFor = 90 * 24 * time.Hour
+	}
 }
 
 // Store keeps the per-account state (store.Store implements it).
 type Store interface {
-	LoginFailures(ctx context.Context, account, ip string) (store.LoginFailures, error)
-	RecordLoginFailure(ctx context.Context, account, ip string, now time.Time, cost time.Duration) error
-	ClearLoginFailures(ctx context.Context, account, ip string) error
-	PruneLoginFailures(ctx context.Context, debtBefore, runBefore time.Time) (int, error)
+	UpdateLoginFailures(ctx context.Context, account, address string, update func(store.LoginFailures) (store.LoginFailures, error)) error
+	PruneLoginFailures(ctx context.Context, debtBefore, runBefore, knownBefore time.Time) (int, error)
 }
 
 // Limiter tracks attempts. Safe for concurrent use.
@@ -102,8 +114,10 @@ type Attempt struct {
 	// LimitAccount), for metrics and the security log.
 	Limit string
 
-	account, ip string
-	failures    int // the run of failures from ip when allowed
+	account, addr string
+	reserved      bool      // counted in the store; Success or Release gives it back
+	charged       bool      // the account-wide budget paid for it
+	at, prevLast  time.Time // the reservation's LastFailure, and the one it replaced
 }
 
 type bucket struct {
@@ -129,42 +143,78 @@ func (b *bucket) take(now time.Time, capacity, perSecond float64) time.Duration 
 	return time.Duration((1 - b.tokens) / perSecond * float64(time.Second))
 }
 
-// Allow records an attempt on account (normalised by the caller) from ip at
-// now and says whether it may proceed. The error is the store's: the
+// errRefused carries a refusal out of the reservation's transaction.
+type errRefused struct {
+	wait  time.Duration
+	limit string
+}
+
+func (e *errRefused) Error() string { return "login attempt refused by " + e.limit }
+
+// Allow reserves an attempt on account (normalised by the caller) from ip
+// at now, or says how long to wait. A reserved attempt counts as a failure
+// until Success or Release gives it back. The error is the store's: the
 // caller cannot tell whether the account is under attack and must refuse.
 func (l *Limiter) Allow(ctx context.Context, account, ip string, now time.Time) (Attempt, error) {
-	a := Attempt{account: account, ip: ip}
-	if wait := l.allowIP(ip, now); wait > 0 {
+	addr := AddressKey(ip)
+	a := Attempt{account: account, addr: addr}
+	if wait := l.allowIP(addr, now); wait > 0 {
 		a.Wait, a.Limit = wait, LimitIP
 		return a, nil
 	}
-	lf, err := l.store.LoginFailures(ctx, account, ip)
-	if err != nil {
+	err := l.store.UpdateLoginFailures(ctx, account, addr, func(lf store.LoginFailures) (store.LoginFailures, error) {
+		if wait, limit := l.check(lf, now); wait > 0 {
+			return lf, &errRefused{wait, limit}
+		}
+		a.charged = !l.known(lf, now)
+		a.prevLast = lf.LastFailure
+		lf.Failures++
+		lf.LastFailure = maxTime(lf.LastFailure, now)
+		a.at = lf.LastFailure
+		if a.charged {
+			lf.Debt = maxTime(lf.Debt, now).Add(l.cfg.AccountRefill)
+		}
+		return lf, nil
+	})
+	var refused *errRefused
+	switch {
+	case errors.As(err, &refused):
+		a.Wait, a.Limit = refused.wait, refused.limit
+		return a, nil
+	case err != nil:
 		return Attempt{}, fmt.Errorf("login throttle: %w", err)
 	}
-	a.failures = lf.Failures
-	if lf.Failures >= l.cfg.FreeFailures {
-		backoff := min(l.cfg.MaxBackoff, time.Second<<min(lf.Failures-l.cfg.FreeFailures, 30))
-		if until := lf.LastFailure.Add(backoff); now.Before(until) {
-			a.Wait, a.Limit = until.Sub(now), LimitAccountIP
-			return a, nil
-		}
-	}
-	// GCRA: the budget of AccountFailures is spent while the debt runs
-	// more than AccountFailures-1 refills ahead of now.
-	// (A zero or past debt is nothing owed; skip it before subtracting,
-	// since the distance to the zero time saturates.)
-	if !lf.Debt.After(now) {
-		return a, nil
-	}
-	if ahead := lf.Debt.Sub(now) - time.Duration(l.cfg.AccountFailures-1)*l.cfg.AccountRefill; ahead > 0 {
-		a.Wait, a.Limit = ahead, LimitAccount
-		return a, nil
-	}
+	a.reserved = true
 	return a, nil
 }
 
-func (l *Limiter) allowIP(ip string, now time.Time) time.Duration {
+// check applies the two stored limits to lf at now.
+func (l *Limiter) check(lf store.LoginFailures, now time.Time) (time.Duration, string) {
+	if lf.Failures >= l.cfg.FreeFailures {
+		backoff := min(l.cfg.MaxBackoff, time.Second<<min(lf.Failures-l.cfg.FreeFailures, 30))
+		if until := lf.LastFailure.Add(backoff); now.Before(until) {
+			return until.Sub(now), LimitAccountIP
+		}
+	}
+	if l.known(lf, now) || !lf.Debt.After(now) {
+		// A known address has a budget of its own (the back-off above);
+		// a zero or past debt is nothing owed (and the distance to the
+		// zero time saturates, so skip it before subtracting).
+		return 0, ""
+	}
+	// GCRA: the budget of AccountFailures is spent while the debt runs
+	// more than AccountFailures-1 refills ahead of now.
+	if ahead := lf.Debt.Sub(now) - time.Duration(l.cfg.AccountFailures-1)*l.cfg.AccountRefill; ahead > 0 {
+		return ahead, LimitAccount
+	}
+	return 0, ""
+}
+
+func (l *Limiter) known(lf store.LoginFailures, now time.Time) bool {
+	return !lf.KnownAt.IsZero() && now.Sub(lf.KnownAt) < l.cfg.KnownFor
+}
+
+func (l *Limiter) allowIP(addr string, now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.ips) >= l.cfg.MaxEntries {
@@ -174,30 +224,46 @@ func (l *Limiter) allowIP(ip string, now time.Time) time.Duration {
 		clear(l.ips)
 	}
 	perIP := float64(l.cfg.PerIP)
-	b := l.ips[ip]
+	b := l.ips[addr]
 	if b == nil {
 		b = &bucket{tokens: perIP, at: now}
-		l.ips[ip] = b
+		l.ips[addr] = b
 	}
 	return b.take(now, perIP, perIP/60)
 }
 
-// Failure records a failed attempt (wrong password, unknown user) that
-// Allow let through.
-func (l *Limiter) Failure(ctx context.Context, a Attempt, now time.Time) error {
-	if err := l.store.RecordLoginFailure(ctx, a.account, a.ip, now, l.cfg.AccountRefill); err != nil {
-		return fmt.Errorf("login throttle: %w", err)
-	}
-	return nil
+// Success gives back a reserved attempt whose password was right: the
+// account's run of failures from the address ends, the account's budget is
+// refunded, and the address becomes known to the account.
+func (l *Limiter) Success(ctx context.Context, a Attempt, now time.Time) error {
+	return l.giveBack(ctx, a, func(lf *store.LoginFailures) {
+		lf.Failures, lf.KnownAt = 0, now
+	})
 }
 
-// Success ends the account's run of failures from the attempt's address. It
-// writes only if Allow saw such a run.
-func (l *Limiter) Success(ctx context.Context, a Attempt) error {
-	if a.failures == 0 {
+// Release gives back a reserved attempt that was never judged (the hashing
+// queue was full): it counts neither way.
+func (l *Limiter) Release(ctx context.Context, a Attempt) error {
+	return l.giveBack(ctx, a, func(lf *store.LoginFailures) {
+		lf.Failures = max(0, lf.Failures-1)
+		if lf.LastFailure.Equal(a.at) {
+			lf.LastFailure = a.prevLast // no later attempt moved it
+		}
+	})
+}
+
+func (l *Limiter) giveBack(ctx context.Context, a Attempt, f func(*store.LoginFailures)) error {
+	if !a.reserved {
 		return nil
 	}
-	if err := l.store.ClearLoginFailures(ctx, a.account, a.ip); err != nil {
+	err := l.store.UpdateLoginFailures(ctx, a.account, a.addr, func(lf store.LoginFailures) (store.LoginFailures, error) {
+		f(&lf)
+		if a.charged && lf.Debt.After(time.Time{}) {
+			lf.Debt = lf.Debt.Add(-l.cfg.AccountRefill)
+		}
+		return lf, nil
+	})
+	if err != nil {
 		return fmt.Errorf("login throttle: %w", err)
 	}
 	return nil
@@ -217,8 +283,33 @@ func (l *Limiter) PruneMemory(now time.Time) {
 // PruneStore drops the per-account state that no longer limits anything at
 // now: paid-off debts and runs of failures older than the longest back-off.
 func (l *Limiter) PruneStore(ctx context.Context, now time.Time) error {
-	if _, err := l.store.PruneLoginFailures(ctx, now, now.Add(-l.cfg.MaxBackoff)); err != nil {
+	if _, err := l.store.PruneLoginFailures(ctx, now, now.Add(-l.cfg.MaxBackoff), now.Add(-l.cfg.KnownFor)); err != nil {
 		return fmt.Errorf("login throttle: %w", err)
 	}
 	return nil
+}
+
+// AddressKey is the unit in which client addresses are counted: an IPv4
+// address (IPv4-mapped IPv6 spellings included) as itself, an IPv6 address
+// by its /64 (one host, one customer, is given a /64 to roam in), in
+// canonical form, so every spelling of one address is one key. Anything
+// unparsable is counted as it is.
+func AddressKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.WithZone("").Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

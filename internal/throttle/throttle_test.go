@@ -3,7 +3,9 @@ package throttle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,19 +31,45 @@ func newLimiter(t *testing.T, cfg Config) *Limiter {
 	return New(cfg, openStore(t, filepath.Join(t.TempDir(), "gh.db")))
 }
 
-// try is one attempt: Allow, and a failure recorded if it was allowed.
+// try is one attempt: Allow, then, if it was allowed, a failure (the
+// reservation stands) or a probe that counts neither way (Release).
 func try(t *testing.T, l *Limiter, account, ip string, now time.Time, fail bool) Attempt {
 	t.Helper()
 	a, err := l.Allow(ctx, account, ip, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Wait == 0 && fail {
-		if err := l.Failure(ctx, a, now); err != nil {
+	if a.Wait == 0 && !fail {
+		if err := l.Release(ctx, a); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return a
+}
+
+// succeed is a sign-in with the right password.
+func succeed(t *testing.T, l *Limiter, account, ip string, now time.Time) {
+	t.Helper()
+	a, err := l.Allow(ctx, account, ip, now)
+	if err != nil || a.Wait != 0 {
+		t.Fatalf("sign-in refused: %+v, %v", a, err)
+	}
+	if err := l.Success(ctx, a, now); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func read(t *testing.T, st Store, account, ip string) store.LoginFailures {
+	t.Helper()
+	var lf store.LoginFailures
+	stop := errors.New("read")
+	if err := st.UpdateLoginFailures(ctx, account, AddressKey(ip), func(old store.LoginFailures) (store.LoginFailures, error) {
+		lf = old
+		return old, stop
+	}); !errors.Is(err, stop) {
+		t.Fatal(err)
+	}
+	return lf
 }
 
 func TestPerAccountAndIPBackoffIsTemporary(t *testing.T) {
@@ -80,9 +108,7 @@ func TestPerAccountAndIPBackoffIsTemporary(t *testing.T) {
 		t.Fatalf("after the back-off: %v", a.Wait)
 	}
 	// A success resets the pair.
-	if err := l.Success(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	succeed(t, l, "ann", "203.0.113.9", now)
 	try(t, l, "ann", "203.0.113.9", now, true)
 	if a := try(t, l, "ann", "203.0.113.9", now, false); a.Wait != 0 {
 		t.Fatalf("after a success and one failure: %v", a.Wait)
@@ -156,54 +182,113 @@ func TestAccountBudgetIsShared(t *testing.T) {
 	}
 }
 
-// counting wraps a store and counts writes.
-type counting struct {
-	Store
-	writes int
+// Attempts are reserved before the password is checked: of many at once
+// from one address, only the free failures get through (checking before
+// and counting after let all 40 be evaluated), and of many spread over
+// addresses, only the account's budget.
+func TestConcurrentAttemptsAreReserved(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cfg    Config
+		addr   func(i int) string
+		budget int
+	}{
+		{"one address", Config{PerIP: 1000}, func(int) string { return "203.0.113.9" }, 5},
+		{"eight addresses", Config{PerIP: 1000, FreeFailures: 100, AccountFailures: 10}, func(i int) string { return fmt.Sprintf("198.51.100.%d", i%8) }, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLimiter(t, tc.cfg)
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			allowed := 0
+			for i := range 40 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					a, err := l.Allow(ctx, "ann", tc.addr(i), t0)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if a.Wait == 0 {
+						mu.Lock()
+						allowed++
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			if allowed != tc.budget {
+				t.Fatalf("%d of 40 concurrent attempts evaluated; the budget is %d", allowed, tc.budget)
+			}
+		})
+	}
 }
 
-func (c *counting) RecordLoginFailure(ctx context.Context, account, ip string, now time.Time, cost time.Duration) error {
-	c.writes++
-	return c.Store.RecordLoginFailure(ctx, account, ip, now, cost)
-}
-
-func (c *counting) ClearLoginFailures(ctx context.Context, account, ip string) error {
-	c.writes++
-	return c.Store.ClearLoginFailures(ctx, account, ip)
-}
-
-// A successful login with no failures behind it writes nothing; one after
-// failures from the same address clears them, once.
-func TestSuccessWritesOnlyAfterFailures(t *testing.T) {
-	st := &counting{Store: openStore(t, filepath.Join(t.TempDir(), "gh.db"))}
-	l := New(Config{}, st)
+// Spending the account's budget from other addresses does not keep the
+// owner out of an address they have signed in from before; a new address
+// still waits.
+func TestKnownAddressKeepsItsBudget(t *testing.T) {
+	l := newLimiter(t, Config{AccountFailures: 5, AccountRefill: time.Minute})
+	succeed(t, l, "ann", "192.0.2.10", t0) // the owner, yesterday
+	now := t0.Add(24 * time.Hour)
+	for i := range 50 {
+		try(t, l, "ann", fmt.Sprintf("203.0.113.%d", i), now, true)
+	}
+	if a := try(t, l, "ann", "198.51.100.1", now, false); a.Limit != LimitAccount {
+		t.Fatalf("a new address during the attack: %+v, want the account limit", a)
+	}
 	for range 3 {
-		a := try(t, l, "ann", "192.0.2.1", t0, false)
-		if err := l.Success(ctx, a); err != nil {
-			t.Fatal(err)
+		succeed(t, l, "ann", "192.0.2.10", now) // not refused
+	}
+	// The known address has its own back-off: an attacker sharing it gets
+	// the free failures, then waits.
+	for range 5 {
+		try(t, l, "ann", "192.0.2.10", now, true)
+	}
+	if a := try(t, l, "ann", "192.0.2.10", now, false); a.Limit != LimitAccountIP {
+		t.Fatalf("failures from the known address: %+v, want its own back-off", a)
+	}
+	// Known only for a while.
+	l2 := newLimiter(t, Config{AccountFailures: 5, AccountRefill: time.Minute, KnownFor: time.Hour})
+	succeed(t, l2, "ann", "192.0.2.10", t0)
+	for i := range 50 {
+		try(t, l2, "ann", fmt.Sprintf("203.0.113.%d", i), now, true)
+	}
+	if a := try(t, l2, "ann", "192.0.2.10", now, false); a.Limit != LimitAccount {
+		t.Fatalf("an address last used past KnownFor: %+v, want the account limit", a)
+	}
+}
+
+// Every spelling of an address is one key; an IPv6 host's /64 is one key.
+func TestAddressKey(t *testing.T) {
+	for _, tc := range []struct{ a, b string }{
+		{"192.0.2.1", "::ffff:192.0.2.1"},
+		{"2001:db8::1", "2001:0DB8:0000:0000:0000:0000:0000:0001"},
+		{"2001:db8::1", "2001:db8::ffff:ffff:ffff:ffff"},
+		{"fe80::1%eth0", "fe80::2"},
+	} {
+		if AddressKey(tc.a) != AddressKey(tc.b) {
+			t.Errorf("AddressKey(%q) = %q, AddressKey(%q) = %q; want one key", tc.a, AddressKey(tc.a), tc.b, AddressKey(tc.b))
 		}
 	}
-	if st.writes != 0 {
-		t.Fatalf("%d writes for successful logins", st.writes)
+	if AddressKey("2001:db8:0:1::1") == AddressKey("2001:db8:0:2::1") || AddressKey("192.0.2.1") == AddressKey("192.0.2.2") {
+		t.Error("different /64s (or IPv4 addresses) share a key")
 	}
-	try(t, l, "ann", "192.0.2.1", t0, true)
-	a := try(t, l, "ann", "192.0.2.1", t0, false)
-	if err := l.Success(ctx, a); err != nil {
-		t.Fatal(err)
+	// One IPv6 host hopping through its /64 shares one per-address bucket.
+	l := newLimiter(t, Config{PerIP: 3})
+	for i := range 3 {
+		try(t, l, fmt.Sprint(i), fmt.Sprintf("2001:db8::%x", i+1), t0, false)
 	}
-	if st.writes != 2 {
-		t.Fatalf("%d writes for a failure then a success, want 2", st.writes)
-	}
-	a = try(t, l, "ann", "192.0.2.1", t0, false)
-	if err := l.Success(ctx, a); err != nil || st.writes != 2 {
-		t.Fatalf("the cleared run was cleared again (%d writes, %v)", st.writes, err)
+	if a := try(t, l, "x", "2001:db8::beef", t0, false); a.Limit != LimitIP {
+		t.Fatalf("a fresh address in the same /64: %+v, want the per-address limit", a)
 	}
 }
 
 type broken struct{ Store }
 
-func (broken) LoginFailures(context.Context, string, string) (store.LoginFailures, error) {
-	return store.LoginFailures{}, store.ErrUnavailable
+func (broken) UpdateLoginFailures(context.Context, string, string, func(store.LoginFailures) (store.LoginFailures, error)) error {
+	return store.ErrUnavailable
 }
 
 // Without the database the limiter cannot know the account's state: it
@@ -231,7 +316,7 @@ func TestPruneAndBound(t *testing.T) {
 	if len(l.ips) != 0 {
 		t.Fatalf("prune left %d buckets", len(l.ips))
 	}
-	if lf, err := st.LoginFailures(ctx, "x", "a"); err != nil || !lf.Debt.IsZero() || lf.Failures != 0 {
-		t.Fatalf("prune left the store's state: %+v, %v", lf, err)
+	if lf := read(t, st, "x", "a"); !lf.Debt.IsZero() || lf.Failures != 0 {
+		t.Fatalf("prune left the store's state: %+v", lf)
 	}
 }

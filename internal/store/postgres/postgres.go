@@ -191,6 +191,9 @@ var migrations = []string{
 		PRIMARY KEY (account, ip)
 	);
 	CREATE INDEX login_ip_failures_last ON login_ip_failures(last_at);`,
+	// v6: the last successful sign-in from an address, so a known address
+	// keeps a login budget of its own (internal/throttle).
+	`ALTER TABLE login_ip_failures ADD COLUMN known_at BIGINT NOT NULL DEFAULT 0;`,
 }
 
 // Migrate applies pending migrations under an advisory lock, so instances

@@ -242,6 +242,9 @@ var migrations = []string{
 		PRIMARY KEY (account, ip)
 	);
 	CREATE INDEX login_ip_failures_last ON login_ip_failures(last_at);`,
+	// v6: the last successful sign-in from an address, so a known address
+	// keeps a login budget of its own (internal/throttle).
+	`ALTER TABLE login_ip_failures ADD COLUMN known_at INTEGER NOT NULL DEFAULT 0;`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

@@ -13,10 +13,11 @@ import (
 )
 
 // Databases of earlier releases (schema v3: no permissions, no auth_time;
-// v4, the previous release: no shared login throttle) are upgraded in
+// v4: no shared login throttle; v5, the previous release: no known
+// addresses) are upgraded in
 // place, and their sessions keep working.
 func TestUpgradeFromPreviousRelease(t *testing.T) {
-	for _, previous := range []int{3, 4} {
+	for _, previous := range []int{3, 4, 5} {
 		t.Run(fmt.Sprintf("v%d", previous), func(t *testing.T) {
 			ctx := context.Background()
 			path := filepath.Join(t.TempDir(), "old.db")

@@ -500,49 +500,49 @@ func (s *Store) PruneEvents(ctx context.Context, t time.Time) (int, error) {
 
 // --- login throttle ---
 
-func (s *Store) LoginFailures(ctx context.Context, account, ip string) (store.LoginFailures, error) {
-	var debt, last int64
-	var n int
-	err := s.queryRow(ctx, s.db.Reader(), `SELECT
-		COALESCE((SELECT debt FROM login_account_failures WHERE account = ?), 0),
-		COALESCE((SELECT failures FROM login_ip_failures WHERE account = ? AND ip = ?), 0),
-		COALESCE((SELECT last_at FROM login_ip_failures WHERE account = ? AND ip = ?), 0)`,
-		account, account, ip, account, ip).Scan(&debt, &n, &last)
-	if err != nil {
-		return store.LoginFailures{}, s.wrap("read login failures", err)
-	}
-	return store.LoginFailures{Debt: Time(debt), Failures: n, LastFailure: Time(last)}, nil
-}
-
-func (s *Store) RecordLoginFailure(ctx context.Context, account, ip string, now time.Time, cost time.Duration) error {
-	return s.inTx(ctx, "record login failure", func(tx Tx) error {
-		// One statement each, so concurrent failures on other instances
-		// add up instead of overwriting one another.
-		if _, err := s.exec(ctx, tx, `INSERT INTO login_account_failures (account, debt) VALUES (?, ?)
-			ON CONFLICT (account) DO UPDATE SET debt = GREATEST(login_account_failures.debt, ?) + ?`,
-			account, NS(now)+int64(cost), NS(now), int64(cost)); err != nil {
-			return s.wrap("record login failure", err)
+func (s *Store) UpdateLoginFailures(ctx context.Context, account, addr string, update func(store.LoginFailures) (store.LoginFailures, error)) error {
+	const what = "update login failures"
+	return s.inTx(ctx, what, func(tx Tx) error {
+		// Rows first (nothing to lock otherwise: two first attempts would
+		// both read "none"), then locked in one order: account, address.
+		if _, err := s.exec(ctx, tx, `INSERT INTO login_account_failures (account, debt) VALUES (?, 0)
+			ON CONFLICT (account) DO NOTHING`, account); err != nil {
+			return s.wrap(what, err)
 		}
-		_, err := s.exec(ctx, tx, `INSERT INTO login_ip_failures (account, ip, failures, last_at) VALUES (?, ?, 1, ?)
-			ON CONFLICT (account, ip) DO UPDATE SET failures = login_ip_failures.failures + 1,
-			last_at = GREATEST(login_ip_failures.last_at, ?)`, account, ip, NS(now), NS(now))
-		return s.wrap("record login failure", err)
+		if _, err := s.exec(ctx, tx, `INSERT INTO login_ip_failures (account, ip, failures, last_at, known_at) VALUES (?, ?, 0, 0, 0)
+			ON CONFLICT (account, ip) DO NOTHING`, account, addr); err != nil {
+			return s.wrap(what, err)
+		}
+		var debt, last, known int64
+		var n int
+		if err := s.queryRow(ctx, tx, `SELECT debt FROM login_account_failures WHERE account = ? FOR UPDATE`, account).Scan(&debt); err != nil {
+			return s.wrap(what, err)
+		}
+		if err := s.queryRow(ctx, tx, `SELECT failures, last_at, known_at FROM login_ip_failures WHERE account = ? AND ip = ? FOR UPDATE`,
+			account, addr).Scan(&n, &last, &known); err != nil {
+			return s.wrap(what, err)
+		}
+		next, err := update(store.LoginFailures{Debt: Time(debt), Failures: n, LastFailure: Time(last), KnownAt: Time(known)})
+		if err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, `UPDATE login_account_failures SET debt = ? WHERE account = ?`, NS(next.Debt), account); err != nil {
+			return s.wrap(what, err)
+		}
+		_, err = s.exec(ctx, tx, `UPDATE login_ip_failures SET failures = ?, last_at = ?, known_at = ? WHERE account = ? AND ip = ?`,
+			next.Failures, NS(next.LastFailure), NS(next.KnownAt), account, addr)
+		return s.wrap(what, err)
 	})
 }
 
-func (s *Store) ClearLoginFailures(ctx context.Context, account, ip string) error {
-	_, err := s.exec(ctx, s.db.Writer(), `DELETE FROM login_ip_failures WHERE account = ? AND ip = ?`, account, ip)
-	return s.wrap("clear login failures", err)
-}
-
-func (s *Store) PruneLoginFailures(ctx context.Context, debtBefore, runBefore time.Time) (int, error) {
+func (s *Store) PruneLoginFailures(ctx context.Context, debtBefore, runBefore, knownBefore time.Time) (int, error) {
 	var total int64
 	err := s.inTx(ctx, "prune login failures", func(tx Tx) error {
 		n, err := s.exec(ctx, tx, `DELETE FROM login_account_failures WHERE debt < ?`, NS(debtBefore))
 		if err != nil {
 			return s.wrap("prune login failures", err)
 		}
-		m, err := s.exec(ctx, tx, `DELETE FROM login_ip_failures WHERE last_at < ?`, NS(runBefore))
+		m, err := s.exec(ctx, tx, `DELETE FROM login_ip_failures WHERE last_at < ? AND known_at < ?`, NS(runBefore), NS(knownBefore))
 		total = n + m
 		return s.wrap("prune login failures", err)
 	})

@@ -851,21 +851,42 @@ func testDeleteUser(t *testing.T, s store.Store) {
 func testLoginFailures(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	const cost = 30 * time.Second
+	errRead := errors.New("read only")
 	read := func(account, ip string) store.LoginFailures {
 		t.Helper()
-		lf, err := s.LoginFailures(ctx, account, ip)
-		if err != nil {
+		var lf store.LoginFailures
+		err := s.UpdateLoginFailures(ctx, account, ip, func(old store.LoginFailures) (store.LoginFailures, error) {
+			lf = old
+			return old, errRead // an updater's error writes nothing
+		})
+		if !errors.Is(err, errRead) {
 			t.Fatal(err)
 		}
 		return lf
 	}
-	record := func(account, ip string, at time.Time) {
+	update := func(account, ip string, f func(*store.LoginFailures)) {
 		t.Helper()
-		if err := s.RecordLoginFailure(ctx, account, ip, at, cost); err != nil {
+		if err := s.UpdateLoginFailures(ctx, account, ip, func(lf store.LoginFailures) (store.LoginFailures, error) {
+			f(&lf)
+			return lf, nil
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if lf := read("alice", "192.0.2.1"); !lf.Debt.IsZero() || lf.Failures != 0 || !lf.LastFailure.IsZero() {
+	record := func(account, ip string, at time.Time) {
+		t.Helper()
+		update(account, ip, func(lf *store.LoginFailures) {
+			if lf.Debt.Before(at) {
+				lf.Debt = at
+			}
+			lf.Debt = lf.Debt.Add(cost)
+			lf.Failures++
+			if lf.LastFailure.Before(at) {
+				lf.LastFailure = at
+			}
+		})
+	}
+	if lf := read("alice", "192.0.2.1"); !lf.Debt.IsZero() || lf.Failures != 0 || !lf.LastFailure.IsZero() || !lf.KnownAt.IsZero() {
 		t.Fatalf("fresh account: %+v", lf)
 	}
 	record("alice", "192.0.2.1", base)
@@ -885,11 +906,9 @@ func testLoginFailures(t *testing.T, s store.Store) {
 	if lf := read("alice", "192.0.2.1"); !lf.Debt.Equal(later.Add(cost)) || lf.Failures != 3 {
 		t.Fatalf("after the debt was paid: %+v", lf)
 	}
-	if err := s.ClearLoginFailures(ctx, "alice", "192.0.2.1"); err != nil {
-		t.Fatal(err)
-	}
-	if lf := read("alice", "192.0.2.1"); lf.Failures != 0 || !lf.Debt.Equal(later.Add(cost)) {
-		t.Fatalf("a success clears the run, not the debt: %+v", lf)
+	update("alice", "192.0.2.1", func(lf *store.LoginFailures) { lf.Failures, lf.KnownAt = 0, later })
+	if lf := read("alice", "192.0.2.1"); lf.Failures != 0 || !lf.Debt.Equal(later.Add(cost)) || !lf.KnownAt.Equal(later) {
+		t.Fatalf("a success clears the run and marks the address known, not the debt: %+v", lf)
 	}
 	if lf := read("alice", "198.51.100.7"); lf.Failures != 1 {
 		t.Fatalf("clearing one address cleared another: %+v", lf)
@@ -906,7 +925,11 @@ func testLoginFailures(t *testing.T, s store.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- s.RecordLoginFailure(ctx, "carol", "203.0.113.5", base, cost)
+			errs <- s.UpdateLoginFailures(ctx, "carol", "203.0.113.5", func(lf store.LoginFailures) (store.LoginFailures, error) {
+				lf.Debt = maxT(lf.Debt, base).Add(cost)
+				lf.Failures++
+				return lf, nil
+			})
 		}()
 	}
 	wg.Wait()
@@ -921,7 +944,7 @@ func testLoginFailures(t *testing.T, s store.Store) {
 	}
 
 	// Prune drops paid debts and old runs only.
-	pruned, err := s.PruneLoginFailures(ctx, base.Add(n*cost+time.Nanosecond), base.Add(3*time.Second))
+	pruned, err := s.PruneLoginFailures(ctx, base.Add(n*cost+time.Nanosecond), base.Add(3*time.Second), later)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -934,6 +957,47 @@ func testLoginFailures(t *testing.T, s store.Store) {
 	if lf := read("alice", "198.51.100.7"); !lf.Debt.Equal(later.Add(cost)) || lf.Failures != 0 {
 		t.Fatalf("alice after prune: %+v", lf)
 	}
+
+	// A check inside the transaction holds under concurrency: of n
+	// attempts each allowed only while fewer than 5 are counted, exactly 5
+	// pass (reading first and writing after would let all of them through).
+	passed := make(chan bool, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			full := errors.New("budget spent")
+			err := s.UpdateLoginFailures(ctx, "dave", "203.0.113.6", func(lf store.LoginFailures) (store.LoginFailures, error) {
+				if lf.Failures >= 5 {
+					return lf, full
+				}
+				lf.Failures++
+				return lf, nil
+			})
+			if err != nil && !errors.Is(err, full) {
+				t.Error(err)
+			}
+			passed <- err == nil
+		}()
+	}
+	wg.Wait()
+	close(passed)
+	got := 0
+	for ok := range passed {
+		if ok {
+			got++
+		}
+	}
+	if got != 5 {
+		t.Fatalf("%d of %d concurrent reservations passed a budget of 5", got, n)
+	}
+}
+
+func maxT(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // The updater sees the row as stored; ErrNoChange and errors write nothing

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ type OldRows struct {
 	Nonce             []byte
 	Created           time.Time
 	Hash              string
+	version           int // the schema SQL wrote them in
 }
 
 // PreviousReleaseRows makes the rows, created at now.
@@ -36,19 +38,25 @@ type Query struct {
 	Args  []any
 }
 
-// SQL returns the inserts in schema version (3 or 4), in flavor.
-func (o OldRows) SQL(flavor sqlstore.Flavor, version int) []Query {
+// SQL returns the inserts in schema version (3, 4 or 5), in flavor, and
+// remembers the version for Check.
+func (o *OldRows) SQL(flavor sqlstore.Flavor, version int) []Query {
+	o.version = version
 	bind := flavor.Rewrite
 	ns := o.Created.UnixNano()
+	var throttle []Query
+	if version >= 5 {
+		throttle = []Query{{bind(`INSERT INTO login_ip_failures (account, ip, failures, last_at) VALUES ('olde', '192.0.2.7', 2, ?)`), []any{ns}}}
+	}
 	if version >= 4 {
-		return []Query{
+		return append(throttle, []Query{
 			{bind(`INSERT INTO users (id, username, username_norm, password_hash, role, disabled, created_at, permissions)
 				VALUES (?, 'Olde', 'olde', ?, 'user', false, ?, '')`), []any{o.UserID, o.Hash, ns}},
 			{bind(`INSERT INTO sessions (id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
 				idle_expires_at, expires_at, access_exp, ip, user_agent, auth_time)
 				VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, '192.0.2.1', 'old-agent', ?)`),
 				[]any{o.SessionID, o.UserID, o.Nonce, ns, ns, ns, ns + int64(time.Hour), ns + int64(24*time.Hour), ns + int64(5*time.Minute), ns}},
-		}
+		}...)
 	}
 	return []Query{
 		{bind(`INSERT INTO users (id, username, username_norm, password_hash, role, disabled, created_at)
@@ -97,12 +105,31 @@ func (o OldRows) Check(t *testing.T, s store.Store) {
 	if _, err := svc.Login(ctx, "olde", "wrong-password", auth.Meta{IP: "192.0.2.9"}); err == nil {
 		t.Fatal("wrong password accepted after the upgrade")
 	}
-	if lf, err := s.LoginFailures(ctx, "olde", "192.0.2.9"); err != nil || lf.Failures != 1 || lf.Debt.IsZero() {
-		t.Fatalf("login failures after the upgrade: %+v, %v", lf, err)
+	if lf := readLoginFailures(t, s, "olde", "192.0.2.9"); lf.Failures != 1 || lf.Debt.IsZero() {
+		t.Fatalf("login failures after the upgrade: %+v", lf)
+	}
+	// A v5 database's throttle rows survive, with no address known yet.
+	if o.version >= 5 {
+		if lf := readLoginFailures(t, s, "olde", "192.0.2.7"); lf.Failures != 2 || !lf.KnownAt.IsZero() {
+			t.Fatalf("v5 login failures after the upgrade: %+v", lf)
+		}
 	}
 	// The same token again, inside the grace window: the current one.
 	again, err := svc.Refresh(ctx, rt, auth.Meta{IP: "192.0.2.1"})
 	if err != nil || again.RefreshToken != tk.RefreshToken {
 		t.Fatalf("grace refresh after the upgrade: %v", err)
 	}
+}
+
+func readLoginFailures(t *testing.T, s store.Store, account, addr string) store.LoginFailures {
+	t.Helper()
+	var lf store.LoginFailures
+	errRead := errors.New("read only")
+	if err := s.UpdateLoginFailures(context.Background(), account, addr, func(old store.LoginFailures) (store.LoginFailures, error) {
+		lf = old
+		return old, errRead
+	}); !errors.Is(err, errRead) {
+		t.Fatal(err)
+	}
+	return lf
 }
