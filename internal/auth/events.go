@@ -51,17 +51,26 @@ func (s *Service) event(ctx context.Context, typ string, m Meta, userID, session
 	m, detail = m.clean(), cleanText(detail, 512)
 	e := store.Event{ID: newID(), Type: typ, At: s.now(), UserID: userID, SessionID: sessionID,
 		IP: m.IP, UserAgent: m.UserAgent, Detail: detail}
+	if aggregated(typ) {
+		s.recordAll(ctx, s.refused.note(e)) // nothing while a window counts
+		return
+	}
+	s.record(ctx, e)
+}
+
+// record logs, publishes and stores one event.
+func (s *Service) record(ctx context.Context, e store.Event) {
 	level := slog.LevelInfo
-	if typ == EventRefreshTokenReused || typ == EventCSRFFailed || typ == EventLoginFailed {
+	if e.Type == EventRefreshTokenReused || e.Type == EventCSRFFailed || e.Type == EventLoginFailed {
 		level = slog.LevelWarn
 	}
 	s.log.LogAttrs(ctx, level, "security event",
-		slog.String("type", typ), slog.String("user_id", userID), slog.String("session_id", sessionID),
-		slog.String("ip", m.IP), slog.String("user_agent", m.UserAgent), slog.String("detail", detail))
+		slog.String("type", e.Type), slog.String("user_id", e.UserID), slog.String("session_id", e.SessionID),
+		slog.String("ip", e.IP), slog.String("user_agent", e.UserAgent), slog.String("detail", e.Detail))
 	// The event outlives a cancelled request: it describes something that
 	// already happened.
 	s.publish(e)
 	if err := s.store.AddEvent(context.WithoutCancel(ctx), e); err != nil {
-		s.log.Error("store security event", slog.String("type", typ), slog.Any("err", err))
+		s.log.Error("store security event", slog.String("type", e.Type), slog.Any("err", err))
 	}
 }

@@ -45,6 +45,10 @@ type Config struct {
 	IPPolicy string
 	// EventRetention is how long security events are kept (default 90 days).
 	EventRetention time.Duration
+	// RefusedEventWindow is the interval over which refused requests
+	// (rate_limited, csrf_failed) of one kind, address and account are
+	// recorded as one event and one summary with a count (default 1m).
+	RefusedEventWindow time.Duration
 	// Throttle limits login attempts per IP and per account.
 	Throttle throttle.Config
 	// SyncInterval is how often the revocation log is polled for changes
@@ -110,6 +114,7 @@ type Service struct {
 	lastSync      atomic.Int64 // Unix ns (wall clock) of the last successful sync
 	following     atomic.Bool  // Run is following the revocation log
 	staticKeys    [][]byte     // hashes of Config.ResourceKeys
+	refused       *refusedLog  // aggregation of refused requests' events
 
 	subsMu sync.Mutex
 	subs   map[string]map[chan store.Event]struct{} // user id -> live subscribers
@@ -200,6 +205,9 @@ func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Ser
 	if cfg.EventRetention <= 0 {
 		cfg.EventRetention = DefaultEventRetention
 	}
+	if cfg.RefusedEventWindow <= 0 {
+		cfg.RefusedEventWindow = DefaultRefusedWindow
+	}
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = 500 * time.Millisecond
 	}
@@ -230,6 +238,7 @@ func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Ser
 	}
 	s := &Service{
 		staticKeys: static,
+		refused:    newRefusedLog(cfg.RefusedEventWindow),
 		changes:    newBroadcast(),
 		nonces:     newNonceCache(200_000),
 		cfg:        cfg,
@@ -340,6 +349,8 @@ func (s *Service) Run(ctx context.Context) {
 	hour := time.NewTicker(time.Hour)
 	defer hour.Stop()
 	s.pruneStore(ctx)
+	// Summaries still counting are recorded on the way out.
+	defer func() { s.recordAll(context.WithoutCancel(ctx), s.refused.expire(time.Time{})) }()
 	for {
 		select {
 		case <-ctx.Done():
@@ -356,6 +367,7 @@ func (s *Service) Run(ctx context.Context) {
 			now := s.now()
 			s.revoked.Prune(now)
 			s.throttle.PruneMemory(now)
+			s.FlushRefusedEvents(ctx)
 			if s.cfg.ReloadKeys != nil {
 				if err := s.cfg.ReloadKeys(ctx); err != nil && ctx.Err() == nil {
 					s.log.Warn("signing key reload failed", slog.Any("err", err))

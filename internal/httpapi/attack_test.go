@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
 	"github.com/gatehouse-auth/gatehouse/internal/password"
+	"github.com/gatehouse-auth/gatehouse/internal/store"
 	"github.com/gatehouse-auth/gatehouse/internal/store/sqlite"
 	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 	"github.com/gatehouse-auth/gatehouse/internal/token"
@@ -318,5 +319,79 @@ func TestAttackIPv6HoppingSharesOneBudget(t *testing.T) {
 	}
 	if r := s.loginFrom(t, "bob", "guess", "2001:db8:1:3::1"); r.status != 401 {
 		t.Fatalf("another /64: %d %s; want its own budget", r.status, r.raw)
+	}
+}
+
+// Refused requests cost the attacker a request, not the server a durable
+// row each: storage grows with time, and the victim's own feed shows that
+// someone tried, with a count, instead of filling with the attacker's rows.
+func TestAttackRefusedRequestsAreAggregated(t *testing.T) {
+	s := newServer(t, options{trusted: loopbackProxy})
+	s.register(t, "ann")
+	ann, _ := s.svc.FindUser(context.Background(), "ann")
+	ua := strings.Repeat("A", 512)
+	for range 400 {
+		s.do(t, "POST", "/v1/auth/login", map[string]string{"username": "ann", "password": "x"},
+			map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example", "User-Agent": ua, "X-Forwarded-For": "203.0.113.66"})
+	}
+	for range 100 {
+		_, res, _ := s.dial(t, "/v1/ws", http.Header{"Origin": {"https://evil.example"}, "User-Agent": {ua}, "X-Forwarded-For": {"203.0.113.66"}})
+		if res == nil || res.StatusCode != 403 {
+			t.Fatalf("cross-site upgrade: %v", res)
+		}
+	}
+	for range 200 {
+		s.loginFrom(t, "ann", "guess", "198.51.100.9") // 30 a minute pass the per-IP limit, then 429
+	}
+	count := func(typ, user string) []store.Event {
+		t.Helper()
+		list, _, err := s.svc.Events(context.Background(), auth.EventQuery{Type: typ, UserID: user, Limit: 500})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return list
+	}
+	if n := len(count(auth.EventCSRFFailed, "")); n != 1 {
+		t.Fatalf("%d csrf_failed rows for 500 refused cross-site requests from one address; want 1 while the window counts", n)
+	}
+	if n := len(count(auth.EventRateLimited, ann.ID)); n != 1 {
+		t.Fatalf("%d rate_limited rows in the victim's feed; want 1 while the window counts", n)
+	}
+	// The window closes: one summary each, with the count.
+	s.clock.Advance(auth.DefaultRefusedWindow)
+	s.svc.FlushRefusedEvents(context.Background())
+	csrf := count(auth.EventCSRFFailed, "")
+	if len(csrf) != 2 || !strings.Contains(csrf[0].Detail, "499 more") {
+		t.Fatalf("csrf_failed after the window: %d rows, newest %q; want the first and a summary of 499 more", len(csrf), csrf[0].Detail)
+	}
+	limited := count(auth.EventRateLimited, ann.ID)
+	if len(limited) != 2 || !strings.Contains(limited[0].Detail, " more ") {
+		t.Fatalf("the victim's rate_limited after the window: %+v", limited)
+	}
+	mine, _, _ := s.svc.Events(context.Background(), auth.EventQuery{UserID: ann.ID, Limit: 500})
+	if len(mine) > 40 {
+		t.Fatalf("the victim's feed holds %d events after one address's attack", len(mine))
+	}
+	// A new window records at once again.
+	s.do(t, "POST", "/v1/auth/login", map[string]string{"username": "ann", "password": "x"},
+		map[string]string{"Sec-Fetch-Site": "cross-site", "X-Forwarded-For": "203.0.113.66"})
+	if n := len(count(auth.EventCSRFFailed, "")); n != 3 {
+		t.Fatalf("%d csrf_failed rows after a refusal in a new window; want 3", n)
+	}
+}
+
+// Many addresses at once do not multiply the rows without bound either:
+// past a few per account and window they fold into one entry.
+func TestAttackRefusedFromManyAddressesFold(t *testing.T) {
+	s := newServer(t, options{trusted: loopbackProxy})
+	for i := range 300 {
+		s.do(t, "POST", "/v1/auth/login", map[string]string{"username": "ann", "password": "x"},
+			map[string]string{"Sec-Fetch-Site": "cross-site", "X-Forwarded-For": fmt.Sprintf("203.0.%d.%d", i/250, i%250)})
+	}
+	s.clock.Advance(auth.DefaultRefusedWindow)
+	s.svc.FlushRefusedEvents(context.Background())
+	list, _, _ := s.svc.Events(context.Background(), auth.EventQuery{Type: auth.EventCSRFFailed, Limit: 500})
+	if len(list) > 10 {
+		t.Fatalf("%d csrf_failed rows for 300 addresses; want a few and one folded summary", len(list))
 	}
 }
