@@ -117,7 +117,7 @@ type Service struct {
 	refused       *refusedLog  // aggregation of refused requests' events
 
 	subsMu sync.Mutex
-	subs   map[string]map[chan store.Event]struct{} // user id -> live subscribers
+	subs   map[string]map[*subscriber]struct{} // user id -> live subscribers
 }
 
 // Meta is what the transport knows about the caller.

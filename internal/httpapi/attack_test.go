@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
 	"github.com/gatehouse-auth/gatehouse/internal/password"
@@ -393,5 +397,140 @@ func TestAttackRefusedFromManyAddressesFold(t *testing.T) {
 	list, _, _ := s.svc.Events(context.Background(), auth.EventQuery{Type: auth.EventCSRFFailed, Limit: 500})
 	if len(list) > 10 {
 		t.Fatalf("%d csrf_failed rows for 300 addresses; want a few and one folded summary", len(list))
+	}
+}
+
+// One address cannot hold every socket waiting for its first message: past
+// its share it gets 429, and browsers elsewhere still get in.
+func TestAttackWaitingSocketsPerAddress(t *testing.T) {
+	s := newServer(t, options{realClock: true, origins: []string{appOrigin}, trusted: loopbackProxy, maxAddrPending: 3})
+	s.register(t, "ann")
+	tk := s.login(t, "ann")
+	from := func(addr string) http.Header {
+		return http.Header{"Origin": {appOrigin}, "X-Forwarded-For": {addr}}
+	}
+	for i := range 3 {
+		if _, _, err := s.dial(t, "/v1/ws", from(fmt.Sprintf("2001:db8:7::%x", i+1))); err != nil {
+			t.Fatalf("waiting socket %d: %v", i, err)
+		}
+	}
+	_, res, err := s.dial(t, "/v1/ws", from("2001:db8:7::ff")) // the same /64
+	if err == nil || res == nil || res.StatusCode != 429 || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("a fourth waiting socket from one /64: %v %v; want 429", res, err)
+	}
+	c, _, err := s.dial(t, "/v1/ws", from("192.0.2.77")) // a browser elsewhere
+	if err != nil {
+		t.Fatalf("a browser at another address is locked out: %v", err)
+	}
+	writeText(t, c, `{"type":"auth","access_token":"`+tk.access+`"}`)
+	if m, err := read(t, c, 2*time.Second); err != nil || m.Type != "hello" {
+		t.Fatalf("hello: %+v %v", m, err)
+	}
+}
+
+// One account's authenticated sockets are capped on an instance: by header
+// 429 before the upgrade, in-band a close with 4008.
+func TestAttackSocketsPerUser(t *testing.T) {
+	s := newServer(t, options{realClock: true, origins: []string{appOrigin}, maxUserSockets: 2})
+	s.register(t, "ann")
+	s.register(t, "bob")
+	ann, bob := s.login(t, "ann"), s.login(t, "bob")
+	for range 2 {
+		c, _, err := s.dial(t, "/v1/ws", bearerHeader(ann.access))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, err := read(t, c, 2*time.Second); err != nil || m.Type != "hello" {
+			t.Fatalf("hello: %+v %v", m, err)
+		}
+	}
+	if _, res, err := s.dial(t, "/v1/ws", bearerHeader(ann.access)); err == nil || res == nil || res.StatusCode != 429 {
+		t.Fatalf("a third socket of one account: %v %v; want 429", res, err)
+	}
+	c, _, err := s.dialOrigin(t, appOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeText(t, c, `{"type":"auth","access_token":"`+ann.access+`"}`)
+	if _, err := read(t, c, 2*time.Second); websocket.CloseStatus(err) != 4008 {
+		t.Fatalf("a third in-band socket of one account: %v; want close 4008", err)
+	}
+	if _, _, err := s.dial(t, "/v1/ws", bearerHeader(bob.access)); err != nil {
+		t.Fatalf("another account is affected: %v", err)
+	}
+}
+
+// A page on an --allowed-origin is on another site: its browser sends
+// Sec-Fetch-Site: cross-site, and its socket must open as its POSTs do.
+func TestAttackAllowedOriginCrossSiteSocket(t *testing.T) {
+	s := newServer(t, options{realClock: true, origins: []string{appOrigin}})
+	s.register(t, "ann")
+	tk := s.login(t, "ann")
+	c, _, err := s.dial(t, "/v1/ws", http.Header{"Origin": {appOrigin}, "Sec-Fetch-Site": {"cross-site"}})
+	if err != nil {
+		t.Fatalf("upgrade from an allowed origin on another site: %v", err)
+	}
+	writeText(t, c, `{"type":"auth","access_token":"`+tk.access+`"}`)
+	if m, err := read(t, c, 2*time.Second); err != nil || m.Type != "hello" {
+		t.Fatalf("hello: %+v %v", m, err)
+	}
+	for _, h := range []http.Header{
+		{"Origin": {"https://evil.example"}, "Sec-Fetch-Site": {"cross-site"}},
+		{"Origin": {appOrigin + ".evil.example"}, "Sec-Fetch-Site": {"cross-site"}},
+		{"Sec-Fetch-Site": {"cross-site"}, "Authorization": {"Bearer " + tk.access}},
+	} {
+		if _, res, err := s.dial(t, "/v1/ws", h); err == nil || res == nil || res.StatusCode != 403 {
+			t.Fatalf("cross-site upgrade %v: %v %v; want 403", h, res, err)
+		}
+	}
+}
+
+// A client that stops reading does not slow the server, and is told that
+// it missed events (close 4009) instead of losing them silently.
+func TestAttackSlowSocketIsToldToResync(t *testing.T) {
+	s := newServer(t, options{realClock: true})
+	s.register(t, "ann")
+	tk := s.login(t, "ann")
+	ann, _ := s.svc.FindUser(context.Background(), "ann")
+	// A client with a tiny receive buffer that does not read.
+	dialer := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024) })
+	}}
+	client := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+"/v1/ws",
+		&websocket.DialOptions{HTTPClient: client, HTTPHeader: bearerHeader(tk.access)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	// It reads, but slowly: a burst of events outruns it.
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := c.Read(ctx); err != nil {
+				ended <- err
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	detail := strings.Repeat("d", 500)
+	var err2 error
+burst:
+	for i := 0; i < 20000; i++ {
+		s.svc.Event(context.Background(), auth.EventSessionRevoked, auth.Meta{UserAgent: detail}, ann.ID, "", detail)
+		select {
+		case err2 = <-ended:
+			break burst
+		default:
+		}
+	}
+	if err2 == nil {
+		err2 = <-ended
+	}
+	if websocket.CloseStatus(err2) != 4009 {
+		t.Fatalf("a socket that fell behind ended with %v; want close 4009 (resync)", err2)
 	}
 }

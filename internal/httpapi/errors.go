@@ -29,18 +29,19 @@ func errInvalidRequest(desc string) *apiError {
 }
 
 var (
-	errNotFound         = &apiError{http.StatusNotFound, "not_found", "No such resource."}
-	errMethodNotAllowed = &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "This path does not serve that method; see the Allow header."}
-	errTooLarge         = &apiError{http.StatusRequestEntityTooLarge, "request_too_large", "The request body is larger than 64 KiB."}
-	errQueryToken       = &apiError{http.StatusBadRequest, "query_token_disabled", "Tokens are not accepted in the query string; send an Authorization header or the cookie."}
-	errCSRF             = &apiError{http.StatusForbidden, "csrf_failed", "Cross-site request refused."}
-	errCORS             = &apiError{http.StatusForbidden, "csrf_failed", "Cross-origin requests from this origin are not allowed."}
-	errMissingToken     = &apiError{http.StatusUnauthorized, "invalid_token", "An access token is required."}
-	errMissingRefresh   = &apiError{http.StatusUnauthorized, "invalid_refresh_token", "A refresh token is required."}
-	errUnavailable      = &apiError{http.StatusServiceUnavailable, "unavailable", "The service is temporarily unavailable; nothing was changed."}
-	errCookieToBody     = errInvalidRequest("A refresh token sent as the cookie is never answered in a body: use Gatehouse-Transport: refresh-cookie or cookie.")
-	errTooManySockets   = &apiError{http.StatusServiceUnavailable, "unavailable", "Too many sockets are waiting to authenticate; retry shortly."}
-	errForbidden        = &apiError{http.StatusForbidden, "forbidden", "This requires the admin role."}
+	errNotFound           = &apiError{http.StatusNotFound, "not_found", "No such resource."}
+	errMethodNotAllowed   = &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "This path does not serve that method; see the Allow header."}
+	errTooLarge           = &apiError{http.StatusRequestEntityTooLarge, "request_too_large", "The request body is larger than 64 KiB."}
+	errQueryToken         = &apiError{http.StatusBadRequest, "query_token_disabled", "Tokens are not accepted in the query string; send an Authorization header or the cookie."}
+	errCSRF               = &apiError{http.StatusForbidden, "csrf_failed", "Cross-site request refused."}
+	errCORS               = &apiError{http.StatusForbidden, "csrf_failed", "Cross-origin requests from this origin are not allowed."}
+	errMissingToken       = &apiError{http.StatusUnauthorized, "invalid_token", "An access token is required."}
+	errMissingRefresh     = &apiError{http.StatusUnauthorized, "invalid_refresh_token", "A refresh token is required."}
+	errUnavailable        = &apiError{http.StatusServiceUnavailable, "unavailable", "The service is temporarily unavailable; nothing was changed."}
+	errCookieToBody       = errInvalidRequest("A refresh token sent as the cookie is never answered in a body: use Gatehouse-Transport: refresh-cookie or cookie.")
+	errTooManyUserSockets = &apiError{http.StatusTooManyRequests, "rate_limited", "This account has too many open sockets; close one and retry."}
+	errTooManySockets     = &apiError{http.StatusServiceUnavailable, "unavailable", "Too many sockets are waiting to authenticate; retry shortly."}
+	errForbidden          = &apiError{http.StatusForbidden, "forbidden", "This requires the admin role."}
 )
 
 // domainErrors maps every domain sentinel to what the client sees. The

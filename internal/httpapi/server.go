@@ -62,8 +62,8 @@ type handler struct {
 	keyFails keyFailures
 	mux      *http.ServeMux
 	origins  map[string]struct{} // normalised AllowedOrigins
-	pending  chan struct{}       // one slot per unauthenticated socket
-	hsts     bool                // the issuer is https://
+	sockets  *socketLimits
+	hsts     bool // the issuer is https://
 }
 
 // New returns the HTTP handler for svc.
@@ -76,6 +76,12 @@ func New(svc *auth.Service, cfg Config) (http.Handler, error) {
 	}
 	if cfg.MaxPendingSockets <= 0 {
 		cfg.MaxPendingSockets = 1024
+	}
+	if cfg.MaxPendingSocketsPerAddress <= 0 {
+		cfg.MaxPendingSocketsPerAddress = 16
+	}
+	if cfg.MaxSocketsPerUser <= 0 {
+		cfg.MaxSocketsPerUser = 32
 	}
 	cop := http.NewCrossOriginProtection()
 	origins := map[string]struct{}{}
@@ -93,9 +99,9 @@ func New(svc *auth.Service, cfg Config) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	h := &handler{svc: svc, cfg: cfg, log: cfg.Logger, cop: cop,
-		mux: mux, origins: origins, pending: make(chan struct{}, cfg.MaxPendingSockets),
+		mux: mux, origins: origins, sockets: newSocketLimits(cfg),
 		hsts: strings.HasPrefix(svc.Config().Issuer, "https://")}
-	h.metrics = newMetrics(cfg.Registry, svc, func() int { return len(h.pending) })
+	h.metrics = newMetrics(cfg.Registry, svc, h.sockets.waiting)
 
 	for _, rt := range h.routes() {
 		mux.HandleFunc(rt.pattern, rt.serve)

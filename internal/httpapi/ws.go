@@ -9,18 +9,26 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 )
 
 // WebSocket close codes (API.md "WebSocket").
 const (
 	closeTokenExpired  websocket.StatusCode = 4001
 	closeSessionRevoke websocket.StatusCode = 4003
+	// closeTooManySockets: the account already has MaxSocketsPerUser open
+	// on this instance.
+	closeTooManySockets websocket.StatusCode = 4008
+	// closeEventsLost: the client read too slowly and events were dropped;
+	// it should reconnect and resync (GET /v1/me/events).
+	closeEventsLost websocket.StatusCode = 4009
 )
 
 // freshnessCheck is how often a socket checks that the revocation state is
@@ -30,9 +38,14 @@ var freshnessCheck = time.Second
 // sameOrigin checks the Origin of a WebSocket upgrade. Browsers send
 // cookies on cross-site WebSocket handshakes and CrossOriginProtection lets
 // GET through, so without this any page could open an authenticated socket
-// (cross-site WebSocket hijacking). Requests without Origin are not from a
+// (cross-site WebSocket hijacking). An --allowed-origin passes first, as its
+// POSTs do: a page there is on another site, so its browser says
+// Sec-Fetch-Site: cross-site. Requests without Origin are not from a
 // browser page.
 func (h *handler) sameOrigin(r *http.Request) bool {
+	if h.corsOrigin(r) != "" {
+		return true // an --allowed-origin, exactly as CORS matches it
+	}
 	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
 		return false
 	}
@@ -41,13 +54,7 @@ func (h *handler) sameOrigin(r *http.Request) bool {
 		return true
 	}
 	u, err := url.Parse(o)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(u.Host, r.Host) {
-		return true
-	}
-	return h.corsOrigin(r) != "" // an --allowed-origin, exactly as CORS matches it
+	return err == nil && strings.EqualFold(u.Host, r.Host)
 }
 
 type wsOut struct {
@@ -102,18 +109,10 @@ func (h *handler) websocket(w http.ResponseWriter, r *http.Request) {
 	var p auth.Principal
 	var u store.User
 	if inBand {
-		select {
-		case h.pending <- struct{}{}:
-		default:
-			h.writeError(w, r, errTooManySockets)
+		release, err := h.sockets.wait(h.clientIP(r))
+		if err != nil {
+			h.writeError(w, r, err)
 			return
-		}
-		var released bool
-		release := func() {
-			if !released {
-				released = true
-				<-h.pending
-			}
 		}
 		defer release()
 		c, err := h.acceptSocket(w, r)
@@ -127,6 +126,12 @@ func (h *handler) websocket(w http.ResponseWriter, r *http.Request) {
 			c.Close(closeTokenExpired, wsAuthFailure(err))
 			return
 		}
+		done, err := h.sockets.open(p.UserID)
+		if err != nil {
+			c.Close(closeTooManySockets, "too many sockets for this account")
+			return
+		}
+		defer done()
 		h.serveSocket(r.Context(), c, p, u)
 		return
 	}
@@ -140,12 +145,85 @@ func (h *handler) websocket(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
+	done, err := h.sockets.open(p.UserID)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	defer done()
 	c, err := h.acceptSocket(w, r)
 	if err != nil {
 		return
 	}
 	defer c.CloseNow()
 	h.serveSocket(r.Context(), c, p, u)
+}
+
+// socketLimits bounds what sockets can hold: a global number waiting for
+// their first message, one address's share of those (IPv6 per /64), and
+// one account's authenticated sockets.
+type socketLimits struct {
+	mu                        sync.Mutex
+	maxPending, maxPerAddress int
+	maxPerUser                int
+	pending                   int
+	byAddress                 map[string]int
+	byUser                    map[string]int
+}
+
+func newSocketLimits(cfg Config) *socketLimits {
+	return &socketLimits{maxPending: cfg.MaxPendingSockets, maxPerAddress: cfg.MaxPendingSocketsPerAddress,
+		maxPerUser: cfg.MaxSocketsPerUser, byAddress: map[string]int{}, byUser: map[string]int{}}
+}
+
+// wait takes a slot for a socket from ip awaiting its first message;
+// release (idempotent) gives it back.
+func (l *socketLimits) wait(ip string) (release func(), err error) {
+	addr := throttle.AddressKey(ip)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.byAddress[addr] >= l.maxPerAddress:
+		return nil, &auth.RateLimitError{RetryAfter: authDeadline}
+	case l.pending >= l.maxPending:
+		return nil, errTooManySockets
+	}
+	l.pending++
+	l.byAddress[addr]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.pending--
+			if l.byAddress[addr]--; l.byAddress[addr] <= 0 {
+				delete(l.byAddress, addr)
+			}
+		})
+	}, nil
+}
+
+// open counts an authenticated socket of userID until done.
+func (l *socketLimits) open(userID string) (done func(), err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byUser[userID] >= l.maxPerUser {
+		return nil, errTooManyUserSockets
+	}
+	l.byUser[userID]++
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.byUser[userID]--; l.byUser[userID] <= 0 {
+			delete(l.byUser, userID)
+		}
+	}, nil
+}
+
+func (l *socketLimits) waiting() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.pending
 }
 
 // acceptSocket upgrades the connection. The Origin has been checked.
@@ -244,7 +322,7 @@ func (h *handler) serveSocket(parent context.Context, c *websocket.Conn, p auth.
 	}
 	// Subscribe before the hello: an event right after the client sees
 	// hello must not be lost.
-	events, unsubscribe := h.svc.Subscribe(p.UserID)
+	events, lost, unsubscribe := h.svc.Subscribe(p.UserID)
 	defer unsubscribe()
 	uj := toUserJSON(u)
 	if send(wsOut{Type: "hello", User: &uj, SessionID: p.SessionID}) != nil {
@@ -270,6 +348,9 @@ func (h *handler) serveSocket(parent context.Context, c *websocket.Conn, p auth.
 		}
 	}()
 
+	// Events were dropped rather than slow the server down: say so, so the
+	// client resyncs instead of missing events silently.
+	resync := func() { c.Close(closeEventsLost, "events dropped; reconnect and resync") }
 	expiry := time.NewTimer(p.ExpiresAt.Sub(h.svc.Now()))
 	defer expiry.Stop()
 	fresh := time.NewTicker(freshnessCheck)
@@ -293,7 +374,16 @@ func (h *handler) serveSocket(parent context.Context, c *websocket.Conn, p auth.
 		case <-expiry.C:
 			c.Close(closeTokenExpired, "access token expired")
 			return
+		case <-lost:
+			resync()
+			return
 		case e := <-events:
+			select {
+			case <-lost: // the queue overflowed: stop before sending more
+				resync()
+				return
+			default:
+			}
 			ej := toEventJSON(e)
 			if send(wsOut{Type: "event", Event: &ej}) != nil {
 				return
