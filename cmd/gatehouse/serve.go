@@ -178,6 +178,9 @@ func (c *serveConfig) validate() error {
 	if c.Issuer == "" {
 		c.Issuer = "http://" + c.Addr
 	}
+	if len(c.Issuer) > auth.MaxIssuerLength {
+		return fmt.Errorf("--issuer: at most %d bytes (every access token carries it)", auth.MaxIssuerLength)
+	}
 	return nil
 }
 

@@ -16,17 +16,25 @@ import (
 // The operator's actions. Access control (role=admin) is the caller's job:
 // the HTTP layer checks the token's role, the CLI runs with database access.
 
-// ListUsers pages through accounts by name, those whose name contains
-// query (any case; "" for all). next is "" on the last page.
+// ListUsers pages through accounts in the order of their lookup key (the
+// PRECIS-prepared name), those whose key contains query prepared the same
+// way ("" for all; a fullwidth or upper-case query finds the name). The
+// cursor is the last key of a page: stable and unique, so paging never
+// skips or repeats an account whatever the display names are. next is ""
+// on the last page.
 func (s *Service) ListUsers(ctx context.Context, after, query string, limit int) (users []store.User, next string, err error) {
 	limit = clampLimit(limit)
-	users, err = s.store.ListUsers(ctx, cleanText(after, 256), cleanText(query, 256), limit+1)
+	q := cleanText(query, 256)
+	if key, err := PrepareUsername(q); err == nil {
+		q = key
+	} // else a fragment PRECIS refuses as a name: searched as written
+	users, err = s.store.ListUsers(ctx, cleanText(after, 256), q, limit+1)
 	if err != nil {
 		return nil, "", err
 	}
 	if len(users) > limit {
 		users = users[:limit]
-		next = users[limit-1].Username
+		next = strings.ToLower(users[limit-1].Key())
 	}
 	return users, next, nil
 }

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -532,5 +534,109 @@ burst:
 	}
 	if websocket.CloseStatus(err2) != 4009 {
 		t.Fatalf("a socket that fell behind ended with %v; want close 4009 (resync)", err2)
+	}
+}
+
+// The largest token the server can issue (the most permissions it accepts,
+// the longest issuer) works on every transport: Bearer, the access cookie
+// a browser keeps (4096 bytes with its attributes), the WebSocket's first
+// message. One byte more of permissions is refused when set.
+func TestLargestTokenWorksEverywhere(t *testing.T) {
+	issuer := "https://" + strings.Repeat("a", auth.MaxIssuerLength-len("https://.example")) + ".example"
+	s := newServer(t, options{realClock: true, issuer: issuer, origins: []string{appOrigin}})
+	s.register(t, "ann")
+	if _, err := s.svc.CreateUser(context.Background(), "root", "root-password", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	ann, _ := s.svc.FindUser(context.Background(), "ann")
+	perms := make([]string, 64)
+	for i := range perms { // 64 × 32 bytes: the bound, with the most JSON overhead
+		perms[i] = fmt.Sprintf("%02d:%s", i, strings.Repeat("p", 29))
+	}
+	admin := s.do(t, "POST", "/v1/auth/login", map[string]string{"username": "root", "password": "root-password"}, nil)
+	over := append(slices.Clone(perms[:63]), perms[63]+"x")
+	if r := s.do(t, "PATCH", "/v1/admin/users/"+ann.ID, map[string]any{"permissions": over}, bearer(admin.body["access_token"].(string))); r.status != 400 || r.errCode() != "invalid_request" {
+		t.Fatalf("permissions of %d bytes: %d %s; want 400", auth.MaxPermissionBytes+1, r.status, r.raw)
+	}
+	if r := s.do(t, "PATCH", "/v1/admin/users/"+ann.ID, map[string]any{"permissions": perms}, bearer(admin.body["access_token"].(string))); r.status != 200 {
+		t.Fatalf("permissions at the bound: %d %s", r.status, r.raw)
+	}
+	r := s.do(t, "POST", "/v1/auth/login", map[string]string{"username": "ann", "password": "pw-ann-long"}, map[string]string{"Gatehouse-Transport": "cookie"})
+	if r.status != 200 {
+		t.Fatalf("login: %d %s", r.status, r.raw)
+	}
+	var line, access string
+	for _, v := range r.header.Values("Set-Cookie") {
+		if strings.HasPrefix(v, "__Host-gatehouse_access=") {
+			line = v
+			access = strings.SplitN(strings.TrimPrefix(v, "__Host-gatehouse_access="), ";", 2)[0]
+		}
+	}
+	if len(line) > 4096 || access == "" {
+		t.Fatalf("the access cookie is %d bytes with its attributes; browsers keep 4096", len(line))
+	}
+	t.Logf("largest token: %d bytes; cookie line %d bytes", len(access), len(line))
+	if me := s.do(t, "GET", "/v1/me", nil, bearer(access)); me.status != 200 {
+		t.Fatalf("the largest token as Bearer: %d %s", me.status, me.raw)
+	}
+	if me := s.do(t, "GET", "/v1/me", nil, map[string]string{"Cookie": "__Host-gatehouse_access=" + access}); me.status != 200 {
+		t.Fatalf("the largest token as the cookie: %d %s", me.status, me.raw)
+	}
+	c, _, err := s.dialOrigin(t, appOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeText(t, c, `{"type":"auth","access_token":"`+access+`"}`)
+	if m, err := read(t, c, 2*time.Second); err != nil || m.Type != "hello" {
+		t.Fatalf("the largest token as the first message: %+v %v", m, err)
+	}
+}
+
+// Paging the admin user list never loses or repeats an account, whatever
+// the display names (fullwidth, decomposed, upper-case), and a search is
+// prepared like a name.
+func TestAdminUserPagingIsStable(t *testing.T) {
+	s := newServer(t, options{})
+	if _, err := s.svc.CreateUser(context.Background(), "root", "root-password", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"alice", "ｂｏｂ", "e\u0301mile", "Zoë", "carol", "dave", "ＥＶＥ", "frank"}
+	for _, n := range names {
+		if r := s.do(t, "POST", "/v1/auth/register", map[string]string{"username": n, "password": "long enough pw"}, nil); r.status != 201 {
+			t.Fatalf("register %q: %d %s", n, r.status, r.raw)
+		}
+	}
+	admin := s.do(t, "POST", "/v1/auth/login", map[string]string{"username": "root", "password": "root-password"}, nil)
+	hdr := bearer(admin.body["access_token"].(string))
+	seen := map[string]int{}
+	cursor := ""
+	for page := 0; ; page++ {
+		if page > 20 {
+			t.Fatal("paging does not end")
+		}
+		r := s.do(t, "GET", "/v1/admin/users?limit=1&cursor="+url.QueryEscape(cursor), nil, hdr)
+		if r.status != 200 {
+			t.Fatalf("page %d: %d %s", page, r.status, r.raw)
+		}
+		for _, u := range r.body["users"].([]any) {
+			seen[u.(map[string]any)["username"].(string)]++
+		}
+		next, _ := r.body["next_cursor"].(string)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	for _, n := range append(names, "root") {
+		if seen[n] != 1 {
+			t.Errorf("%q listed %d times over the pages; want once (seen %v)", n, seen[n], seen)
+		}
+	}
+	for q, want := range map[string]string{"ｂｏ": "ｂｏｂ", "BOB": "ｂｏｂ", "eve": "ＥＶＥ", "ＺＯ": "Zoë"} {
+		r := s.do(t, "GET", "/v1/admin/users?q="+url.QueryEscape(q), nil, hdr)
+		users, _ := r.body["users"].([]any)
+		if r.status != 200 || len(users) != 1 || users[0].(map[string]any)["username"] != want {
+			t.Errorf("search %q: %d %s; want %q", q, r.status, r.raw, want)
+		}
 	}
 }
