@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,11 +12,14 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/gatehouse-auth/gatehouse/internal/store/postgres"
 	"github.com/gatehouse-auth/gatehouse/internal/syncbuf"
@@ -443,5 +447,42 @@ func TestConcurrentGuessesAcrossInstances(t *testing.T) {
 	}
 	if evaluated > 5 {
 		t.Fatalf("%d of 40 simultaneous guesses on two instances were evaluated; 5 are free", evaluated)
+	}
+}
+
+// Event cursors are 64-bit on PostgreSQL: once the sequence passes 2^31
+// the second page of both feeds still answers.
+func TestEventCursorsPast2To31OnPostgres(t *testing.T) {
+	db := postgres.TestSchema(t)
+	a := startDB(t, db, append(pgEnv, "GATEHOUSE_ADMIN_USERNAME=root", "GATEHOUSE_ADMIN_PASSWORD=root-password"))
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `SELECT setval(pg_get_serial_sequence('events', 'seq'), 3000000000)`); err != nil {
+		t.Fatal(err)
+	}
+	if st, out := a.call(t, "POST", "/v1/auth/register", "", map[string]string{"username": "ann", "password": "ann-password"}); st != 201 {
+		t.Fatalf("register: %d %v", st, out)
+	}
+	var access string
+	for range 3 {
+		access, _ = a.login(t, "ann", "ann-password")
+	}
+	admin, _ := a.login(t, "root", "root-password")
+	for _, tc := range []struct{ path, token string }{{"/v1/me/events", access}, {"/v1/admin/events", admin}} {
+		st, first := a.call(t, "GET", tc.path+"?limit=1", tc.token, nil)
+		cursor, _ := first["next_cursor"].(string)
+		if st != 200 || cursor == "" {
+			t.Fatalf("%s first page: %d %v", tc.path, st, first)
+		}
+		if n, err := strconv.ParseInt(cursor, 10, 64); err != nil || n <= 1<<31 {
+			t.Fatalf("cursor %q is not past 2^31", cursor)
+		}
+		if st, second := a.call(t, "GET", tc.path+"?limit=1&cursor="+cursor, tc.token, nil); st != 200 || len(second["events"].([]any)) != 1 {
+			t.Fatalf("%s second page past 2^31: %d %v", tc.path, st, second)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -486,11 +487,18 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 1000
 	}
+	// The cursor is compared with seq alone, never with a literal: in
+	// "? = 0" PostgreSQL types the parameter int4, and every cursor past
+	// 2^31 failed to encode.
+	before := f.BeforeSeq
+	if before <= 0 {
+		before = math.MaxInt64
+	}
 	return list(ctx, s, s.db.Reader(), "list events", ScanEvent,
 		`SELECT `+EventCols+` FROM events
-		 WHERE (? = '' OR user_id = ?) AND (? = '' OR type = ?) AND (? = 0 OR seq < ?)
+		 WHERE (? = '' OR user_id = ?) AND (? = '' OR type = ?) AND seq < ?
 		 ORDER BY seq DESC LIMIT ?`,
-		f.UserID, f.UserID, f.Type, f.Type, f.BeforeSeq, f.BeforeSeq, f.Limit)
+		f.UserID, f.UserID, f.Type, f.Type, before, f.Limit)
 }
 
 func (s *Store) PruneEvents(ctx context.Context, t time.Time) (int, error) {
