@@ -486,3 +486,58 @@ func TestEventCursorsPast2To31OnPostgres(t *testing.T) {
 		}
 	}
 }
+
+// On PostgreSQL too (two instances, each racing the other's deletion), a
+// login or refresh racing the account's deletion is a 401, never 404 or
+// 503.
+func TestRacingDeletionOnPostgres(t *testing.T) {
+	db := postgres.TestSchema(t)
+	flags := []string{"--login-rate-per-ip", "100000", "--login-free-failures", "1000"}
+	a := startDB(t, db, pgEnv, flags...)
+	b := startDB(t, db, pgEnv, flags...)
+	for round := range 10 {
+		name := fmt.Sprintf("gone%d", round)
+		if st, out := a.call(t, "POST", "/v1/auth/register", "", map[string]string{"username": name, "password": "gone-password"}); st != 201 {
+			t.Fatalf("register: %d %v", st, out)
+		}
+		access, refresh := a.login(t, name, "gone-password")
+		var wg sync.WaitGroup
+		type result struct {
+			st  int
+			out map[string]any
+		}
+		results := make(chan result, 8)
+		for i := range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p := []*proc{a, b}[i%2]
+				var r result
+				if i < 3 {
+					r.st, r.out = p.call(t, "POST", "/v1/auth/login", "", map[string]string{"username": name, "password": "gone-password"})
+				} else {
+					r.st, r.out = p.call(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": refresh})
+				}
+				results <- r
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if st, out := b.call(t, "DELETE", "/v1/me", access, nil); st != 204 {
+				t.Errorf("delete: %d %v", st, out)
+			}
+		}()
+		wg.Wait()
+		close(results)
+		for r := range results {
+			code, _ := r.out["error"].(string)
+			switch {
+			case r.st == 200:
+			case r.st == 401 && code != "":
+			default:
+				t.Fatalf("round %d: %d %v racing the deletion", round, r.st, r.out)
+			}
+		}
+	}
+}

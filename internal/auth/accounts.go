@@ -257,8 +257,10 @@ func (s *Service) enforceSessionLimit(ctx context.Context, userID, keep string, 
 // The session making the change stays.
 func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next string, m Meta) error {
 	u, err := s.store.GetUserByID(ctx, p.UserID)
-	if err != nil {
-		return s.notFound(err)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrTokenRevoked // the caller's account is gone
+	} else if err != nil {
+		return err
 	}
 	if len(current) > password.MaxLength {
 		return ErrInvalidCredentials
@@ -288,8 +290,10 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 		return store.UserUpdate{User: cur, RevokeSessions: true, ExceptSession: p.SessionID,
 			Reason: ReasonPasswordChanged, Now: now}, nil
 	})
-	if err != nil {
-		return s.notFound(err)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrTokenRevoked // deleted during the hash
+	} else if err != nil {
+		return err
 	}
 	s.sessionsRevoked(revoked, ReasonPasswordChanged, now)
 	s.afterRevocation(ctx)
@@ -331,8 +335,10 @@ func (s *Service) Reauthenticate(ctx context.Context, p Principal, pw string, m 
 		return Tokens{}, ErrSessionExpired
 	}
 	// Read the account after the (slow) hash, as Login does.
-	if u, err = s.store.GetUserByID(ctx, u.ID); err != nil {
-		return Tokens{}, s.notFound(err)
+	if u, err = s.store.GetUserByID(ctx, u.ID); errors.Is(err, store.ErrNotFound) {
+		return Tokens{}, ErrSessionRevoked // deleted meanwhile
+	} else if err != nil {
+		return Tokens{}, err
 	}
 	sess, err = s.store.Reauthenticate(ctx, sess.ID, now, s.accessExpiry(now, sess))
 	switch {

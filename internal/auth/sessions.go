@@ -53,6 +53,8 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 		now := s.now() // before the read: the iat of what we issue from it
 		sess, u, err := s.store.GetSessionWithUser(ctx, r.SessionID)
 		if errors.Is(err, store.ErrNotFound) {
+			// No session (never, or deleted with its account): nothing
+			// tells a deleted session from a forged id.
 			return Tokens{}, false, ErrInvalidRefreshToken
 		} else if err != nil {
 			return Tokens{}, false, err
@@ -92,6 +94,9 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 			if errors.Is(err, store.ErrConflict) && attempt < 3 {
 				continue // lost the race: re-read and take the grace path
 			}
+			if errors.Is(err, store.ErrNotFound) {
+				return Tokens{}, false, ErrSessionRevoked // deleted with its account meanwhile
+			}
 			if err != nil {
 				return Tokens{}, false, err
 			}
@@ -101,7 +106,7 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 			// The access token issued here must be covered by a
 			// revocation of the session, however late it comes.
 			err := s.store.ExtendAccess(ctx, sess.ID, s.accessExpiry(now, sess))
-			if errors.Is(err, store.ErrConflict) {
+			if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 				return Tokens{}, false, ErrSessionRevoked // revoked since we read it
 			}
 			if err != nil {
@@ -191,6 +196,9 @@ func (s *Service) revokeSession(ctx context.Context, sess store.Session, reason,
 	// can retry).
 	s.forgetSessions([]store.RevokedSession{{SessionID: sess.ID, Until: sess.AccessExpiresAt}}, now)
 	changed, err := s.store.RevokeSession(ctx, sess.ID, reason, now)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // deleted with its account: nothing left to revoke
+	}
 	if err != nil {
 		return err
 	}
@@ -253,8 +261,11 @@ func (s *Service) Logout(ctx context.Context, refreshTok, accessTok string, m Me
 // Me returns the caller's account and session.
 func (s *Service) Me(ctx context.Context, p Principal) (store.User, store.Session, error) {
 	sess, u, err := s.store.GetSessionWithUser(ctx, p.SessionID)
+	if errors.Is(err, store.ErrNotFound) {
+		return u, sess, ErrTokenRevoked // deleted with its account
+	}
 	if err != nil {
-		return u, sess, s.notFound(err)
+		return u, sess, err
 	}
 	if sess.Revoked() || sess.UserID != p.UserID {
 		return u, sess, ErrTokenRevoked

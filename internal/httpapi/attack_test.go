@@ -640,3 +640,50 @@ func TestAdminUserPagingIsStable(t *testing.T) {
 		}
 	}
 }
+
+// A login and a refresh racing the account's deletion answer what the
+// contract says of a gone account (401 invalid_credentials, 401
+// session_revoked or invalid_refresh_token), never 404 or 5xx; and what
+// they hand out before the deletion dies with it.
+func TestAttackRacingDeletion(t *testing.T) {
+	s := newServer(t, options{realClock: true, throttle: throttle.Config{PerIP: 100000, FreeFailures: 1000}})
+	for round := range 15 {
+		name := fmt.Sprintf("gone%d", round)
+		s.register(t, name)
+		tk := s.login(t, name)
+		var wg sync.WaitGroup
+		results := make(chan response, 8)
+		for i := range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if i%2 == 0 {
+					results <- s.do(t, "POST", "/v1/auth/login", map[string]string{"username": name, "password": "pw-" + name + "-long"}, nil)
+				} else {
+					results <- s.refresh(t, tk.refresh)
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := s.do(t, "DELETE", "/v1/me", nil, bearer(tk.access)); r.status != 204 {
+				t.Errorf("delete: %d %s", r.status, r.raw)
+			}
+		}()
+		wg.Wait()
+		close(results)
+		for r := range results {
+			switch {
+			case r.status == 200:
+				if me := s.do(t, "GET", "/v1/me", nil, bearer(r.body["access_token"].(string))); me.status != 401 {
+					t.Fatalf("round %d: a token handed out while the account was deleted still works: %d", round, me.status)
+				}
+			case r.status == 401 && (r.errCode() == "invalid_credentials" || r.errCode() == "session_revoked" ||
+				r.errCode() == "invalid_refresh_token" || r.errCode() == "refresh_token_reused"):
+			default:
+				t.Fatalf("round %d: %d %s racing the deletion", round, r.status, r.raw)
+			}
+		}
+	}
+}
