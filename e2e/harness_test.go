@@ -88,6 +88,9 @@ type gatehouse struct {
 	refreshes atomic.Int64
 	// refreshDown makes refreshes fail with 502, as during an outage.
 	refreshDown atomic.Bool
+	// refreshStall makes refreshes hang (until the client gives up, or
+	// 30 s), as behind a stuck proxy.
+	refreshStall atomic.Bool
 	logs        *syncbuf.Buffer
 }
 
@@ -129,6 +132,13 @@ func startGatehouse(t *testing.T, ln net.Listener, o ghOptions) *gatehouse {
 	g.URL = serveOn(t, ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == "POST" && r.URL.Path == "/v1/auth/refresh" {
 			g.refreshes.Add(1)
+			if g.refreshStall.Load() {
+				select {
+				case <-r.Context().Done():
+				case <-time.After(30 * time.Second):
+				}
+				return
+			}
 			if g.refreshDown.Load() {
 				// An outage as a load balancer reports it.
 				if o := r.Header.Get("Origin"); o != "" {
@@ -220,18 +230,22 @@ func page(html string) http.Handler {
 
 // appPage is a single-page app that imports the client from Gatehouse and
 // records what happens to it in window.log.
-func appPage(gatehouseURL string) string {
+func appPage(gatehouseURL string) string { return appPageWith(gatehouseURL, "") }
+
+// appPageWith is appPage with more createClient options (a JS object
+// literal's entries, e.g. "requestTimeout: 1000").
+func appPageWith(gatehouseURL, options string) string {
 	return fmt.Sprintf(`<!doctype html><meta charset="utf-8"><title>app</title>
 <script>window.errors = []; addEventListener("error", (e) => errors.push(String(e.message || e.target?.src)), true);</script>
 <script type="module">
 import { createClient } from "%[1]s/gatehouse.js";
-const gh = createClient({ baseUrl: "%[1]s" });
+const gh = createClient({ baseUrl: "%[1]s", %[2]s });
 window.gh = gh;
 window.log = { signedout: [], refreshed: 0, socket: [] };
 gh.on("signedout", (r) => window.log.signedout.push(r));
 gh.on("refreshed", () => window.log.refreshed++);
 window.ready = true;
-</script>`, gatehouseURL)
+</script>`, gatehouseURL, options)
 }
 
 // browser starts headless Chromium; tabs are opened with tab.

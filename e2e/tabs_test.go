@@ -225,3 +225,66 @@ func TestBrowserCookieAppBehindOneOrigin(t *testing.T) {
 }
 
 const cookieAppPage = `<!doctype html><meta charset="utf-8"><title>cookie app</title><script>window.ready = true;</script>`
+
+// A refresh request that never answers must not freeze the origin: each
+// request is time-boxed, so the tab holding the cross-tab lock gives up and
+// releases it, the other tabs' callers settle too, and a tab that holds the
+// lock and never lets go is waited for only so long.
+func TestBrowserStalledRefreshFreezesNoTab(t *testing.T) {
+	b := startBrowser(t)
+	ghLn, appLn := reserve(t), reserve(t)
+	appOrigin := "http://" + appLn.Addr().String()
+	gh := startGatehouse(t, ghLn, ghOptions{origins: []string{appOrigin}, accessTTL: 2 * time.Second})
+	serveOn(t, appLn, page(appPageWith(gh.URL, "requestTimeout: 1000, lockTimeout: 2000")))
+	api, _ := startAPI(t, gh, guard.Config{}, appOrigin)
+	s := &spa{gh: gh, app: appOrigin, api: api, b: b}
+	tabs := s.openTabs(t, 2, "ann", "correct horse battery")
+
+	gh.refreshStall.Store(true)
+	start := time.Now()
+	var wg sync.WaitGroup
+	codes := make([]string, len(tabs))
+	for i, tb := range tabs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Past the token's expiry every call needs a refresh, which hangs.
+			tb.eval(fmt.Sprintf(`
+				await new Promise((r) => setTimeout(r, 2200));
+				try { const r = await gh.fetch("%s/api/orders"); return "status " + r.status; }
+				catch (e) { return e.code; }`, api), &codes[i])
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	t.Logf("with refreshes hanging, the tabs' calls settled in %v: %v", took.Round(time.Millisecond), codes)
+	for i, c := range codes {
+		if c != "network_error" {
+			t.Fatalf("tab%d: %q; want network_error (the request abandoned)", i+1, c)
+		}
+	}
+	if took > 10*time.Second {
+		t.Fatalf("calls took %v to settle with a 1 s request timeout", took)
+	}
+	var user string
+	tabs[0].eval(`return gh.user && gh.user.username`, &user)
+	if user != "ann" {
+		t.Fatalf("a hanging refresh signed the tab out: user %q", user)
+	}
+
+	// The server answers again, but the other tab holds the refresh lock
+	// and never lets go (frozen): this tab still refreshes, after the wait.
+	gh.refreshStall.Store(false)
+	tabs[1].eval(fmt.Sprintf(`navigator.locks.request("gatehouse-refresh %s", () => new Promise(() => {})); return null`, gh.URL), nil)
+	var status int
+	tabs[0].eval(fmt.Sprintf(`
+		const end = Date.now() + 15000;
+		while (Date.now() < end) {
+			try { const r = await gh.fetch("%s/api/orders"); if (r.status == 200) return 200; } catch (e) {}
+			await new Promise((r) => setTimeout(r, 200));
+		}
+		return 0;`, api), &status)
+	if status != 200 {
+		t.Fatal("a tab holding the refresh lock forever stopped refreshes in the others")
+	}
+}

@@ -30,6 +30,16 @@ export interface ClientOptions {
   baseUrl?: string;
   /** The fetch implementation (tests). Default: globalThis.fetch. */
   fetch?: typeof fetch;
+  /**
+   * Milliseconds after which a request to Gatehouse is abandoned and fails
+   * with `network_error` (then backs off). Default 15000.
+   */
+  requestTimeout?: number;
+  /**
+   * Milliseconds to wait for another tab's refresh (the cross-tab lock);
+   * past it this tab refreshes without the lock. Default 20000.
+   */
+  lockTimeout?: number;
 }
 
 /** Every rejection: `code` is the API's `error` code, or `network_error`. */

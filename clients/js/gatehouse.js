@@ -18,6 +18,14 @@ const SESSION_ERRORS = {
 const TOKEN_ERRORS = ["token_expired", "invalid_token", "token_revoked"];
 const MAX_BACKOFF = 60000;
 const SETTLE = 100;
+// A request to Gatehouse that has not answered in this long is abandoned
+// (and counts as a network failure, with back-off): one stalled request
+// must not hold the cross-tab refresh lock, and every tab with it, forever.
+const REQUEST_TIMEOUT = 15000;
+// Waiting longer than this for another tab's refresh (a tab frozen while it
+// held the lock) gives up the lock: this tab refreshes on its own, and the
+// server's grace window reconciles the two.
+const LOCK_TIMEOUT = 20000;
 
 /** An API error: `code` is the server's `error` code (or `network_error`). */
 export class GatehouseError extends Error {
@@ -38,6 +46,8 @@ class Client {
     this.baseUrl = String(o.baseUrl || location.origin).replace(/\/+$/, "");
     this.user = null;
     this._fetch = o.fetch || globalThis.fetch.bind(globalThis);
+    this._requestTimeout = o.requestTimeout > 0 ? o.requestTimeout : REQUEST_TIMEOUT;
+    this._lockTimeout = o.lockTimeout > 0 ? o.lockTimeout : LOCK_TIMEOUT;
     this._token = null;
     this._exp = 0; // ms since the epoch
     this._ttl = 0;
@@ -198,10 +208,26 @@ class Client {
             reject(e);
           }
         };
-        (navigator.locks ? navigator.locks.request(this._lock, run) : run()).catch(reject);
+        (navigator.locks ? this._locked(run) : run()).catch(reject);
       }).finally(() => (this._inflight = null));
     }
     return this._inflight;
+  }
+
+  // _locked runs fn under the cross-tab refresh lock, waiting at most
+  // lockTimeout for it; past that, without it.
+  async _locked(fn) {
+    const signal = timeoutSignal(this._lockTimeout);
+    let granted = false;
+    try {
+      return await navigator.locks.request(this._lock, { signal }, () => {
+        granted = true;
+        return fn();
+      });
+    } catch (e) {
+      if (granted || !signal.aborted) throw e;
+      return fn(); // the wait timed out: fn has not run
+    }
   }
 
   // _refreshLocked runs under the lock; it reports whether it refreshed.
@@ -340,6 +366,7 @@ class Client {
     if (o.token) headers.Authorization = "Bearer " + o.token;
     if (o.transport) headers["Gatehouse-Transport"] = "refresh-cookie";
     let res;
+    const signal = timeoutSignal(this._requestTimeout); // covers the body too
     try {
       res = await this._fetch(this.baseUrl + path, {
         method,
@@ -347,20 +374,32 @@ class Client {
         body: o.body === undefined ? undefined : JSON.stringify(o.body),
         credentials: "include",
         cache: "no-store",
+        signal,
       });
     } catch (e) {
+      if (signal.aborted) throw new GatehouseError("network_error", "Gatehouse did not answer in " + this._requestTimeout + " ms");
       throw new GatehouseError("network_error", e && e.message);
     }
     if (res.status == 204) return null;
     let data = null;
     try {
       data = await res.json();
-    } catch {}
+    } catch {
+      if (signal.aborted) throw new GatehouseError("network_error", "Gatehouse did not answer in " + this._requestTimeout + " ms");
+    }
     if (!res.ok) {
       throw new GatehouseError((data && data.error) || "http_" + res.status, data && data.error_description, res.status);
     }
     return data;
   }
+}
+
+// timeoutSignal is AbortSignal.timeout where the browser has it.
+function timeoutSignal(ms) {
+  if (typeof AbortSignal.timeout == "function") return AbortSignal.timeout(ms);
+  const c = new AbortController();
+  setTimeout(() => c.abort(new DOMException("timed out", "TimeoutError")), ms);
+  return c.signal;
 }
 
 // remaining is how long a fresh token lives, from its own claims: exp is
