@@ -91,7 +91,7 @@ type gatehouse struct {
 	// refreshStall makes refreshes hang (until the client gives up, or
 	// 30 s), as behind a stuck proxy.
 	refreshStall atomic.Bool
-	logs        *syncbuf.Buffer
+	logs         *syncbuf.Buffer
 }
 
 type ghOptions struct {
