@@ -62,6 +62,7 @@ type serveConfig struct {
 	IPPolicy           string
 	TrustedProxies     string
 	EventRetention     time.Duration
+	RefusedWindow      time.Duration
 	LoginRatePerIP     int
 	LoginFreeFailures  int
 	LoginAccountFails  int
@@ -93,6 +94,7 @@ func (c *serveConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.IPPolicy, "ip-policy", auth.IPPolicyWarn, "a refresh from a new IP: warn (record ip_changed) or revoke (also revoke the session)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxy", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed (default: none, the socket address is the client)")
 	fs.DurationVar(&c.EventRetention, "event-retention", auth.DefaultEventRetention, "security events older than this are deleted")
+	fs.DurationVar(&c.RefusedWindow, "refused-event-window", auth.DefaultRefusedWindow, "refused requests (rate_limited, csrf_failed) of one kind, address and account are recorded as one event and one summary per this interval")
 	fs.IntVar(&c.LoginRatePerIP, "login-rate-per-ip", 30, "login attempts per minute from one client IP (per instance)")
 	fs.IntVar(&c.LoginFreeFailures, "login-free-failures", 5, "failed logins on one account from one IP before each further attempt waits (1s, doubling, up to 15m); kept in the database")
 	fs.IntVar(&c.LoginAccountFails, "login-account-failures", 50, "failed logins on one account from all IPs before attempts wait for a refill; kept in the database, shared by every instance")
@@ -129,6 +131,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.MaxSessionsPerUser == 0 || c.MaxSessionsPerUser < -1 {
 		return fmt.Errorf("--max-sessions-per-user must be positive or -1 (no limit), not %d", c.MaxSessionsPerUser)
+	}
+	if c.RefusedWindow < time.Second || c.RefusedWindow > time.Hour {
+		return fmt.Errorf("--refused-event-window must be between 1s and 1h, not %v", c.RefusedWindow)
 	}
 	if c.EventRetention < time.Hour {
 		return fmt.Errorf("--event-retention must be at least 1h, not %v", c.EventRetention)
@@ -411,6 +416,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(str
 		MaxSessionsPerUser: c.MaxSessionsPerUser,
 		IPPolicy:           c.IPPolicy,
 		EventRetention:     c.EventRetention,
+		RefusedEventWindow: c.RefusedWindow,
 		ResourceKeys:       splitList(c.ResourceKeys),
 		Throttle: throttle.Config{PerIP: c.LoginRatePerIP, FreeFailures: c.LoginFreeFailures,
 			AccountFailures: c.LoginAccountFails, AccountRefill: c.LoginAccountRefill},
