@@ -2,9 +2,9 @@ package auth
 
 import (
 	"context"
-	"errors"
 	"crypto/ed25519"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
