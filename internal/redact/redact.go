@@ -29,11 +29,23 @@ var (
 
 // String masks credential-shaped parts of s.
 func String(s string) string {
-	if !strings.Contains(s, "://") && !strings.Contains(strings.ToLower(s), "password") {
-		return s
+	if !strings.Contains(s, "://") && !containsPassword(s) {
+		return s // the common case: every log attribute passes here
 	}
 	s = urlPassword.ReplaceAllString(s, "${1}"+Mask+"@")
 	return pairPassword.ReplaceAllString(s, "${1}"+Mask)
+}
+
+// containsPassword reports whether s contains "password" in any case,
+// without allocating.
+func containsPassword(s string) bool {
+	const word = "password"
+	for i := 0; i+len(word) <= len(s); i++ {
+		if s[i]|0x20 == 'p' && strings.EqualFold(s[i:i+len(word)], word) {
+			return true
+		}
+	}
+	return false
 }
 
 // Error is err with a masked message, still matching what err matches

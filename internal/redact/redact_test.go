@@ -16,6 +16,7 @@ func TestString(t *testing.T) {
 		{`failed to connect to "postgres://u:s3cr3t@127.0.0.1:1/x": refused`, `failed to connect to "postgres://u:xxxxx@127.0.0.1:1/x": refused`},
 		{"host=db user=u password=secret dbname=x", "host=db user=u password=xxxxx dbname=x"},
 		{"host=db password='se cret' x", "host=db password=xxxxx x"},
+		{"host=db PassWord=secret", "host=db PassWord=xxxxx"},
 		{"postgres://db/x?password=secret&sslmode=require", "postgres://db/x?password=xxxxx&sslmode=require"},
 		{"postgres://u@db/x", "postgres://u@db/x"},
 		{"gatehouse.db", "gatehouse.db"},
