@@ -48,10 +48,11 @@ func (s *server) secondProcess(t *testing.T) *auth.Service {
 }
 
 // Logins with the old password still hashing when the password is reset
-// must not open sessions that outlive the reset (API.md: an admin reset
-// revokes every session; a change every other one).
+// (or the account disabled) must not open sessions that outlive it
+// (API.md: an admin reset or a ban revokes every session; a change every
+// other one).
 func TestAttackLoginsInFlightSurvivePasswordReset(t *testing.T) {
-	for _, how := range []string{"admin reset", "password change"} {
+	for _, how := range []string{"admin reset", "password change", "disable"} {
 		t.Run(how, func(t *testing.T) {
 			// Eight at once from one address: more than its free failures, which
 			// in-flight attempts are counted against until proven right.
@@ -87,6 +88,11 @@ func TestAttackLoginsInFlightSurvivePasswordReset(t *testing.T) {
 				if err := cli.ChangePassword(context.Background(), p, "pw-ann-long", "a new password entirely", auth.Meta{}); err != nil {
 					t.Fatal(err)
 				}
+			case "disable":
+				yes := true
+				if _, err := cli.ChangeUser(context.Background(), ann.ID, auth.UserChange{Disabled: &yes}, auth.Meta{}); err != nil {
+					t.Fatal(err)
+				}
 			}
 			wg.Wait()
 			close(results)
@@ -98,8 +104,8 @@ func TestAttackLoginsInFlightSurvivePasswordReset(t *testing.T) {
 			survivors := 0
 			for i, r := range all {
 				if r.status != 200 {
-					if r.status != 401 || r.errCode() != "invalid_credentials" {
-						t.Errorf("login %d: %d %s; want 200 or 401 invalid_credentials", i, r.status, r.raw)
+					if !(r.status == 401 && r.errCode() == "invalid_credentials" || how == "disable" && r.status == 403 && r.errCode() == "account_disabled") {
+						t.Errorf("login %d: %d %s; want 200, 401 invalid_credentials or (disabled) 403 account_disabled", i, r.status, r.raw)
 					}
 					continue
 				}
@@ -130,14 +136,16 @@ func TestAttackConcurrentRoleChangesChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	admin := s.do(t, "POST", "/v1/auth/login", map[string]string{"username": "root", "password": "root-password"}, nil)
+	hdr := bearer(admin.body["access_token"].(string))
 	var wg sync.WaitGroup
 	for i := range 24 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			role := []string{"admin", "user"}[i%2]
-			if _, err := s.svc.ChangeUser(context.Background(), u.ID, auth.UserChange{Role: &role}, auth.Meta{}); err != nil {
-				t.Error(err)
+			if r := s.do(t, "PATCH", "/v1/admin/users/"+u.ID, map[string]any{"role": role}, hdr); r.status != 200 {
+				t.Errorf("PATCH role %s: %d %s", role, r.status, r.raw)
 			}
 		}()
 	}
