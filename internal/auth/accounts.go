@@ -334,7 +334,9 @@ func (s *Service) Reauthenticate(ctx context.Context, p Principal, pw string, m 
 	if !now.Before(sess.ExpiresAt) || !now.Before(sess.IdleExpiresAt) {
 		return Tokens{}, ErrSessionExpired
 	}
-	// Read the account after the (slow) hash, as Login does.
+	// Read the account again after the (slow) hash: a role change made
+	// meanwhile must show in the token. (A ban or reset revoked the
+	// session, which the update below refuses.)
 	if u, err = s.store.GetUserByID(ctx, u.ID); errors.Is(err, store.ErrNotFound) {
 		return Tokens{}, ErrSessionRevoked // deleted meanwhile
 	} else if err != nil {
