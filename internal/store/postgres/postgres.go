@@ -28,7 +28,7 @@ import (
 )
 
 // Channel is the NOTIFY channel of revocation-log inserts.
-const Channel = "gatehouse_revocations"
+const Channel = sqlstore.RevocationChannel
 
 // Options tunes the connection.
 type Options struct {
@@ -94,110 +94,8 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	return s, nil
 }
 
-var migrations = []string{
-	`CREATE TABLE users (
-		id            TEXT PRIMARY KEY,
-		username      TEXT NOT NULL,
-		username_norm TEXT NOT NULL UNIQUE,
-		password_hash TEXT NOT NULL,
-		role          TEXT NOT NULL,
-		disabled      BOOLEAN NOT NULL DEFAULT false,
-		created_at    BIGINT NOT NULL
-	);
-	CREATE TABLE sessions (
-		id              TEXT PRIMARY KEY,
-		user_id         TEXT NOT NULL REFERENCES users(id),
-		nonce           BYTEA NOT NULL,
-		generation      BIGINT NOT NULL,
-		rotated_at      BIGINT NOT NULL,
-		created_at      BIGINT NOT NULL,
-		last_used_at    BIGINT NOT NULL,
-		idle_expires_at BIGINT NOT NULL,
-		expires_at      BIGINT NOT NULL,
-		access_exp      BIGINT NOT NULL,
-		ip              TEXT NOT NULL,
-		user_agent      TEXT NOT NULL,
-		revoked_at      BIGINT,
-		revoke_reason   TEXT NOT NULL DEFAULT ''
-	);
-	CREATE INDEX sessions_user ON sessions(user_id, created_at);
-	CREATE TABLE signing_keys (
-		id             TEXT PRIMARY KEY,
-		algorithm      TEXT NOT NULL,
-		public_key     BYTEA NOT NULL,
-		sealed_private BYTEA NOT NULL,
-		created_at     BIGINT NOT NULL,
-		retired_at     BIGINT
-	);
-	CREATE TABLE events (
-		seq        BIGSERIAL PRIMARY KEY,
-		id         TEXT NOT NULL UNIQUE,
-		type       TEXT NOT NULL,
-		at         BIGINT NOT NULL,
-		user_id    TEXT NOT NULL,
-		session_id TEXT NOT NULL,
-		ip         TEXT NOT NULL,
-		user_agent TEXT NOT NULL,
-		detail     TEXT NOT NULL
-	);
-	CREATE INDEX events_user ON events(user_id, seq);
-	CREATE INDEX events_type ON events(type, seq);
-	CREATE INDEX events_at ON events(at);
-	CREATE TABLE revocation_log (
-		seq        BIGSERIAL PRIMARY KEY,
-		kind       TEXT NOT NULL,
-		subject    TEXT NOT NULL,
-		not_before BIGINT NOT NULL,
-		until      BIGINT NOT NULL
-	);
-	CREATE INDEX revocation_log_until ON revocation_log(until);
-	CREATE FUNCTION gatehouse_notify_revocation() RETURNS trigger LANGUAGE plpgsql AS $$
-	BEGIN
-		PERFORM pg_notify('` + Channel + `', NEW.seq::text);
-		RETURN NEW;
-	END $$;
-	CREATE TRIGGER revocation_log_notify AFTER INSERT ON revocation_log
-		FOR EACH ROW EXECUTE FUNCTION gatehouse_notify_revocation();
-	CREATE TABLE resource_keys (
-		id         TEXT PRIMARY KEY,
-		name       TEXT NOT NULL,
-		hash       BYTEA NOT NULL UNIQUE,
-		created_at BIGINT NOT NULL
-	);`,
-	// v2: room in every page for the rotation's new row version, so the
-	// update stays HOT (no index writes: it changes no indexed column).
-	`ALTER TABLE sessions SET (fillfactor = 70);`,
-	// v3: the IP before the last rotation, so the one-statement refresh can
-	// report an IP change without reading the row first (SET sees old values,
-	// RETURNING only new ones).
-	`ALTER TABLE sessions ADD COLUMN prev_ip TEXT NOT NULL DEFAULT '';`,
-	// v4: permissions; auth_time (the session's last proof of the
-	// password: for existing sessions, their login).
-	`ALTER TABLE users ADD COLUMN permissions TEXT NOT NULL DEFAULT '';
-	ALTER TABLE sessions ADD COLUMN auth_time BIGINT NOT NULL DEFAULT 0;
-	UPDATE sessions SET auth_time = created_at;`,
-	// v5: the login throttle's per-account state, shared by every instance
-	// and kept across restarts (internal/throttle).
-	`CREATE TABLE login_account_failures (
-		account TEXT PRIMARY KEY,
-		debt    BIGINT NOT NULL
-	);
-	CREATE INDEX login_account_failures_debt ON login_account_failures(debt);
-	CREATE TABLE login_ip_failures (
-		account  TEXT NOT NULL,
-		ip       TEXT NOT NULL,
-		failures INTEGER NOT NULL,
-		last_at  BIGINT NOT NULL,
-		PRIMARY KEY (account, ip)
-	);
-	CREATE INDEX login_ip_failures_last ON login_ip_failures(last_at);`,
-	// v6: the last successful sign-in from an address, so a known address
-	// keeps a login budget of its own (internal/throttle).
-	`ALTER TABLE login_ip_failures ADD COLUMN known_at BIGINT NOT NULL DEFAULT 0;`,
-}
-
-// Migrate applies pending migrations under an advisory lock, so instances
-// starting together migrate once.
+// Migrate applies pending migrations (sqlstore.Migrations) under an
+// advisory lock, so instances starting together migrate once.
 func (s *Store) Migrate(ctx context.Context) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -207,30 +105,21 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7318004661)`); err != nil {
 		return fmt.Errorf("postgres: migrate lock: %w", mapErr(err))
 	}
-	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS gatehouse_schema (version INT NOT NULL)`); err != nil {
-		return fmt.Errorf("postgres: migrate: %w", mapErr(err))
-	}
-	var v int
-	err = tx.QueryRow(ctx, `SELECT version FROM gatehouse_schema`).Scan(&v)
-	if errors.Is(err, pgx.ErrNoRows) {
-		if _, err := tx.Exec(ctx, `INSERT INTO gatehouse_schema (version) VALUES (0)`); err != nil {
-			return fmt.Errorf("postgres: migrate: %w", mapErr(err))
-		}
-	} else if err != nil {
-		return fmt.Errorf("postgres: read schema version: %w", mapErr(err))
-	}
-	if v > len(migrations) {
-		return fmt.Errorf("postgres: database schema version %d is newer than this binary (%d)", v, len(migrations))
-	}
-	for i := v; i < len(migrations); i++ {
-		if _, err := tx.Exec(ctx, migrations[i]); err != nil {
-			return fmt.Errorf("postgres: migration %d: %w", i+1, redact.Error(err))
-		}
-	}
-	if _, err := tx.Exec(ctx, `UPDATE gatehouse_schema SET version = $1`, len(migrations)); err != nil {
-		return fmt.Errorf("postgres: set schema version: %w", err)
+	if err := sqlstore.Migrate(ctx, schemaTx{tx}, sqlstore.PostgreSQL, nil); err != nil {
+		return fmt.Errorf("postgres: %w", redact.Error(err))
 	}
 	return mapErr(tx.Commit(ctx))
+}
+
+type schemaTx struct{ tx pgx.Tx }
+
+func (t schemaTx) Exec(ctx context.Context, query string, args ...any) error {
+	_, err := t.tx.Exec(ctx, query, args...)
+	return err
+}
+
+func (t schemaTx) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	return t.tx.QueryRow(ctx, query, args...)
 }
 
 // Ping checks the database.

@@ -154,121 +154,33 @@ func (s *Store) checkpointLoop(every time.Duration) {
 	}
 }
 
-var migrations = []string{
-	// v1: accounts, sessions, keys, events.
-	`CREATE TABLE users (
-		id            TEXT PRIMARY KEY,
-		username      TEXT NOT NULL,
-		username_norm TEXT NOT NULL UNIQUE,
-		password_hash TEXT NOT NULL,
-		role          TEXT NOT NULL,
-		disabled      INTEGER NOT NULL DEFAULT 0,
-		created_at    INTEGER NOT NULL
-	);
-	CREATE TABLE sessions (
-		id              TEXT PRIMARY KEY,
-		user_id         TEXT NOT NULL REFERENCES users(id),
-		nonce           BLOB NOT NULL,
-		generation      INTEGER NOT NULL,
-		rotated_at      INTEGER NOT NULL,
-		created_at      INTEGER NOT NULL,
-		last_used_at    INTEGER NOT NULL,
-		idle_expires_at INTEGER NOT NULL,
-		expires_at      INTEGER NOT NULL,
-		access_exp      INTEGER NOT NULL,
-		ip              TEXT NOT NULL,
-		user_agent      TEXT NOT NULL,
-		revoked_at      INTEGER,
-		revoke_reason   TEXT NOT NULL DEFAULT ''
-	);
-	CREATE INDEX sessions_user ON sessions(user_id, created_at);
-	CREATE INDEX sessions_revoked ON sessions(access_exp) WHERE revoked_at IS NOT NULL;
-	CREATE TABLE signing_keys (
-		id             TEXT PRIMARY KEY,
-		algorithm      TEXT NOT NULL,
-		public_key     BLOB NOT NULL,
-		sealed_private BLOB NOT NULL,
-		created_at     INTEGER NOT NULL,
-		retired_at     INTEGER
-	);
-	CREATE TABLE events (
-		seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-		id         TEXT NOT NULL UNIQUE,
-		type       TEXT NOT NULL,
-		at         INTEGER NOT NULL,
-		user_id    TEXT NOT NULL,
-		session_id TEXT NOT NULL,
-		ip         TEXT NOT NULL,
-		user_agent TEXT NOT NULL,
-		detail     TEXT NOT NULL
-	);
-	CREATE INDEX events_user ON events(user_id, seq);`,
-	// v2: the revocation log (session, user and global revocations in
-	// order), event filtering by type.
-	`CREATE TABLE revocation_log (
-		seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-		kind       TEXT NOT NULL,
-		subject    TEXT NOT NULL,
-		not_before INTEGER NOT NULL,
-		until      INTEGER NOT NULL
-	);
-	CREATE INDEX revocation_log_until ON revocation_log(until);
-	CREATE INDEX events_type ON events(type, seq);
-	CREATE INDEX events_at ON events(at);`,
-	// v3: resource-server keys.
-	`CREATE TABLE resource_keys (
-		id         TEXT PRIMARY KEY,
-		name       TEXT NOT NULL,
-		hash       BLOB NOT NULL UNIQUE,
-		created_at INTEGER NOT NULL
-	);`,
-	// v4: permissions; auth_time (the session's last proof of the
-	// password: for existing sessions, their login).
-	`ALTER TABLE users ADD COLUMN permissions TEXT NOT NULL DEFAULT '';
-	ALTER TABLE sessions ADD COLUMN auth_time INTEGER NOT NULL DEFAULT 0;
-	UPDATE sessions SET auth_time = created_at;`,
-	// v5: the login throttle's per-account state, shared by every instance
-	// and kept across restarts (internal/throttle).
-	`CREATE TABLE login_account_failures (
-		account TEXT PRIMARY KEY,
-		debt    INTEGER NOT NULL
-	);
-	CREATE INDEX login_account_failures_debt ON login_account_failures(debt);
-	CREATE TABLE login_ip_failures (
-		account  TEXT NOT NULL,
-		ip       TEXT NOT NULL,
-		failures INTEGER NOT NULL,
-		last_at  INTEGER NOT NULL,
-		PRIMARY KEY (account, ip)
-	);
-	CREATE INDEX login_ip_failures_last ON login_ip_failures(last_at);`,
-	// v6: the last successful sign-in from an address, so a known address
-	// keeps a login budget of its own (internal/throttle).
-	`ALTER TABLE login_ip_failures ADD COLUMN known_at INTEGER NOT NULL DEFAULT 0;`,
-}
-
+// migrate applies sqlstore.Migrations. The writer's transactions are
+// IMMEDIATE, so two processes opening one file migrate one after the other.
 func migrate(ctx context.Context, db *sql.DB) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", mapErr(err))
 	}
 	defer tx.Rollback()
-	var v int
-	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
-		return fmt.Errorf("sqlite: read schema version: %w", mapErr(err))
+	// Releases before the shared list kept the version in user_version.
+	legacy := func(ctx context.Context) (v int, err error) {
+		return v, tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v)
 	}
-	if v > len(migrations) {
-		return fmt.Errorf("sqlite: database schema version %d is newer than this binary (%d)", v, len(migrations))
-	}
-	for i := v; i < len(migrations); i++ {
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
-			return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(migrations))); err != nil {
-		return fmt.Errorf("sqlite: set schema version: %w", err)
+	if err := sqlstore.Migrate(ctx, schemaTx{tx}, sqlstore.SQLite, legacy); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
 	}
 	return tx.Commit()
+}
+
+type schemaTx struct{ tx *sql.Tx }
+
+func (t schemaTx) Exec(ctx context.Context, query string, args ...any) error {
+	_, err := t.tx.ExecContext(ctx, query, args...)
+	return err
+}
+
+func (t schemaTx) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	return t.tx.QueryRowContext(ctx, query, args...)
 }
 
 // Ping checks both pools.

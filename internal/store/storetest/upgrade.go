@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -13,10 +14,59 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/token"
 )
 
-// OldRows are a user and a session as earlier releases wrote them, for the
-// backends' upgrade tests: write them with an old schema (v3, before
-// permissions and auth_time; v4, the previous release, before the shared
-// login throttle), open the store (which migrates), then Check.
+// Upgrade is a backend's part of RunUpgrade.
+type Upgrade struct {
+	Flavor sqlstore.Flavor
+	// Empty returns a new, empty database: exec runs SQL on it directly,
+	// open opens it as the store (which migrates).
+	Empty func(t *testing.T) (exec func(query string, args ...any) error, open func() (store.Store, error))
+	// RecordVersion is the SQL with which releases before the shared
+	// migration list recorded schema version v.
+	RecordVersion func(v int) string
+}
+
+// RunUpgrade is the upgrade test every backend runs: a database of an
+// earlier release (schema v3: no permissions, no auth_time; v4: no shared
+// login throttle; v5, the previous release: no known addresses), with the
+// version recorded as that release did, is upgraded in place, and its
+// account, session and throttle state keep working.
+func RunUpgrade(t *testing.T, u Upgrade) {
+	for _, previous := range []int{3, 4, 5} {
+		t.Run(fmt.Sprintf("v%d", previous), func(t *testing.T) {
+			exec, open := u.Empty(t)
+			for i := range previous {
+				if err := exec(u.Flavor.Migration(i)); err != nil {
+					t.Fatalf("v%d: %v", i+1, err)
+				}
+			}
+			if err := exec(u.RecordVersion(previous)); err != nil {
+				t.Fatal(err)
+			}
+			old := PreviousReleaseRows(time.Now())
+			for _, q := range old.SQL(u.Flavor, previous) {
+				if err := exec(q.Query, q.Args...); err != nil {
+					t.Fatalf("%s: %v", q.Query, err)
+				}
+			}
+			s, err := open()
+			if err != nil {
+				t.Fatalf("open the previous release's database: %v", err)
+			}
+			defer s.Close()
+			old.Check(t, s)
+			// Opening again finds nothing to do.
+			again, err := open()
+			if err != nil {
+				t.Fatalf("open the upgraded database again: %v", err)
+			}
+			again.Close()
+		})
+	}
+}
+
+// OldRows are a user and a session as earlier releases wrote them, for
+// RunUpgrade: write them with an old schema, open the store (which
+// migrates), then Check.
 type OldRows struct {
 	UserID, SessionID string
 	Nonce             []byte
