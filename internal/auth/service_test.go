@@ -44,7 +44,7 @@ type fixture struct {
 }
 
 // openStore makes the fixture's empty store: SQLite, unless a test
-// switches it (TestDomainOnPostgres).
+// switches it (runDomain).
 var openStore = func(t *testing.T) (store.Store, error) {
 	return sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "auth.db"), sqlite.Options{})
 }
@@ -84,7 +84,7 @@ func (f *fixture) login(t *testing.T, name string) Tokens {
 	return tk
 }
 
-func TestRegisterValidation(t *testing.T) {
+func testRegisterValidation(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
 	tests := []struct {
@@ -126,7 +126,7 @@ func TestRegisterValidation(t *testing.T) {
 	}
 }
 
-func TestLoginFailures(t *testing.T) {
+func testLoginFailures(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
 	f.login(t, "ann")
@@ -162,7 +162,7 @@ func TestLoginFailures(t *testing.T) {
 	}
 }
 
-func TestRefreshRotationAndGrace(t *testing.T) {
+func testRefreshRotationAndGrace(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
 	t1 := f.login(t, "ann")
@@ -194,7 +194,7 @@ func TestRefreshRotationAndGrace(t *testing.T) {
 	}
 }
 
-func TestReuseRevokesSession(t *testing.T) {
+func testReuseRevokesSession(t *testing.T) {
 	tests := []struct {
 		name  string
 		stale func(t1, t2 Tokens) string
@@ -246,7 +246,7 @@ func TestReuseRevokesSession(t *testing.T) {
 	}
 }
 
-func TestRefreshRejectsForgeries(t *testing.T) {
+func testRefreshRejectsForgeries(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
 	t1 := f.login(t, "ann")
@@ -276,7 +276,7 @@ func TestRefreshRejectsForgeries(t *testing.T) {
 	}
 }
 
-func TestTimeouts(t *testing.T) {
+func testTimeouts(t *testing.T) {
 	t.Run("access token expiry", func(t *testing.T) {
 		f := newFixture(t, nil)
 		tk := f.login(t, "ann")
@@ -326,7 +326,7 @@ func TestTimeouts(t *testing.T) {
 
 // TestConcurrentRefreshNeverForks races many refreshes of one token: all
 // must succeed with the same successor, and the session advances once.
-func TestConcurrentRefreshNeverForks(t *testing.T) {
+func testConcurrentRefreshNeverForks(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
 	t1 := f.login(t, "ann")
@@ -363,7 +363,7 @@ func TestConcurrentRefreshNeverForks(t *testing.T) {
 	}
 }
 
-func TestLogoutAndSessions(t *testing.T) {
+func testLogoutAndSessions(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
 	a := f.login(t, "ann")
@@ -420,7 +420,7 @@ func TestLogoutAndSessions(t *testing.T) {
 
 // TestRevocationsSurviveRestart builds a second Service on the same store,
 // as a restarted server would.
-func TestRevocationsSurviveRestart(t *testing.T) {
+func testRevocationsSurviveRestart(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
 	dead := f.login(t, "ann")
@@ -446,7 +446,7 @@ func TestRevocationsSurviveRestart(t *testing.T) {
 	}
 }
 
-func TestRevocationsPruneAndCutoffs(t *testing.T) {
+func testRevocationsPruneAndCutoffs(t *testing.T) {
 	r := NewRevocations()
 	now := time.Unix(1000, 0)
 	r.AddSession("s1", now.Add(time.Minute))
@@ -472,7 +472,7 @@ func TestRevocationsPruneAndCutoffs(t *testing.T) {
 	}
 }
 
-func TestRevocationLookupAllocatesNothing(t *testing.T) {
+func testRevocationLookupAllocatesNothing(t *testing.T) {
 	r := NewRevocations()
 	for i := range 10000 {
 		r.AddSession(string(rune('a'+i%26))+time.Duration(i).String(), time.Now().Add(time.Hour))
