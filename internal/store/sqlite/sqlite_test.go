@@ -9,15 +9,16 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/store/storetest"
 )
 
-func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := Open(context.Background(), filepath.Join(t.TempDir(), "test.db"), Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	})
+func newStore(t *testing.T) store.Store {
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "test.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
+
+func TestConformance(t *testing.T) { storetest.Run(t, newStore) }
+func TestConcurrency(t *testing.T) { storetest.RunConcurrency(t, newStore) }
 
 func TestReopenKeepsData(t *testing.T) {
 	ctx := context.Background()
