@@ -402,9 +402,10 @@ function timeoutSignal(ms) {
   return c.signal;
 }
 
-// remaining is how long a fresh token lives, from its own claims: exp is
-// whole seconds, so a token can live up to a second less than expires_in
-// says. exp - iat needs no agreement between the two clocks.
+// remaining is how long a fresh token lives, from its own claims (iat and
+// exp carry microseconds; expires_in is rounded up to whole seconds, and a
+// token capped by its session's end lives less): exp - iat needs no
+// agreement between the two clocks.
 function remaining(tok, fallback) {
   try {
     const c = JSON.parse(atob(tok.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));

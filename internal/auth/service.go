@@ -4,10 +4,16 @@
 // token.KeySet and reads time from an injected clock, so every timeout and
 // grace window can be tested without sleeping.
 //
-// Files: accounts.go (register, login, password change), sessions.go
-// (refresh, logout, session lists and revocation), admin.go (the operator's
-// actions), revocations.go (the in-memory list every access token is checked
-// against, fed by the store's revocation log), events.go.
+// Files: accounts.go (register, login, password change, step-up),
+// sessions.go (refresh, logout, session lists and revocation), admin.go (the
+// operator's actions), revocations.go (the in-memory list every access token
+// is checked against, fed by the store's revocation log), feed.go (the
+// revocation feed, resource keys, introspection, RFC 7009, live
+// subscriptions), events.go and refused.go (security events, and the
+// aggregation of refused requests), keys.go (signing-key rotation),
+// novelty.go (what is new about a sign-in), nonces.go (the refresh fast
+// path's cache), usernames.go (PRECIS names, permissions, input hygiene),
+// metrics.go, errors.go.
 package auth
 
 import (

@@ -128,7 +128,7 @@ const (
 
 // Revocation is one entry of the revocation log: the ordered record of every
 // revocation, written in the same transaction as the change it records. The
-// running server (and, later, resource servers and other instances) follow it
+// running server, the other instances and the resource servers follow it
 // by sequence number; an entry can be dropped after Until, when no access
 // token it covers can still be unexpired.
 type Revocation struct {
@@ -300,10 +300,10 @@ type Store interface {
 	PruneRevocations(ctx context.Context, t time.Time) (int, error)
 
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
-	// AddSigningKey stores a new key. If the store holds no active key
-	// already, or replaceActive is set, it becomes the active key.
-	// ErrAlreadyExists when ifNone is set and an active key exists: two
-	// processes starting at once on one database then agree on one key.
+	// AddSigningKey stores a new key and makes it the active one, retiring
+	// the key that was active (rotation). ErrAlreadyExists when ifNone is
+	// set and an active key exists: two processes starting at once on one
+	// database then agree on one key.
 	AddSigningKey(ctx context.Context, k SigningKey, ifNone bool) error
 
 	AddResourceKey(ctx context.Context, k ResourceKey) error
