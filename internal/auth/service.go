@@ -311,9 +311,11 @@ func (s *Service) SyncRevocations(ctx context.Context) error {
 	}
 }
 
-// revocationWatcher is implemented by stores that push revocation-log
-// inserts from every instance (PostgreSQL).
+// revocationWatcher is implemented by stores that can push revocation-log
+// inserts from every instance (PostgreSQL, unless behind a pooler without
+// a direct connection to listen on).
 type revocationWatcher interface {
+	PushesRevocations() bool
 	WatchRevocations(ctx context.Context, notify func())
 }
 
@@ -339,7 +341,7 @@ func (s *Service) Run(ctx context.Context) {
 	defer s.following.Store(false)
 	kick := make(chan struct{}, 1)
 	interval := s.cfg.SyncInterval
-	if w, ok := s.store.(revocationWatcher); ok {
+	if w, ok := s.store.(revocationWatcher); ok && w.PushesRevocations() {
 		go w.WatchRevocations(ctx, func() {
 			select {
 			case kick <- struct{}{}:

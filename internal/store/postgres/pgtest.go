@@ -60,3 +60,60 @@ func TestSchema(tb testing.TB) string {
 	u.RawQuery = q.Encode()
 	return fmt.Sprint(u)
 }
+
+// TestPooledDatabase creates a fresh database for one test and returns its
+// URL through the transaction-mode PgBouncer named by
+// GATEHOUSE_TEST_PGBOUNCER (scripts/pgbouncer.sh starts one) and its direct
+// URL (for LISTEN). A database of its own, not a schema: a pooled
+// connection cannot keep a search_path. Without the pooler the test is
+// skipped with a notice, or fails when GATEHOUSE_REQUIRE_PGBOUNCER=1 (CI).
+func TestPooledDatabase(tb testing.TB) (pooled, direct string) {
+	tb.Helper()
+	bouncer := os.Getenv("GATEHOUSE_TEST_PGBOUNCER")
+	if bouncer == "" {
+		if os.Getenv("GATEHOUSE_REQUIRE_PGBOUNCER") == "1" {
+			tb.Fatal("PgBouncer required (GATEHOUSE_REQUIRE_PGBOUNCER=1) but GATEHOUSE_TEST_PGBOUNCER is not set")
+		}
+		tb.Skip("*** SKIPPING: no PgBouncer; run scripts/pgbouncer.sh and set GATEHOUSE_TEST_PGBOUNCER=postgres://postgres@127.0.0.1:6432/ ***")
+	}
+	base := os.Getenv("GATEHOUSE_TEST_POSTGRES")
+	if base == "" {
+		base = DefaultTestURL
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		if os.Getenv("GATEHOUSE_REQUIRE_POSTGRES") == "1" {
+			tb.Fatalf("PostgreSQL required but unreachable at %s: %v", base, err)
+		}
+		tb.Skipf("*** SKIPPING: no PostgreSQL at %s (%v) ***", base, err)
+	}
+	defer conn.Close(ctx)
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "gh_pool_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		tb.Fatalf("create database: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, base); err == nil {
+			c.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)")
+			c.Close(ctx)
+		}
+	})
+	withDB := func(raw string) string {
+		u, err := url.Parse(raw)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		u.Path = "/" + name
+		q := u.Query()
+		q.Set("sslmode", "disable")
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	return withDB(bouncer), withDB(base)
+}

@@ -8,6 +8,14 @@
 // instances by LISTEN/NOTIFY: a trigger notifies on every revocation-log
 // insert, and WatchRevocations listens, resyncing after a dropped connection
 // so that no revocation is missed.
+//
+// Behind a transaction-mode pooler (PgBouncer, Options.Pooled) a pooled
+// connection carries no session state from one transaction to the next, so
+// the store assumes none: no startup parameters (the pooler refuses them),
+// no named prepared statements (they would collide on the pooler's shared
+// server connections), timeouts set with SET LOCAL in each transaction, and
+// LISTEN only on a direct connection (Options.ListenURL); without one the
+// revocation log is polled.
 package postgres
 
 import (
@@ -41,6 +49,12 @@ type Options struct {
 	// CPUs)) is too small: refreshes mostly wait on commits, and more
 	// connections in flight let PostgreSQL group those commits.
 	MaxConns int32
+	// Pooled says the URL is a transaction-mode pooler such as PgBouncer.
+	Pooled bool
+	// ListenURL is a direct connection (not through the pooler) for LISTEN.
+	// With Pooled and no ListenURL, revocations are not pushed: callers
+	// poll the revocation log (PushesRevocations reports false).
+	ListenURL string
 }
 
 // Store is a PostgreSQL-backed store.Store: the shared SQL (sqlstore) over
@@ -51,6 +65,9 @@ type Store struct {
 	*sqlstore.Store
 	pool *pgxpool.Pool
 	log  *slog.Logger
+	opt  Options
+	// setLocal runs first in every transaction when pooled: the timeouts.
+	setLocal string
 }
 
 var _ store.Store = (*Store)(nil)
@@ -69,10 +86,25 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	if opt.StatementTimeout <= 0 {
 		opt.StatementTimeout = 5 * time.Second
 	}
-	rp := cfg.ConnConfig.RuntimeParams
-	rp["statement_timeout"] = fmt.Sprint(opt.StatementTimeout.Milliseconds())
-	rp["idle_in_transaction_session_timeout"] = fmt.Sprint((2 * opt.StatementTimeout).Milliseconds())
-	rp["lock_timeout"] = fmt.Sprint(opt.StatementTimeout.Milliseconds())
+	timeouts := map[string]string{
+		"statement_timeout":                   fmt.Sprint(opt.StatementTimeout.Milliseconds()),
+		"idle_in_transaction_session_timeout": fmt.Sprint((2 * opt.StatementTimeout).Milliseconds()),
+		"lock_timeout":                        fmt.Sprint(opt.StatementTimeout.Milliseconds()),
+	}
+	var setLocal string // run first in every transaction, when pooled
+	if opt.Pooled {
+		// No session state: the pooler hands each transaction whichever
+		// server connection is free. Unnamed statements only, and the
+		// timeouts per transaction instead of per session.
+		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+		for _, k := range []string{"statement_timeout", "idle_in_transaction_session_timeout", "lock_timeout"} {
+			setLocal += fmt.Sprintf("SET LOCAL %s = %s; ", k, timeouts[k])
+		}
+	} else {
+		for k, v := range timeouts {
+			cfg.ConnConfig.RuntimeParams[k] = v
+		}
+	}
 	if opt.MaxConns <= 0 {
 		opt.MaxConns = 16
 	}
@@ -85,8 +117,8 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	s := &Store{pool: pool, log: opt.Logger}
-	s.Store = sqlstore.New(newAdapter(pool), sqlstore.PostgreSQL)
+	s := &Store{pool: pool, log: opt.Logger, opt: opt, setLocal: setLocal}
+	s.Store = sqlstore.New(newAdapter(pool, setLocal), sqlstore.PostgreSQL)
 	if err := s.Migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -102,6 +134,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return fmt.Errorf("postgres: migrate: %w", mapErr(err))
 	}
 	defer tx.Rollback(ctx)
+	if s.setLocal != "" {
+		if _, err := tx.Exec(ctx, s.setLocal); err != nil {
+			return fmt.Errorf("postgres: migrate: %w", mapErr(err))
+		}
+	}
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7318004661)`); err != nil {
 		return fmt.Errorf("postgres: migrate lock: %w", mapErr(err))
 	}
@@ -174,11 +211,20 @@ func (s *Store) RotateIfCurrent(ctx context.Context, r store.Rotation) (store.Se
 	return x, u, prevIP, nil
 }
 
+// PushesRevocations reports whether WatchRevocations can push: always on a
+// direct connection; behind a pooler only with a ListenURL (a pooled
+// connection cannot keep a LISTEN).
+func (s *Store) PushesRevocations() bool { return !s.opt.Pooled || s.opt.ListenURL != "" }
+
 // WatchRevocations calls notify whenever a revocation-log entry is
 // inserted, by any instance, until ctx ends. It holds one connection with
-// LISTEN; after that connection drops it reconnects and calls notify once
-// more, so the caller resyncs from its cursor and misses nothing.
+// LISTEN (its own direct one, with ListenURL); after that connection drops
+// it reconnects and calls notify once more, so the caller resyncs from its
+// cursor and misses nothing. Without PushesRevocations it returns at once.
 func (s *Store) WatchRevocations(ctx context.Context, notify func()) {
+	if !s.PushesRevocations() {
+		return
+	}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := s.listen(ctx, notify)
@@ -197,25 +243,36 @@ func (s *Store) WatchRevocations(ctx context.Context, notify func()) {
 }
 
 func (s *Store) listen(ctx context.Context, notify func()) error {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return err
+	var conn *pgx.Conn
+	if s.opt.ListenURL != "" {
+		c, err := pgx.Connect(ctx, s.opt.ListenURL)
+		if err != nil {
+			return err
+		}
+		defer c.Close(context.Background())
+		conn = c
+	} else {
+		pc, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		defer pc.Release()
+		defer func() {
+			// Hand the connection back clean (or not at all if it is broken).
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if _, err := pc.Exec(ctx, `UNLISTEN `+Channel); err != nil {
+				pc.Conn().Close(ctx)
+			}
+		}()
+		conn = pc.Conn()
 	}
-	defer conn.Release()
 	if _, err := conn.Exec(ctx, `LISTEN `+Channel); err != nil {
 		return err
 	}
-	defer func() {
-		// Hand the connection back clean (or not at all if it is broken).
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		if _, err := conn.Exec(ctx, `UNLISTEN `+Channel); err != nil {
-			conn.Conn().Close(ctx)
-		}
-	}()
 	notify() // anything committed before LISTEN took effect
 	for {
-		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
 			return err
 		}
 		notify()
@@ -225,11 +282,14 @@ func (s *Store) listen(ctx context.Context, notify func()) error {
 // adapter is sqlstore.DB over pgx, used natively: one pool for reads and
 // writes, pgx's statement cache on each connection.
 type adapter struct {
-	pool *pgxpool.Pool
-	conn sqlstore.Conn // the pool as a Conn, made once
+	pool     *pgxpool.Pool
+	conn     sqlstore.Conn // the pool as a Conn, made once
+	setLocal string        // run first in every transaction (pooled: the timeouts)
 }
 
-func newAdapter(pool *pgxpool.Pool) adapter { return adapter{pool: pool, conn: conn{pool}} }
+func newAdapter(pool *pgxpool.Pool, setLocal string) adapter {
+	return adapter{pool: pool, conn: conn{pool}, setLocal: setLocal}
+}
 
 func (a adapter) Reader() sqlstore.Conn  { return a.conn }
 func (a adapter) Writer() sqlstore.Conn  { return a.conn }
@@ -239,6 +299,12 @@ func (a adapter) Begin(ctx context.Context) (sqlstore.Tx, error) {
 	tx, err := a.pool.Begin(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if a.setLocal != "" {
+		if _, err := tx.Exec(ctx, a.setLocal); err != nil {
+			tx.Rollback(ctx)
+			return nil, err
+		}
 	}
 	return txConn{conn{tx}, tx}, nil
 }

@@ -93,3 +93,59 @@ func TestUnavailableMapsToSentinel(t *testing.T) {
 		t.Fatalf("closed pool: %v, want ErrUnavailable", err)
 	}
 }
+
+// Through a transaction-mode PgBouncer: the whole contract and its
+// concurrency guarantees hold with no session state on a connection.
+func newPooledStore(t *testing.T) store.Store {
+	url, _ := TestPooledDatabase(t)
+	s, err := Open(context.Background(), url, Options{Pooled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestConformanceThroughPgBouncer(t *testing.T) { storetest.Run(t, newPooledStore) }
+func TestConcurrencyThroughPgBouncer(t *testing.T) { storetest.RunConcurrency(t, newPooledStore) }
+
+// Behind a pooler a store does not push revocations unless it has a
+// direct connection to LISTEN on; with one, it does.
+func TestWatchRevocationsThroughPgBouncer(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pooled, direct := TestPooledDatabase(t)
+	plain, err := Open(ctx, pooled, Options{Pooled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if plain.PushesRevocations() {
+		t.Fatal("a pooled store without a ListenURL claims to push revocations")
+	}
+	a, err := Open(ctx, pooled, Options{Pooled: true, ListenURL: direct})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	got := make(chan struct{}, 16)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		a.WatchRevocations(ctx, func() {
+			select {
+			case got <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	defer func() { cancel(); <-stopped }()
+	<-got // listening
+	if err := plain.LogCutoff(ctx, store.KindGlobal, "", store.Cutoff{NotBefore: time.Now(), Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+	case <-time.After(3 * time.Second):
+		t.Fatal("no NOTIFY through the direct listen connection for an insert made through the pooler")
+	}
+}
