@@ -113,8 +113,13 @@ func TestTwoInstancesOnPostgres(t *testing.T) {
 // instances at once never forks the session.
 func TestRefreshRaceAcrossInstances(t *testing.T) {
 	db := postgres.TestSchema(t)
-	a := startDB(t, db, pgEnv)
-	b := startDB(t, db, pgEnv)
+	refreshRace(t, startDB(t, db, pgEnv), startDB(t, db, pgEnv))
+}
+
+// refreshRace presents one refresh token to instances a and b at once,
+// 50 times: every answer carries the same successor.
+func refreshRace(t *testing.T, a, b *proc) {
+	t.Helper()
 	a.call(t, "POST", "/v1/auth/register", "", map[string]string{"username": "ann", "password": "ann-password"})
 	_, refresh := a.login(t, "ann", "ann-password")
 	const n = 50
@@ -540,4 +545,71 @@ func TestRacingDeletionOnPostgres(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Two instances through a transaction-mode PgBouncer (what managed
+// PostgreSQL often offers): tokens cross, refreshes racing on both never
+// fork a session, and a revocation on one reaches the other, pushed over a
+// direct LISTEN connection when one is given and polled within a second
+// otherwise.
+func TestTwoInstancesThroughPgBouncer(t *testing.T) {
+	for _, listen := range []bool{true, false} {
+		t.Run(map[bool]string{true: "with --db-listen-url", false: "polling"}[listen], func(t *testing.T) {
+			pooled, direct := postgres.TestPooledDatabase(t)
+			args := []string{"--db-pooler"}
+			if listen {
+				args = append(args, "--db-listen-url", direct)
+			}
+			a := startDB(t, pooled, pgEnv, args...)
+			b := startDB(t, pooled, pgEnv, args...)
+			refreshRace(t, a, b)
+			access, refresh := a.login(t, "ann", "ann-password")
+			if st, out := b.call(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": refresh}); st != 200 {
+				t.Fatalf("refresh on B of a login on A: %d %v", st, out)
+			}
+			if st, _ := b.call(t, "GET", "/v1/me", access, nil); st != 200 {
+				t.Fatalf("A's token on B: %d", st)
+			}
+			// A resource server long-polls A's feed; the logout is made on B.
+			// The feed answers when A learns of it: that is the propagation.
+			snap := feedPoll(t, a, "")
+			woke := make(chan map[string]any, 1)
+			go func() { woke <- feedPoll(t, a, "?wait=10s&since="+snap["cursor"].(string)) }()
+			time.Sleep(200 * time.Millisecond) // the poll is waiting
+			start := time.Now()
+			if st, _ := b.call(t, "POST", "/v1/auth/logout", access, nil); st != 204 {
+				t.Fatalf("logout on B: %d", st)
+			}
+			page := <-woke
+			took := time.Since(start)
+			if sessions, _ := page["sessions"].([]any); len(sessions) == 0 {
+				t.Fatalf("A's feed woke without the revocation: %v", page)
+			}
+			t.Logf("revocation reached the other instance in %v", took.Round(time.Millisecond))
+			if bound := map[bool]time.Duration{true: time.Second, false: 1500 * time.Millisecond}[listen]; took > bound {
+				t.Fatalf("a logout on B reached A in %v; the bound is %v", took, bound)
+			}
+			for _, p := range []*proc{a, b} {
+				if strings.Contains(p.logs.String(), "prepared statement") || strings.Contains(p.logs.String(), "unsupported startup parameter") {
+					t.Fatalf("pooler trouble in the logs:\n%s", p.logs)
+				}
+			}
+		})
+	}
+}
+
+// feedPoll calls p's revocation feed with query.
+func feedPoll(t *testing.T, p *proc, query string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest("GET", p.base+"/v1/revocations"+query, nil)
+	req.Header.Set("Authorization", "Bearer "+pgResourceKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	json.NewDecoder(res.Body).Decode(&out)
+	return out
 }

@@ -36,12 +36,21 @@ type storeConfig struct {
 	DB                string
 	SecretFile        string
 	SQLiteSynchronous string
+	DBPooler          bool
+	DBListenURL       string
+}
+
+// secrets are the database passwords the logs must never show.
+func (c storeConfig) secrets() []string {
+	return append(redact.Secrets(c.DB), redact.Secrets(c.DBListenURL)...)
 }
 
 func (c *storeConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.DB, "db", "gatehouse.db", "SQLite database file (created on first run), or a postgres:// URL for several instances")
 	fs.StringVar(&c.SecretFile, "secret-file", "", "master secret file, created 0600 if missing (default: gatehouse.secret beside the database); GATEHOUSE_SECRET overrides it")
 	fs.StringVar(&c.SQLiteSynchronous, "sqlite-synchronous", "NORMAL", "SQLite synchronous mode: NORMAL (commits survive a crash of the process) or FULL (also a power loss)")
+	fs.BoolVar(&c.DBPooler, "db-pooler", false, "the postgres:// --db is a transaction-mode pooler (PgBouncer): no session state is kept on its connections")
+	fs.StringVar(&c.DBListenURL, "db-listen-url", "", "with --db-pooler, a direct postgres:// URL to LISTEN for revocations on (without it the revocation log is polled every 500ms)")
 }
 
 // serveConfig is everything `gatehouse serve` takes.
@@ -108,6 +117,12 @@ func (c *serveConfig) bind(fs *flag.FlagSet) {
 }
 
 func (c *serveConfig) validate() error {
+	if (c.DBPooler || c.DBListenURL != "") && !postgres.IsURL(c.DB) {
+		return fmt.Errorf("--db-pooler and --db-listen-url need a postgres:// --db")
+	}
+	if c.DBListenURL != "" && (!c.DBPooler || !postgres.IsURL(c.DBListenURL)) {
+		return fmt.Errorf("--db-listen-url must be a postgres:// URL, with --db-pooler (without a pooler, --db itself is listened on)")
+	}
 	if c.Registration != "open" && c.Registration != "closed" {
 		return fmt.Errorf("--registration must be open or closed, not %q", c.Registration)
 	}
@@ -209,8 +224,8 @@ func newLogger(w io.Writer, level, format string, secrets []string) (*slog.Logge
 
 // cliLogger is the commands' logger (warnings only), redacting as
 // newLogger does.
-func cliLogger(w io.Writer, db string) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn, ReplaceAttr: redact.ReplaceAttr(redact.Secrets(db))}))
+func cliLogger(w io.Writer, sc storeConfig) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn, ReplaceAttr: redact.ReplaceAttr(sc.secrets())}))
 }
 
 // configWarnings names settings that run but cannot be right, so an
@@ -336,7 +351,7 @@ func openStore(ctx context.Context, sc storeConfig, log *slog.Logger, getenv fun
 // openDB opens (and migrates) the database named by --db.
 func openDB(ctx context.Context, sc storeConfig, log *slog.Logger) (store.Store, error) {
 	if postgres.IsURL(sc.DB) {
-		return postgres.Open(ctx, sc.DB, postgres.Options{Logger: log})
+		return postgres.Open(ctx, sc.DB, postgres.Options{Logger: log, Pooled: sc.DBPooler, ListenURL: sc.DBListenURL})
 	}
 	return sqlite.Open(ctx, sc.DB, sqlite.Options{Synchronous: sc.SQLiteSynchronous})
 }
@@ -354,7 +369,7 @@ func runMigrate(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if code := parseFlags(fs, args, os.Getenv); code >= 0 {
 		return code
 	}
-	st, err := openDB(ctx, sc, cliLogger(stderr, sc.DB))
+	st, err := openDB(ctx, sc, cliLogger(stderr, sc))
 	if err != nil {
 		fmt.Fprintf(stderr, "gatehouse migrate: %v\n", err)
 		return exitFailure
@@ -389,7 +404,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		fmt.Fprintf(stderr, "gatehouse serve: %v\n", err)
 		return exitUsage
 	}
-	log, err := newLogger(stderr, c.LogLevel, c.LogFormat, redact.Secrets(c.DB))
+	log, err := newLogger(stderr, c.LogLevel, c.LogFormat, c.secrets())
 	if err != nil {
 		fmt.Fprintf(stderr, "gatehouse serve: %v\n", err)
 		return exitUsage

@@ -70,7 +70,7 @@ func runGroup(group, summary string, subs []subcommand) func(ctx context.Context
 				fmt.Fprintf(stderr, "gatehouse %s: %v\n", strings.TrimSuffix(group+" "+sub.name, " "+group), err)
 				return exitFailure
 			}
-			log := cliLogger(stderr, sc.DB)
+			log := cliLogger(stderr, sc)
 			a, err := openApp(ctx, sc, auth.Config{Logger: log}, os.Getenv)
 			if err != nil {
 				fmt.Fprintf(stderr, "gatehouse %s %s: %v\n", group, sub.name, err)
