@@ -33,15 +33,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
+
+	"github.com/gatehouse-auth/gatehouse/internal/accesstoken"
 )
 
 // Errors returned by Verify.
@@ -220,102 +219,44 @@ func (g *Guard) Verify(token string) (*Claims, error) {
 	return c, nil
 }
 
-const maxTokenLen = 4096
-
-// verifySignature checks header, signature, issuer and expiry. The header
-// must be byte for byte one Gatehouse produces for a key in the JWKS, so
-// alg:none, other algorithms, embedded keys and unknown kids all fail
-// without parsing attacker-controlled JOSE.
+// verifySignature checks header, signature, claims, issuer and expiry with
+// the verifier the server uses (internal/accesstoken: one rule, written
+// once). The header must be byte for byte one Gatehouse produces for a key
+// in the JWKS, so alg:none, other algorithms, embedded keys and unknown
+// kids all fail without parsing attacker-controlled JOSE.
 func (g *Guard) verifySignature(tok string, now time.Time) (*Claims, error) {
-	if len(tok) > maxTokenLen {
-		return nil, ErrInvalidToken
-	}
-	h, rest, ok := strings.Cut(tok, ".")
-	if !ok {
-		return nil, ErrInvalidToken
-	}
-	p, s, ok := strings.Cut(rest, ".")
-	if !ok || strings.IndexByte(s, '.') >= 0 {
-		return nil, ErrInvalidToken
-	}
-	key, ok := (*g.keys.Load())[h]
-	if !ok {
-		kid, wellFormed := g.maybeRefetch(h)
-		if key, ok = (*g.keys.Load())[h]; !ok {
-			if wellFormed {
-				g.warnOnce("unknown-key", "guard: refusing tokens signed with a key the JWKS does not have; "+
-					"is BaseURL the Gatehouse that issues them?", slog.String("kid", kid), slog.String("jwks", g.base+"/.well-known/jwks.json"))
-			}
-			return nil, ErrInvalidToken
+	c, err := accesstoken.Verify(tok, g.key, g.cfg.Issuer, now)
+	if errors.Is(err, accesstoken.ErrUnknownKey) {
+		kid, wellFormed := g.maybeRefetch(strings.SplitN(tok, ".", 2)[0])
+		if c, err = accesstoken.Verify(tok, g.key, g.cfg.Issuer, now); errors.Is(err, accesstoken.ErrUnknownKey) && wellFormed {
+			g.warnOnce("unknown-key", "guard: refusing tokens signed with a key the JWKS does not have; "+
+				"is BaseURL the Gatehouse that issues them?", slog.String("kid", kid), slog.String("jwks", g.base+"/.well-known/jwks.json"))
 		}
 	}
-	var sig [ed25519.SignatureSize]byte
-	enc := base64.RawURLEncoding.Strict()
-	if enc.DecodedLen(len(s)) != len(sig) {
-		return nil, ErrInvalidToken
-	}
-	if n, err := enc.Decode(sig[:], view(s)); err != nil || n != len(sig) {
-		return nil, ErrInvalidToken
-	}
-	if !ed25519.Verify(key, view(tok[:len(h)+1+len(p)]), sig[:]) {
-		return nil, ErrInvalidToken
-	}
-	payload, err := enc.DecodeString(p)
-	if err != nil {
-		return nil, ErrInvalidToken
-	}
-	var raw struct {
-		Iss         string      `json:"iss"`
-		Sub         string      `json:"sub"`
-		Sid         string      `json:"sid"`
-		Jti         string      `json:"jti"`
-		Role        string      `json:"role"`
-		Iat         json.Number `json:"iat"`
-		Exp         json.Number `json:"exp"`
-		AuthTime    json.Number `json:"auth_time"`
-		Permissions []string    `json:"permissions"`
-	}
-	if err := json.Unmarshal(payload, &raw); err != nil {
-		return nil, ErrInvalidToken
-	}
-	iat, err1 := numericDate(raw.Iat)
-	exp, err2 := numericDate(raw.Exp)
-	if err1 != nil || err2 != nil || raw.Sub == "" || raw.Sid == "" || raw.Role == "" {
-		return nil, ErrInvalidToken
-	}
-	if raw.Iss != g.cfg.Issuer {
+	switch {
+	case errors.Is(err, accesstoken.ErrIssuer):
 		// Signed by a key we trust, so this is not an attacker's token:
 		// the server's --issuer and Config.Issuer disagree.
 		g.warnOnce("issuer", "guard: refusing tokens whose issuer is not Config.Issuer; set it to the server's --issuer",
-			slog.String("token_iss", raw.Iss), slog.String("config_issuer", g.cfg.Issuer))
+			slog.String("token_iss", c.Issuer), slog.String("config_issuer", g.cfg.Issuer))
+		return nil, ErrInvalidToken
+	case errors.Is(err, accesstoken.ErrExpired):
+		return nil, ErrExpired
+	case err != nil:
 		return nil, ErrInvalidToken
 	}
-	if !now.Before(exp) {
-		return nil, ErrExpired
+	out := &Claims{Issuer: c.Issuer, Subject: c.Subject, SessionID: c.SessionID, ID: c.ID, Role: c.Role,
+		Permissions: c.Permissions, IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time}
+	if c.AuthTime > 0 {
+		out.AuthTime = time.Unix(c.AuthTime, 0)
 	}
-	c := &Claims{Issuer: raw.Iss, Subject: raw.Sub, SessionID: raw.Sid, ID: raw.Jti, Role: raw.Role,
-		Permissions: raw.Permissions, IssuedAt: iat, ExpiresAt: exp}
-	if raw.AuthTime != "" {
-		at, err := numericDate(raw.AuthTime)
-		if err != nil {
-			return nil, ErrInvalidToken
-		}
-		c.AuthTime = at
-	}
-	return c, nil
+	return out, nil
 }
 
-// view reads a string as bytes without copying, for callees that neither
-// keep nor modify their input.
-func view(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
-
-func numericDate(n json.Number) (time.Time, error) {
-	f, err := strconv.ParseFloat(string(n), 64)
-	if err != nil || math.IsNaN(f) || f <= 0 || f > 1e11 {
-		return time.Time{}, errors.New("bad numeric date")
-	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(math.Round(frac*1e6))*1e3), nil
+// key is the JWKS's key for an encoded header.
+func (g *Guard) key(header string) (ed25519.PublicKey, bool) {
+	k, ok := (*g.keys.Load())[header]
+	return k, ok
 }
 
 // revoked is the three-layer check; it allocates nothing.
@@ -331,9 +272,7 @@ func (g *Guard) revoked(sid, sub string, iat int64) bool {
 }
 
 // header is the exact JOSE header Gatehouse puts on tokens of key kid.
-func header(kid string) string {
-	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, `{"alg":"EdDSA","kid":%q,"typ":"at+jwt"}`, kid))
-}
+func header(kid string) string { return accesstoken.Header(kid) }
 
 func (g *Guard) fetchJWKS(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, "GET", g.base+"/.well-known/jwks.json", nil)

@@ -2,13 +2,8 @@
 // access-token JWTs (RFC 9068 profile) with their JWKS, and opaque refresh
 // tokens that carry a session id, a generation and a MAC.
 //
-// Verification does not parse the JOSE header at all: the header segment
-// must equal, byte for byte, one of the headers this server produced for a
-// key it holds. That rejects alg "none", HS*/RS* confusion, jwk/jku/x5u/crit
-// headers, unknown kids and wrong typ by construction (RFC 8725 §3.1), and
-// leaves the path to an Ed25519 verify, a base64 decode and one small JSON
-// decode, which keeps verification within a few percent of a bare
-// ed25519.Verify.
+// The access-token format and its verification are internal/accesstoken's,
+// written once and shared with guard; this package holds the keys.
 package token
 
 import (
@@ -19,77 +14,30 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
-	"unsafe"
+
+	"github.com/gatehouse-auth/gatehouse/internal/accesstoken"
 )
 
 // TypeAccess is the JOSE typ of access tokens (RFC 9068).
-const TypeAccess = "at+jwt"
+const TypeAccess = accesstoken.Type
 
-// MaxLength bounds the length of an access token accepted for verification;
-// anything longer is refused before any decoding.
-const MaxLength = 4096
+// MaxLength bounds the length of an access token accepted for verification.
+const MaxLength = accesstoken.MaxLength
 
-// Verification errors.
+// Verification errors (internal/accesstoken's).
 var (
-	ErrInvalid = errors.New("token: invalid")
-	ErrExpired = errors.New("token: expired")
-	// ErrUnknownKey is ErrInvalid for a header this set does not hold: a
-	// forgery, or a key another instance has just rotated in.
-	ErrUnknownKey = fmt.Errorf("%w: unknown key", ErrInvalid)
+	ErrInvalid    = accesstoken.ErrInvalid
+	ErrExpired    = accesstoken.ErrExpired
+	ErrUnknownKey = accesstoken.ErrUnknownKey
 )
 
 // Claims are the claims of an access token.
-type Claims struct {
-	Issuer    string `json:"iss"`
-	Subject   string `json:"sub"`
-	SessionID string `json:"sid"`
-	ID        string `json:"jti"`
-	// IssuedAt carries microseconds (a non-integer NumericDate, allowed by
-	// RFC 7519 §2) so a token and a revocation cutoff in the same second can
-	// be ordered.
-	IssuedAt  NumericDate `json:"iat"`
-	ExpiresAt NumericDate `json:"exp"`
-	Role      string      `json:"role"`
-	// AuthTime is when the person last proved who they are in the session
-	// (RFC 9470 / OIDC auth_time): whole seconds, 0 when unknown.
-	AuthTime int64 `json:"auth_time"`
-	// Permissions are the user's permission strings (omitted when none).
-	Permissions []string `json:"permissions,omitempty"`
-}
+type Claims = accesstoken.Claims
 
 // NumericDate is a JWT NumericDate with microsecond precision.
-type NumericDate struct{ time.Time }
-
-// MarshalJSON writes seconds since the epoch, with a fraction only when the
-// time has sub-second microseconds.
-func (d NumericDate) MarshalJSON() ([]byte, error) {
-	us := d.UnixMicro()
-	if us%1e6 == 0 {
-		return fmt.Appendf(nil, "%d", us/1e6), nil
-	}
-	return fmt.Appendf(nil, "%d.%06d", us/1e6, us%1e6), nil
-}
-
-// UnmarshalJSON reads a JSON number of seconds.
-func (d *NumericDate) UnmarshalJSON(b []byte) error {
-	// encoding/json has already checked b is one valid JSON value; only a
-	// plain number is a NumericDate (not null, not a string).
-	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil {
-		return errors.New("numeric date is not a number")
-	}
-	if math.IsNaN(f) || f <= 0 || f > 1e11 {
-		return errors.New("numeric date out of range")
-	}
-	sec, frac := math.Modf(f)
-	d.Time = time.Unix(int64(sec), int64(math.Round(frac*1e6))*1e3).UTC()
-	return nil
-}
+type NumericDate = accesstoken.NumericDate
 
 // Key is one Ed25519 key. Private is nil for keys that only verify.
 type Key struct {
@@ -104,8 +52,7 @@ type Key struct {
 // stable across restarts and instances.
 func NewKey(pub ed25519.PublicKey, priv ed25519.PrivateKey) *Key {
 	k := &Key{ID: Thumbprint(pub), Public: pub, Private: priv}
-	k.header = base64.RawURLEncoding.EncodeToString(
-		fmt.Appendf(nil, `{"alg":"EdDSA","kid":%q,"typ":%q}`, k.ID, TypeAccess))
+	k.header = accesstoken.Header(k.ID)
 	return k
 }
 
@@ -204,63 +151,23 @@ func (ks *KeySet) Sign(c Claims) (string, error) {
 	return string(buf), nil
 }
 
-var payloadPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
-
-// Verify checks an access token's header, signature, issuer and expiry at
-// now, and returns its claims. A token that is both expired and badly signed
-// is ErrInvalid: the signature is checked first.
+// Verify checks an access token's header, signature, claims and expiry at
+// now against the keys of the set (accesstoken.Verify), and returns its
+// claims.
 func (ks *KeySet) Verify(tok, issuer string, now time.Time) (Claims, error) {
-	var c Claims
-	if len(tok) > MaxLength {
-		return c, ErrInvalid
+	c, err := accesstoken.Verify(tok, ks.key, issuer, now)
+	if errors.Is(err, accesstoken.ErrIssuer) {
+		return Claims{}, ErrInvalid
 	}
-	h, rest, ok := strings.Cut(tok, ".")
-	if !ok {
-		return c, ErrInvalid
-	}
-	p, s, ok := strings.Cut(rest, ".")
-	if !ok || strings.IndexByte(s, '.') >= 0 {
-		return c, ErrInvalid
-	}
-	ks.mu.RLock()
-	k := ks.headers[h]
-	ks.mu.RUnlock()
-	if k == nil {
-		return c, ErrUnknownKey
-	}
-	var sig [ed25519.SignatureSize]byte
-	if base64.RawURLEncoding.Strict().DecodedLen(len(s)) != len(sig) {
-		return c, ErrInvalid
-	}
-	if n, err := base64.RawURLEncoding.Strict().Decode(sig[:], readOnlyBytes(s)); err != nil || n != len(sig) {
-		return c, ErrInvalid
-	}
-	if !ed25519.Verify(k.Public, readOnlyBytes(tok[:len(h)+1+len(p)]), sig[:]) {
-		return c, ErrInvalid
-	}
-	bp := payloadPool.Get().(*[]byte)
-	defer payloadPool.Put(bp)
-	payload, err := base64.RawURLEncoding.Strict().AppendDecode((*bp)[:0], readOnlyBytes(p))
-	*bp = payload
-	if err != nil {
-		return c, ErrInvalid
-	}
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return c, ErrInvalid
-	}
-	if c.Issuer != issuer || c.Subject == "" || c.SessionID == "" || c.ID == "" ||
-		c.IssuedAt.IsZero() || c.ExpiresAt.IsZero() || c.Role == "" {
-		return c, ErrInvalid
-	}
-	if !now.Before(c.ExpiresAt.Time) {
-		return c, ErrExpired
-	}
-	return c, nil
+	return c, err
 }
 
-// readOnlyBytes views a string as bytes without copying. Only for callees
-// that neither modify nor retain their input (base64 decoding and
-// ed25519.Verify): it saves copying the token on every request.
-func readOnlyBytes(s string) []byte {
-	return unsafe.Slice(unsafe.StringData(s), len(s))
+func (ks *KeySet) key(header string) (ed25519.PublicKey, bool) {
+	ks.mu.RLock()
+	k := ks.headers[header]
+	ks.mu.RUnlock()
+	if k == nil {
+		return nil, false
+	}
+	return k.Public, true
 }

@@ -21,7 +21,7 @@ var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
 func claims() Claims {
 	return Claims{Issuer: iss, Subject: "user-1", SessionID: "sess-1", ID: "jti-1", Role: "user",
-		IssuedAt: NumericDate{t0.Add(123456 * time.Microsecond)}, ExpiresAt: NumericDate{t0.Add(5 * time.Minute)}}
+		IssuedAt: NumericDate{Time: t0.Add(123456 * time.Microsecond)}, ExpiresAt: NumericDate{Time: t0.Add(5 * time.Minute)}}
 }
 
 // signRaw signs arbitrary header and payload JSON with priv, as an attacker
@@ -97,7 +97,7 @@ func TestVerifyRejects(t *testing.T) {
 	}
 	payload := mustJSON(claims())
 	expired := claims()
-	expired.ExpiresAt = NumericDate{t0.Add(-time.Second)}
+	expired.ExpiresAt = NumericDate{Time: t0.Add(-time.Second)}
 	noSID := claims()
 	noSID.SessionID = ""
 	wrongIss := claims()
@@ -192,7 +192,7 @@ func TestKeyRotationKeepsOldKeysVerifying(t *testing.T) {
 }
 
 func TestNumericDateMicroseconds(t *testing.T) {
-	d := NumericDate{time.Unix(1700000000, 1500).UTC()} // 1.5 µs: rounds down to 1 µs
+	d := NumericDate{Time: time.Unix(1700000000, 1500).UTC()} // 1.5 µs: rounds down to 1 µs
 	b, _ := json.Marshal(d)
 	if string(b) != "1700000000.000001" {
 		t.Fatalf("marshal = %s", b)
