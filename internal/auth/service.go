@@ -8,12 +8,13 @@
 // sessions.go (refresh, logout, session lists and revocation), admin.go (the
 // operator's actions), revocations.go (the in-memory list every access token
 // is checked against, fed by the store's revocation log), feed.go (the
-// revocation feed, resource keys, introspection, RFC 7009, live
-// subscriptions), events.go and refused.go (security events, and the
-// aggregation of refused requests), keys.go (signing-key rotation),
-// novelty.go (what is new about a sign-in), nonces.go (the refresh fast
-// path's cache), usernames.go (PRECIS names, permissions, input hygiene),
-// metrics.go, errors.go.
+// revocation feed), resourcekeys.go, introspect.go (RFC 7662 and RFC 7009),
+// subscriptions.go (live events for sockets), events.go and refused.go
+// (security events, and the aggregation of refused requests), keys.go
+// (signing-key rotation), novelty.go (what is new about a sign-in),
+// nonces.go (the refresh fast path's cache), usernames.go (PRECIS names),
+// permissions.go, hygiene.go (client strings made storable), metrics.go,
+// errors.go.
 package auth
 
 import (

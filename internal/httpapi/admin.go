@@ -2,10 +2,8 @@ package httpapi
 
 import (
 	"net/http"
-	"strconv"
 
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
-	"github.com/gatehouse-auth/gatehouse/internal/device"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
 
@@ -26,50 +24,6 @@ func (h *handler) admin(next authedHandler) http.HandlerFunc {
 // need a recent proof of the password (API.md "Step-up").
 func (h *handler) adminStepUp(next authedHandler) http.HandlerFunc {
 	return h.admin(h.stepUp(next))
-}
-
-// stepUp refuses callers whose auth_time is older than --reauth-max-age
-// with 401 insufficient_user_authentication and the RFC 9470 challenge,
-// before anything changes.
-func (h *handler) stepUp(next authedHandler) authedHandler {
-	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-		if err := h.svc.RequireRecentAuth(p); err != nil {
-			h.writeError(w, r, err)
-			return
-		}
-		next(w, r, p)
-	}
-}
-
-type eventJSON struct {
-	ID        string `json:"id"`
-	Type      string `json:"type"`
-	At        string `json:"at"`
-	UserID    string `json:"user_id"`
-	SessionID string `json:"session_id"`
-	IP        string `json:"ip"`
-	UserAgent string `json:"user_agent"`
-	Device    string `json:"device"`
-	Detail    string `json:"detail"`
-}
-
-func toEventJSON(e store.Event) eventJSON {
-	return eventJSON{ID: e.ID, Type: e.Type, At: e.At.UTC().Format("2006-01-02T15:04:05.000000Z07:00"),
-		UserID: e.UserID, SessionID: e.SessionID, IP: e.IP, UserAgent: e.UserAgent,
-		Device: device.Parse(e.UserAgent).String(), Detail: e.Detail}
-}
-
-// limitParam reads ?limit= (1-500; default 50).
-func limitParam(r *http.Request) (int, error) {
-	v := r.URL.Query().Get("limit")
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 500 {
-		return 0, errInvalidRequest("limit must be an integer from 1 to 500.")
-	}
-	return n, nil
 }
 
 // nullable turns "" into JSON null (next_cursor on the last page).
@@ -205,62 +159,4 @@ func (h *handler) adminRevokeAll(w http.ResponseWriter, r *http.Request, _ auth.
 func (h *handler) adminEvents(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
 	q := r.URL.Query()
 	h.writeEvents(w, r, q.Get("user_id"), q.Get("type"))
-}
-
-// myEvents is GET /v1/me/events: the caller's own security events. The
-// user is the token's, never a parameter, so nobody reads another's log.
-func (h *handler) myEvents(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	h.writeEvents(w, r, p.UserID, r.URL.Query().Get("type"))
-}
-
-// writeEvents answers one page of events, newest first, for the admin and
-// the user route alike.
-func (h *handler) writeEvents(w http.ResponseWriter, r *http.Request, userID, typ string) {
-	q := r.URL.Query()
-	limit, err := limitParam(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	var cursor int64
-	if c := q.Get("cursor"); c != "" {
-		if cursor, err = strconv.ParseInt(c, 10, 64); err != nil || cursor <= 0 {
-			h.writeError(w, r, errInvalidRequest("cursor is not one this server returned."))
-			return
-		}
-	}
-	list, next, err := h.svc.Events(r.Context(), auth.EventQuery{
-		UserID: userID, Type: typ, Cursor: cursor, Limit: limit,
-	})
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	out := make([]eventJSON, 0, len(list))
-	for _, e := range list {
-		out = append(out, toEventJSON(e))
-	}
-	var nextCursor *string
-	if next > 0 {
-		nextCursor = nullable(strconv.FormatInt(next, 10))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": out, "next_cursor": nextCursor})
-}
-
-type passwordChangeRequest struct {
-	CurrentPassword string `json:"current_password"`
-	NewPassword     string `json:"new_password"`
-}
-
-func (h *handler) changePassword(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	var in passwordChangeRequest
-	if err := decodeJSON(w, r, &in, false); err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if err := h.svc.ChangePassword(r.Context(), p, in.CurrentPassword, in.NewPassword, h.meta(r)); err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
 }

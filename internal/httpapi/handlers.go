@@ -329,3 +329,21 @@ func (h *handler) deleteMe(w http.ResponseWriter, r *http.Request, p auth.Princi
 	h.clearCookies(w)
 	w.WriteHeader(http.StatusNoContent)
 }
+
+type passwordChangeRequest struct {
+	CurrentPassword string `json:"current_password"`
+	NewPassword     string `json:"new_password"`
+}
+
+func (h *handler) changePassword(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	var in passwordChangeRequest
+	if err := decodeJSON(w, r, &in, false); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := h.svc.ChangePassword(r.Context(), p, in.CurrentPassword, in.NewPassword, h.meta(r)); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

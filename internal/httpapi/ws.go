@@ -135,12 +135,7 @@ func (h *handler) websocket(w http.ResponseWriter, r *http.Request) {
 		h.serveSocket(r.Context(), c, p, u)
 		return
 	}
-	p, err = h.svc.Authenticate(tok)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	u, _, err = h.svc.Me(r.Context(), p)
+	p, u, err = h.socketPrincipal(r.Context(), tok)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -297,6 +292,13 @@ func (h *handler) authenticateInBand(ctx context.Context, c *websocket.Conn) (au
 	if err != nil {
 		return auth.Principal{}, store.User{}, err
 	}
+	return h.socketPrincipal(ctx, tok)
+}
+
+// socketPrincipal authenticates a socket's access token, from the upgrade
+// or from the first message alike: the token verified against the
+// revocation state, then its session read (it must still exist).
+func (h *handler) socketPrincipal(ctx context.Context, tok string) (auth.Principal, store.User, error) {
 	p, err := h.svc.Authenticate(tok)
 	if err != nil {
 		return p, store.User{}, err

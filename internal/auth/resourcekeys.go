@@ -1,0 +1,68 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"strings"
+
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+)
+
+// Resource-server keys: the credential of the revocation feed and the
+// OAuth endpoints.
+
+// ResourceKeyPrefix starts every resource-server key.
+const ResourceKeyPrefix = "ghk_"
+
+func hashKey(key string) []byte {
+	sum := sha256.Sum256([]byte(key))
+	return sum[:]
+}
+
+// AddResourceKey creates a resource-server key. The key itself is returned
+// once and never stored.
+func (s *Service) AddResourceKey(ctx context.Context, name string) (string, store.ResourceKey, error) {
+	key := ResourceKeyPrefix + base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	rk := store.ResourceKey{ID: newID(), Name: name, Hash: hashKey(key), CreatedAt: s.now()}
+	if err := s.store.AddResourceKey(ctx, rk); err != nil {
+		return "", rk, err
+	}
+	return key, rk, nil
+}
+
+// ListResourceKeys lists the stored resource-server keys (hashes only).
+func (s *Service) ListResourceKeys(ctx context.Context) ([]store.ResourceKey, error) {
+	return s.store.ListResourceKeys(ctx)
+}
+
+// RemoveResourceKey deletes one.
+func (s *Service) RemoveResourceKey(ctx context.Context, id string) error {
+	return s.notFound(s.store.RemoveResourceKey(ctx, id))
+}
+
+// CheckResourceKey reports whether key is a configured (Config.ResourceKeys)
+// or stored resource-server key.
+func (s *Service) CheckResourceKey(ctx context.Context, key string) (bool, error) {
+	if key == "" || len(key) > 256 {
+		return false, nil
+	}
+	h := hashKey(key)
+	ok := false
+	for _, k := range s.staticKeys {
+		ok = ok || subtle.ConstantTimeCompare(h, k) == 1
+	}
+	if ok {
+		return true, nil
+	}
+	if !strings.HasPrefix(key, ResourceKeyPrefix) {
+		return false, nil
+	}
+	_, err := s.store.FindResourceKey(ctx, h)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
