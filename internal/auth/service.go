@@ -122,6 +122,10 @@ type Service struct {
 	following     atomic.Bool  // Run is following the revocation log
 	staticKeys    [][]byte     // hashes of Config.ResourceKeys
 	refused       *refusedLog  // aggregation of refused requests' events
+	// What only some stores offer, found once in New: the one-round-trip
+	// refresh (nil without) and pushed revocations (nil without: polled).
+	fast    store.FastRotator
+	watcher revocationWatcher
 
 	subsMu sync.Mutex
 	subs   map[string]map[*subscriber]struct{} // user id -> live subscribers
@@ -259,6 +263,12 @@ func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Ser
 		dummyHash: password.Hash("gatehouse-dummy-password", cfg.HashParams),
 		log:       cfg.Logger,
 	}
+	if fr, ok := st.(store.FastRotator); ok {
+		s.fast = fr
+	}
+	if w, ok := st.(revocationWatcher); ok && w.PushesRevocations() {
+		s.watcher = w
+	}
 	reg := cfg.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -342,8 +352,8 @@ func (s *Service) Run(ctx context.Context) {
 	defer s.following.Store(false)
 	kick := make(chan struct{}, 1)
 	interval := s.cfg.SyncInterval
-	if w, ok := s.store.(revocationWatcher); ok && w.PushesRevocations() {
-		go w.WatchRevocations(ctx, func() {
+	if s.watcher != nil {
+		go s.watcher.WatchRevocations(ctx, func() {
 			select {
 			case kick <- struct{}{}:
 			default:

@@ -133,8 +133,7 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 // match nothing, and the full path decides. done reports whether the fast
 // path answered.
 func (s *Service) fastRefresh(ctx context.Context, r token.Refresh, m Meta) (t Tokens, done bool, err error) {
-	fr, ok := s.store.(store.FastRotator)
-	if !ok {
+	if s.fast == nil {
 		return Tokens{}, false, nil
 	}
 	c, ok := s.nonces.get(r.SessionID)
@@ -148,7 +147,7 @@ func (s *Service) fastRefresh(ctx context.Context, r token.Refresh, m Meta) (t T
 	if s.stale(c.userID, now) {
 		return Tokens{}, false, nil
 	}
-	next, u, prevIP, err := fr.RotateIfCurrent(ctx, store.Rotation{
+	next, u, prevIP, err := s.fast.RotateIfCurrent(ctx, store.Rotation{
 		SessionID:       r.SessionID,
 		FromGeneration:  r.Generation,
 		Now:             now,
