@@ -121,15 +121,7 @@ func (h *handler) adminDeleteUser(w http.ResponseWriter, r *http.Request, _ auth
 
 func (h *handler) adminUserSessions(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	list, err := h.svc.UserSessions(r.Context(), r.PathValue("id"))
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	out := make([]sessionJSON, 0, len(list))
-	for _, s := range list {
-		out = append(out, toSessionJSON(s, p.SessionID))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
+	h.writeSessions(w, r, list, p.SessionID, err)
 }
 
 func (h *handler) adminRevokeUserSessions(w http.ResponseWriter, r *http.Request, _ auth.Principal) {

@@ -254,13 +254,19 @@ func (h *handler) me(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 
 func (h *handler) listSessions(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	list, err := h.svc.ListSessions(r.Context(), p)
+	h.writeSessions(w, r, list, p.SessionID, err)
+}
+
+// writeSessions answers a session list (the caller's own, or a user's for
+// an admin), marking the caller's current one; or err.
+func (h *handler) writeSessions(w http.ResponseWriter, r *http.Request, list []store.Session, current string, err error) {
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
 	out := make([]sessionJSON, 0, len(list))
 	for _, s := range list {
-		out = append(out, toSessionJSON(s, p.SessionID))
+		out = append(out, toSessionJSON(s, current))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
 }

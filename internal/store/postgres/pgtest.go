@@ -23,19 +23,9 @@ const DefaultTestURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 // with a loud notice, or fails when GATEHOUSE_REQUIRE_POSTGRES=1 (CI).
 func TestSchema(tb testing.TB) string {
 	tb.Helper()
-	base := os.Getenv("GATEHOUSE_TEST_POSTGRES")
-	if base == "" {
-		base = DefaultTestURL
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		if os.Getenv("GATEHOUSE_REQUIRE_POSTGRES") == "1" {
-			tb.Fatalf("PostgreSQL required (GATEHOUSE_REQUIRE_POSTGRES=1) but unreachable at %s: %v", base, err)
-		}
-		tb.Skipf("*** SKIPPING: no PostgreSQL at %s (%v); set GATEHOUSE_TEST_POSTGRES ***", base, err)
-	}
+	conn, base := testServer(ctx, tb)
 	defer conn.Close(ctx)
 	b := make([]byte, 6)
 	rand.Read(b)
@@ -76,19 +66,9 @@ func TestPooledDatabase(tb testing.TB) (pooled, direct string) {
 		}
 		tb.Skip("*** SKIPPING: no PgBouncer; run scripts/pgbouncer.sh and set GATEHOUSE_TEST_PGBOUNCER=postgres://postgres@127.0.0.1:6432/ ***")
 	}
-	base := os.Getenv("GATEHOUSE_TEST_POSTGRES")
-	if base == "" {
-		base = DefaultTestURL
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		if os.Getenv("GATEHOUSE_REQUIRE_POSTGRES") == "1" {
-			tb.Fatalf("PostgreSQL required but unreachable at %s: %v", base, err)
-		}
-		tb.Skipf("*** SKIPPING: no PostgreSQL at %s (%v) ***", base, err)
-	}
+	conn, base := testServer(ctx, tb)
 	defer conn.Close(ctx)
 	b := make([]byte, 6)
 	rand.Read(b)
@@ -116,4 +96,23 @@ func TestPooledDatabase(tb testing.TB) (pooled, direct string) {
 		return u.String()
 	}
 	return withDB(bouncer), withDB(base)
+}
+
+// testServer connects to the tests' PostgreSQL (GATEHOUSE_TEST_POSTGRES),
+// skipping the test with a loud notice when there is none, or failing it
+// when GATEHOUSE_REQUIRE_POSTGRES=1 (CI).
+func testServer(ctx context.Context, tb testing.TB) (*pgx.Conn, string) {
+	tb.Helper()
+	base := os.Getenv("GATEHOUSE_TEST_POSTGRES")
+	if base == "" {
+		base = DefaultTestURL
+	}
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		if os.Getenv("GATEHOUSE_REQUIRE_POSTGRES") == "1" {
+			tb.Fatalf("PostgreSQL required (GATEHOUSE_REQUIRE_POSTGRES=1) but unreachable at %s: %v", base, err)
+		}
+		tb.Skipf("*** SKIPPING: no PostgreSQL at %s (%v); set GATEHOUSE_TEST_POSTGRES ***", base, err)
+	}
+	return conn, base
 }
