@@ -189,6 +189,7 @@ func (s *Service) login(ctx context.Context, username, pw string, m Meta) (Token
 	// The row the store locked is also what the token carries (a role
 	// change made meanwhile shows).
 	var cur store.User
+	succeeded := s.newEvent(EventLoginSucceeded, m, found.ID, sess.ID, novelty)
 	err = s.store.CreateSession(ctx, sess, func(u store.User) error {
 		cur = u
 		switch {
@@ -198,7 +199,7 @@ func (s *Service) login(ctx context.Context, username, pw string, m Meta) (Token
 			return ErrAccountDisabled
 		}
 		return nil
-	})
+	}, succeeded)
 	switch {
 	case errors.Is(err, ErrAccountDisabled):
 		s.event(ctx, EventLoginFailed, m, found.ID, "", "account disabled")
@@ -212,7 +213,7 @@ func (s *Service) login(ctx context.Context, username, pw string, m Meta) (Token
 		return Tokens{}, err
 	}
 	s.nonces.put(sess.ID, sess.Nonce, sess.UserID)
-	s.event(ctx, EventLoginSucceeded, m, cur.ID, sess.ID, novelty)
+	s.announce(ctx, succeeded)
 	if err := s.enforceSessionLimit(ctx, cur.ID, sess.ID, m); err != nil {
 		return Tokens{}, err
 	}
@@ -244,7 +245,7 @@ func (s *Service) enforceSessionLimit(ctx context.Context, userID, keep string, 
 		if x.ID == keep {
 			continue
 		}
-		if err := s.revokeSession(ctx, x, ReasonSessionLimit, EventSessionLimit, m); err != nil {
+		if err := s.revokeSession(ctx, x, ReasonSessionLimit, EventSessionLimit, ReasonSessionLimit, m); err != nil {
 			return err
 		}
 		excess--
@@ -279,6 +280,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 		return s.busy(err)
 	}
 	now := s.now()
+	var changed store.Event
 	_, revoked, err := s.store.UpdateUser(ctx, u.ID, func(cur store.User) (store.UserUpdate, error) {
 		if cur.PasswordHash != u.PasswordHash {
 			// Reset by an admin (or changed in another session) while
@@ -288,7 +290,10 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 		}
 		cur.PasswordHash = hash
 		return store.UserUpdate{User: cur, RevokeSessions: true, ExceptSession: p.SessionID,
-			Reason: ReasonPasswordChanged, Now: now}, nil
+			Reason: ReasonPasswordChanged, Now: now, Events: func(revoked []store.RevokedSession) []store.Event {
+				changed = s.newEvent(EventPasswordChanged, m, u.ID, p.SessionID, fmt.Sprintf("%d other sessions revoked", len(revoked)))
+				return []store.Event{changed}
+			}}, nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return ErrTokenRevoked // deleted during the hash
@@ -297,7 +302,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	}
 	s.sessionsRevoked(revoked, ReasonPasswordChanged, now)
 	s.afterRevocation(ctx)
-	s.event(ctx, EventPasswordChanged, m, u.ID, p.SessionID, fmt.Sprintf("%d other sessions revoked", len(revoked)))
+	s.announce(ctx, changed)
 	return nil
 }
 
@@ -342,13 +347,14 @@ func (s *Service) Reauthenticate(ctx context.Context, p Principal, pw string, m 
 	} else if err != nil {
 		return Tokens{}, err
 	}
-	sess, err = s.store.Reauthenticate(ctx, sess.ID, now, s.accessExpiry(now, sess))
+	reauthenticated := s.newEvent(EventReauthenticated, m, u.ID, sess.ID, "")
+	sess, err = s.store.Reauthenticate(ctx, sess.ID, now, s.accessExpiry(now, sess), reauthenticated)
 	switch {
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
 		return Tokens{}, ErrSessionRevoked
 	case err != nil:
 		return Tokens{}, err
 	}
-	s.event(ctx, EventReauthenticated, m, u.ID, sess.ID, "")
+	s.announce(ctx, reauthenticated)
 	return s.issue(now, u, sess)
 }

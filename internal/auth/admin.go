@@ -114,6 +114,7 @@ func (s *Service) ChangeUser(ctx context.Context, id string, c UserChange, m Met
 	// effect in turn or the second finds nothing to do, and the events
 	// name the values that were really replaced.
 	var old store.User
+	var events []store.Event
 	var roleChanged, disabling, enabling, permsChanged bool
 	reset := c.Password != nil
 	now := s.now()
@@ -152,6 +153,28 @@ func (s *Service) ChangeUser(ctx context.Context, id string, c UserChange, m Met
 		case reset:
 			up.RevokeSessions, up.Reason = true, ReasonPasswordReset
 		}
+		// The events name what the locked row held, and commit with
+		// the change.
+		up.Events = func(revoked []store.RevokedSession) []store.Event {
+			events = events[:0]
+			add := func(typ, detail string) { events = append(events, s.newEvent(typ, m, id, "", detail)) }
+			switch {
+			case disabling:
+				add(EventAccountDisabled, fmt.Sprintf("%d sessions revoked", len(revoked)))
+			case enabling:
+				add(EventAccountEnabled, "")
+			}
+			if roleChanged {
+				add(EventRoleChanged, cur.Role+" -> "+up.User.Role)
+			}
+			if permsChanged {
+				add(EventPermissionsChanged, strings.Join(cur.Permissions, " ")+" -> "+strings.Join(up.User.Permissions, " "))
+			}
+			if reset {
+				add(EventPasswordReset, fmt.Sprintf("%d sessions revoked", len(revoked)))
+			}
+			return events
+		}
 		return up, nil
 	})
 	switch {
@@ -174,21 +197,7 @@ func (s *Service) ChangeUser(ctx context.Context, id string, c UserChange, m Met
 		}
 	}
 	s.afterRevocation(ctx)
-	switch {
-	case disabling:
-		s.event(ctx, EventAccountDisabled, m, id, "", fmt.Sprintf("%d sessions revoked", len(revoked)))
-	case enabling:
-		s.event(ctx, EventAccountEnabled, m, id, "", "")
-	}
-	if roleChanged {
-		s.event(ctx, EventRoleChanged, m, id, "", old.Role+" -> "+u.Role)
-	}
-	if permsChanged {
-		s.event(ctx, EventPermissionsChanged, m, id, "", strings.Join(old.Permissions, " ")+" -> "+strings.Join(u.Permissions, " "))
-	}
-	if reset {
-		s.event(ctx, EventPasswordReset, m, id, "", fmt.Sprintf("%d sessions revoked", len(revoked)))
-	}
+	s.announce(ctx, events...)
 	return u, nil
 }
 
@@ -203,7 +212,11 @@ func (s *Service) DeleteUser(ctx context.Context, id string, m Meta) error {
 		return ErrNotFound
 	}
 	now := s.now()
-	revoked, err := s.store.DeleteUser(ctx, id, s.cutoffAt(now), now)
+	var events []store.Event
+	revoked, err := s.store.DeleteUser(ctx, id, s.cutoffAt(now), now, func(revoked []store.RevokedSession) []store.Event {
+		events = []store.Event{s.newEvent(EventAccountDeleted, m, id, "", fmt.Sprintf("%d sessions revoked", len(revoked)))}
+		return events
+	})
 	switch {
 	case errors.Is(err, store.ErrLastAdmin):
 		return ErrLastAdmin
@@ -215,7 +228,7 @@ func (s *Service) DeleteUser(ctx context.Context, id string, m Meta) error {
 		return err
 	}
 	s.afterRevocation(ctx)
-	s.event(ctx, EventAccountDeleted, m, id, "", fmt.Sprintf("%d sessions revoked", len(revoked)))
+	s.announce(ctx, events...)
 	return nil
 }
 
@@ -259,14 +272,18 @@ func (s *Service) RevokeSession(ctx context.Context, id string, m Meta) error {
 	if err != nil {
 		return s.notFound(err)
 	}
-	return s.revokeSession(ctx, sess, ReasonAdmin, EventSessionRevoked, m)
+	return s.revokeSession(ctx, sess, ReasonAdmin, EventSessionRevoked, ReasonAdmin, m)
 }
 
 // RevokeAll is the emergency switch: every session and every access token
 // issued before now is dead, the caller's included.
 func (s *Service) RevokeAll(ctx context.Context, m Meta) (int, error) {
 	now := s.now()
-	n, err := s.store.RevokeAll(ctx, s.cutoffAt(now), ReasonGlobal, now)
+	var events []store.Event
+	n, err := s.store.RevokeAll(ctx, s.cutoffAt(now), ReasonGlobal, now, func(n int) []store.Event {
+		events = []store.Event{s.newEvent(EventGlobalRevoke, m, "", "", fmt.Sprintf("%d sessions revoked", n))}
+		return events
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -277,7 +294,7 @@ func (s *Service) RevokeAll(ctx context.Context, m Meta) (int, error) {
 		return n, err
 	}
 	s.afterRevocation(ctx)
-	s.event(ctx, EventGlobalRevoke, m, "", "", fmt.Sprintf("%d sessions revoked", n))
+	s.announce(ctx, events...)
 	return n, nil
 }
 

@@ -48,9 +48,7 @@ func (s *Service) Event(ctx context.Context, typ string, m Meta, userID, session
 }
 
 func (s *Service) event(ctx context.Context, typ string, m Meta, userID, sessionID, detail string) {
-	m, detail = m.clean(), cleanText(detail, 512)
-	e := store.Event{ID: newID(), Type: typ, At: s.now(), UserID: userID, SessionID: sessionID,
-		IP: m.IP, UserAgent: m.UserAgent, Detail: detail}
+	e := s.newEvent(typ, m, userID, sessionID, detail)
 	if aggregated(typ) {
 		s.recordAll(ctx, s.refused.note(e)) // nothing while a window counts
 		return
@@ -58,19 +56,39 @@ func (s *Service) event(ctx context.Context, typ string, m Meta, userID, session
 	s.record(ctx, e)
 }
 
-// record logs, publishes and stores one event.
+// newEvent is an event of now, its client strings made storable. Events
+// that record a change are handed to the store method making the change,
+// which commits them with it (the outbox); committed, they are announced.
+func (s *Service) newEvent(typ string, m Meta, userID, sessionID, detail string) store.Event {
+	m, detail = m.clean(), cleanText(detail, 512)
+	return store.Event{ID: newID(), Type: typ, At: s.now(), UserID: userID, SessionID: sessionID,
+		IP: m.IP, UserAgent: m.UserAgent, Detail: detail}
+}
+
+// record stores one event that accompanies no change of state (a refused
+// request, a failed login) and announces it. A failure to store is logged,
+// not returned: losing such an audit row must not turn a refusal into an
+// error for the caller.
 func (s *Service) record(ctx context.Context, e store.Event) {
-	level := slog.LevelInfo
-	if e.Type == EventRefreshTokenReused || e.Type == EventCSRFFailed || e.Type == EventLoginFailed {
-		level = slog.LevelWarn
-	}
-	s.log.LogAttrs(ctx, level, "security event",
-		slog.String("type", e.Type), slog.String("user_id", e.UserID), slog.String("session_id", e.SessionID),
-		slog.String("ip", e.IP), slog.String("user_agent", e.UserAgent), slog.String("detail", e.Detail))
 	// The event outlives a cancelled request: it describes something that
 	// already happened.
-	s.publish(e)
 	if err := s.store.AddEvent(context.WithoutCancel(ctx), e); err != nil {
 		s.log.Error("store security event", slog.String("type", e.Type), slog.Any("err", err))
+	}
+	s.announce(ctx, e)
+}
+
+// announce logs committed events and delivers them to the user's live
+// subscribers.
+func (s *Service) announce(ctx context.Context, events ...store.Event) {
+	for _, e := range events {
+		level := slog.LevelInfo
+		if e.Type == EventRefreshTokenReused || e.Type == EventCSRFFailed || e.Type == EventLoginFailed {
+			level = slog.LevelWarn
+		}
+		s.log.LogAttrs(ctx, level, "security event",
+			slog.String("type", e.Type), slog.String("user_id", e.UserID), slog.String("session_id", e.SessionID),
+			slog.String("ip", e.IP), slog.String("user_agent", e.UserAgent), slog.String("detail", e.Detail))
+		s.publish(e)
 	}
 }

@@ -115,11 +115,10 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 			t, err := s.issue(now, u, sess)
 			return t, true, err
 		default:
-			if err := s.revokeSession(ctx, sess, ReasonReuse, "", m); err != nil {
+			if err := s.revokeSession(ctx, sess, ReasonReuse, EventRefreshTokenReused,
+				fmt.Sprintf("generation %d presented, current %d", r.Generation, sess.Generation), m); err != nil {
 				return Tokens{}, false, err
 			}
-			s.event(ctx, EventRefreshTokenReused, m, sess.UserID, sess.ID,
-				fmt.Sprintf("generation %d presented, current %d", r.Generation, sess.Generation))
 			return Tokens{}, false, ErrRefreshTokenReused
 		}
 	}
@@ -180,21 +179,27 @@ func (s *Service) checkIP(ctx context.Context, sess store.Session, prevIP string
 	if s.cfg.IPPolicy != IPPolicyRevoke {
 		return nil
 	}
-	if err := s.revokeSession(ctx, sess, ReasonIPChanged, EventSessionRevoked, m); err != nil {
+	if err := s.revokeSession(ctx, sess, ReasonIPChanged, EventSessionRevoked, ReasonIPChanged, m); err != nil {
 		return err
 	}
 	return ErrSessionRevoked
 }
 
-// revokeSession revokes one session in the store and in memory, and records
-// eventType (none if empty) when this call is the one that revoked it.
-func (s *Service) revokeSession(ctx context.Context, sess store.Session, reason, eventType string, m Meta) error {
+// revokeSession revokes one session in the store and in memory with the
+// event that records it, eventType with detail (none if eventType is
+// empty): it commits with the revocation, if this call is the one that
+// revoked the session.
+func (s *Service) revokeSession(ctx context.Context, sess store.Session, reason, eventType, detail string, m Meta) error {
 	now := s.now()
+	var events []store.Event
+	if eventType != "" {
+		events = append(events, s.newEvent(eventType, m, sess.UserID, sess.ID, detail))
+	}
 	// Memory first: from here on no access token of the session passes,
 	// even if the write below fails (the caller then sees an error and
 	// can retry).
 	s.forgetSessions([]store.RevokedSession{{SessionID: sess.ID, Until: sess.AccessExpiresAt}}, now)
-	changed, err := s.store.RevokeSession(ctx, sess.ID, reason, now)
+	changed, err := s.store.RevokeSession(ctx, sess.ID, reason, now, events...)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // deleted with its account: nothing left to revoke
 	}
@@ -205,8 +210,8 @@ func (s *Service) revokeSession(ctx context.Context, sess store.Session, reason,
 		s.metrics.revoked(reason, 1)
 	}
 	s.afterRevocation(ctx)
-	if changed && eventType != "" {
-		s.event(ctx, eventType, m, sess.UserID, sess.ID, reason)
+	if changed {
+		s.announce(ctx, events...)
 	}
 	return nil
 }
@@ -237,7 +242,7 @@ func (s *Service) Logout(ctx context.Context, refreshTok, accessTok string, m Me
 				return err
 			}
 			if err == nil && s.refresh.Verify(r, sess.Nonce) && r.Generation <= sess.Generation {
-				return s.revokeSession(ctx, sess, ReasonLogout, EventSessionRevoked, m)
+				return s.revokeSession(ctx, sess, ReasonLogout, EventSessionRevoked, ReasonLogout, m)
 			}
 		}
 	}
@@ -251,7 +256,7 @@ func (s *Service) Logout(ctx context.Context, refreshTok, accessTok string, m Me
 			if err != nil {
 				return err
 			}
-			return s.revokeSession(ctx, sess, ReasonLogout, EventSessionRevoked, m)
+			return s.revokeSession(ctx, sess, ReasonLogout, EventSessionRevoked, ReasonLogout, m)
 		}
 	}
 	return nil
@@ -290,7 +295,7 @@ func (s *Service) RevokeOwnSession(ctx context.Context, p Principal, id string, 
 	if sess.UserID != p.UserID {
 		return ErrNotFound
 	}
-	return s.revokeSession(ctx, sess, ReasonUser, EventSessionRevoked, m)
+	return s.revokeSession(ctx, sess, ReasonUser, EventSessionRevoked, ReasonUser, m)
 }
 
 // RevokeOwnSessions revokes the caller's other sessions, or all of them
@@ -306,14 +311,19 @@ func (s *Service) RevokeOwnSessions(ctx context.Context, p Principal, includeCur
 
 func (s *Service) revokeUserSessions(ctx context.Context, userID, except, reason string, m Meta) (int, error) {
 	now := s.now()
-	list, err := s.store.RevokeUserSessions(ctx, userID, except, reason, now)
+	var events []store.Event
+	list, err := s.store.RevokeUserSessions(ctx, userID, except, reason, now, func(revoked []store.RevokedSession) []store.Event {
+		events = nil
+		if len(revoked) > 0 {
+			events = []store.Event{s.newEvent(EventSessionsRevoked, m, userID, "", fmt.Sprintf("%d sessions, %s", len(revoked), reason))}
+		}
+		return events
+	})
 	if err != nil {
 		return 0, err
 	}
 	s.sessionsRevoked(list, reason, now)
 	s.afterRevocation(ctx)
-	if len(list) > 0 {
-		s.event(ctx, EventSessionsRevoked, m, userID, "", fmt.Sprintf("%d sessions, %s", len(list), reason))
-	}
+	s.announce(ctx, events...)
 	return len(list), nil
 }

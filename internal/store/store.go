@@ -166,6 +166,9 @@ type UserUpdate struct {
 	ExceptSession  string
 	Reason         string
 	Now            time.Time
+	// Events, if set, gives the security events that record the change,
+	// from the sessions it revoked; they commit with it (the outbox).
+	Events func(revoked []RevokedSession) []Event
 }
 
 // ErrNoChange, returned by an updater, leaves the row as it is: the store
@@ -251,7 +254,9 @@ type Store interface {
 	// its name is free. Events keep the user id. It returns the revoked
 	// sessions. ErrNotFound if absent; ErrLastAdmin for the last enabled
 	// admin.
-	DeleteUser(ctx context.Context, id string, c Cutoff, now time.Time) ([]RevokedSession, error)
+	// events, if set, gives the security events recording the deletion, from the
+	// revoked sessions; they commit with it.
+	DeleteUser(ctx context.Context, id string, c Cutoff, now time.Time, events func(revoked []RevokedSession) []Event) ([]RevokedSession, error)
 
 	// CreateSession inserts s in a transaction that first locks its user's
 	// row and passes it to check (if not nil): a non-nil error from check
@@ -259,8 +264,9 @@ type Store interface {
 	// a session only if the credential it verified is still the account's,
 	// and the account still enabled, when the row commits: a password reset,
 	// a ban or a deletion that lands during the (slow) hash wins.
-	// ErrNotFound if the user does not exist.
-	CreateSession(ctx context.Context, s Session, check func(u User) error) error
+	// ErrNotFound if the user does not exist. events commit with the
+	// session.
+	CreateSession(ctx context.Context, s Session, check func(u User) error, events ...Event) error
 	GetSession(ctx context.Context, id string) (Session, error)
 	// GetSessionWithUser reads a session and its user in one query: the
 	// refresh and /v1/me paths need both.
@@ -274,21 +280,26 @@ type Store interface {
 	ExtendAccess(ctx context.Context, sessionID string, t time.Time) error
 	// Reauthenticate sets a live session's AuthTime to at and raises its
 	// AccessExpiresAt to at least accessExp, returning the session as
-	// written; ErrConflict if it is revoked, ErrNotFound if absent.
-	Reauthenticate(ctx context.Context, sessionID string, at, accessExp time.Time) (Session, error)
-	// RevokeSession marks one session revoked and logs it. It reports
-	// whether this call revoked it (false if it was already revoked).
-	// ErrNotFound if absent.
-	RevokeSession(ctx context.Context, id, reason string, now time.Time) (bool, error)
+	// written, with events; ErrConflict if it is revoked, ErrNotFound if
+	// absent.
+	Reauthenticate(ctx context.Context, sessionID string, at, accessExp time.Time, events ...Event) (Session, error)
+	// RevokeSession marks one session revoked and logs it, with events,
+	// in one transaction. It reports whether this call revoked it (false
+	// if it was already revoked: then nothing is written, events
+	// included). ErrNotFound if absent.
+	RevokeSession(ctx context.Context, id, reason string, now time.Time, events ...Event) (bool, error)
 	// RevokeUserSessions revokes (and logs) every live session of the user
-	// except exceptID (may be empty) and returns the entries it revoked.
-	RevokeUserSessions(ctx context.Context, userID, exceptID, reason string, now time.Time) ([]RevokedSession, error)
+	// except exceptID (may be empty) and returns the entries it revoked;
+	// events, if set, gives the security events recording them, which
+	// commit with them.
+	RevokeUserSessions(ctx context.Context, userID, exceptID, reason string, now time.Time, events func(revoked []RevokedSession) []Event) ([]RevokedSession, error)
 	// ListActiveSessions returns the user's live, unexpired sessions, newest
 	// first.
 	ListActiveSessions(ctx context.Context, userID string, now time.Time) ([]Session, error)
 	// RevokeAll revokes every live session and logs a global cutoff, in one
 	// transaction. It returns how many sessions it revoked.
-	RevokeAll(ctx context.Context, c Cutoff, reason string, now time.Time) (int, error)
+	// events, if set, gives the events recording it from the count.
+	RevokeAll(ctx context.Context, c Cutoff, reason string, now time.Time, events func(n int) []Event) (int, error)
 
 	// LogCutoff appends a user (subject = user id) or global cutoff to the
 	// revocation log.
@@ -313,7 +324,13 @@ type Store interface {
 	// FindResourceKey returns the key with this hash; ErrNotFound if none.
 	FindResourceKey(ctx context.Context, hash []byte) (ResourceKey, error)
 
+	// AddEvent records an event that accompanies no change of state (a
+	// refused request, a failed login). Events that record a change are
+	// written by the change's own method, in its transaction.
 	AddEvent(ctx context.Context, e Event) error
+	// EventsSince returns up to limit events with Seq > seq, oldest first:
+	// the outbox, as a sink (webhooks, an export) follows it.
+	EventsSince(ctx context.Context, seq int64, limit int) ([]Event, error)
 	// ListEvents returns events matching f, newest first.
 	ListEvents(ctx context.Context, f EventFilter) ([]Event, error)
 	// PruneEvents drops events older than t.

@@ -165,9 +165,14 @@ func (s *Store) UpdateUser(ctx context.Context, id string, update func(store.Use
 			}
 		}
 		if up.RevokeSessions {
-			revoked, err = s.revokeUserSessions(ctx, tx, id, up.ExceptSession, up.Reason, up.Now)
+			if revoked, err = s.revokeUserSessions(ctx, tx, id, up.ExceptSession, up.Reason, up.Now); err != nil {
+				return err
+			}
 		}
-		return err
+		if up.Events != nil {
+			return s.addEvents(ctx, tx, up.Events(revoked))
+		}
+		return nil
 	})
 	if err != nil {
 		return u, nil, err
@@ -192,7 +197,7 @@ func (s *Store) lockAdmins(ctx context.Context, tx Tx, id string) (others int, e
 	return others, err
 }
 
-func (s *Store) DeleteUser(ctx context.Context, id string, c store.Cutoff, now time.Time) (revoked []store.RevokedSession, err error) {
+func (s *Store) DeleteUser(ctx context.Context, id string, c store.Cutoff, now time.Time, events func([]store.RevokedSession) []store.Event) (revoked []store.RevokedSession, err error) {
 	const what = "delete user"
 	err = s.inTx(ctx, what, func(tx Tx) error {
 		others, err := s.lockAdmins(ctx, tx, id)
@@ -217,8 +222,13 @@ func (s *Store) DeleteUser(ctx context.Context, id string, c store.Cutoff, now t
 		if _, err := s.exec(ctx, tx, `DELETE FROM sessions WHERE user_id = ?`, id); err != nil {
 			return s.wrap(what, err)
 		}
-		_, err = s.exec(ctx, tx, `DELETE FROM users WHERE id = ?`, id)
-		return s.wrap(what, err)
+		if _, err = s.exec(ctx, tx, `DELETE FROM users WHERE id = ?`, id); err != nil {
+			return s.wrap(what, err)
+		}
+		if events != nil {
+			return s.addEvents(ctx, tx, events(revoked))
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -228,7 +238,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string, c store.Cutoff, now t
 
 // --- sessions ---
 
-func (s *Store) CreateSession(ctx context.Context, x store.Session, check func(store.User) error) error {
+func (s *Store) CreateSession(ctx context.Context, x store.Session, check func(store.User) error, events ...store.Event) error {
 	const what = "create session"
 	return s.inTx(ctx, what, func(tx Tx) error {
 		// FOR SHARE: logins of one account run side by side, but a change
@@ -250,7 +260,10 @@ func (s *Store) CreateSession(ctx context.Context, x store.Session, check func(s
 			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			x.ID, x.UserID, x.Nonce, x.Generation, NS(x.RotatedAt), NS(x.CreatedAt), NS(x.LastUsedAt),
 			NS(x.IdleExpiresAt), NS(x.ExpiresAt), NS(x.AccessExpiresAt), NS(x.AuthTime), x.IP, x.UserAgent)
-		return s.wrap(what, err)
+		if err != nil {
+			return s.wrap(what, err)
+		}
+		return s.addEvents(ctx, tx, events)
 	})
 }
 
@@ -300,21 +313,29 @@ func (s *Store) ExtendAccess(ctx context.Context, id string, t time.Time) error 
 	return nil
 }
 
-func (s *Store) Reauthenticate(ctx context.Context, id string, at, accessExp time.Time) (store.Session, error) {
-	x, err := ScanSession(s.queryRow(ctx, s.db.Writer(),
-		`UPDATE sessions SET auth_time = ?, access_exp = GREATEST(access_exp, ?)
-		 WHERE id = ? AND revoked_at IS NULL
-		 RETURNING `+SessionCols, NS(at), NS(accessExp), id))
-	if err = s.mapErr(err); errors.Is(err, store.ErrNotFound) {
-		if _, gerr := s.GetSession(ctx, id); gerr != nil {
-			return x, gerr
+func (s *Store) Reauthenticate(ctx context.Context, id string, at, accessExp time.Time, events ...store.Event) (x store.Session, err error) {
+	const what = "reauthenticate"
+	err = s.inTx(ctx, what, func(tx Tx) error {
+		x, err = ScanSession(s.queryRow(ctx, tx,
+			`UPDATE sessions SET auth_time = ?, access_exp = GREATEST(access_exp, ?)
+			 WHERE id = ? AND revoked_at IS NULL
+			 RETURNING `+SessionCols, NS(at), NS(accessExp), id))
+		if err = s.mapErr(err); errors.Is(err, store.ErrNotFound) {
+			var one int
+			if gerr := s.mapErr(s.queryRow(ctx, tx, `SELECT 1 FROM sessions WHERE id = ?`, id).Scan(&one)); gerr != nil {
+				return s.wrap(what, gerr) // no such session
+			}
+			return fmt.Errorf("%s: %w", what, store.ErrConflict) // revoked
 		}
-		return x, fmt.Errorf("reauthenticate: %w", store.ErrConflict)
-	}
-	return x, s.wrap("reauthenticate", err)
+		if err != nil {
+			return s.wrap(what, err)
+		}
+		return s.addEvents(ctx, tx, events)
+	})
+	return x, err
 }
 
-func (s *Store) RevokeSession(ctx context.Context, id, reason string, now time.Time) (revoked bool, err error) {
+func (s *Store) RevokeSession(ctx context.Context, id, reason string, now time.Time, events ...store.Event) (revoked bool, err error) {
 	err = s.inTx(ctx, "revoke session", func(tx Tx) error {
 		var until int64
 		err := s.mapErr(s.queryRow(ctx, tx,
@@ -329,7 +350,10 @@ func (s *Store) RevokeSession(ctx context.Context, id, reason string, now time.T
 			return s.wrap("revoke session", err)
 		}
 		revoked = true
-		return s.logRevocation(ctx, tx, store.KindSession, id, 0, until)
+		if err := s.logRevocation(ctx, tx, store.KindSession, id, 0, until); err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, events)
 	})
 	return revoked && err == nil, err
 }
@@ -341,10 +365,15 @@ func (s *Store) logRevocation(ctx context.Context, c Conn, kind, subject string,
 	return s.wrap("log revocation", err)
 }
 
-func (s *Store) RevokeUserSessions(ctx context.Context, userID, exceptID, reason string, now time.Time) (out []store.RevokedSession, err error) {
+func (s *Store) RevokeUserSessions(ctx context.Context, userID, exceptID, reason string, now time.Time, events func([]store.RevokedSession) []store.Event) (out []store.RevokedSession, err error) {
 	err = s.inTx(ctx, "revoke user sessions", func(tx Tx) error {
-		out, err = s.revokeUserSessions(ctx, tx, userID, exceptID, reason, now)
-		return err
+		if out, err = s.revokeUserSessions(ctx, tx, userID, exceptID, reason, now); err != nil {
+			return err
+		}
+		if events != nil {
+			return s.addEvents(ctx, tx, events(out))
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -369,7 +398,7 @@ func (s *Store) revokeUserSessions(ctx context.Context, tx Tx, userID, exceptID,
 	return out, nil
 }
 
-func (s *Store) RevokeAll(ctx context.Context, c store.Cutoff, reason string, now time.Time) (n int, err error) {
+func (s *Store) RevokeAll(ctx context.Context, c store.Cutoff, reason string, now time.Time, events func(int) []store.Event) (n int, err error) {
 	err = s.inTx(ctx, "revoke all", func(tx Tx) error {
 		revoked, err := s.exec(ctx, tx,
 			`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE revoked_at IS NULL`, NS(now), reason)
@@ -377,7 +406,13 @@ func (s *Store) RevokeAll(ctx context.Context, c store.Cutoff, reason string, no
 			return s.wrap("revoke all", err)
 		}
 		n = int(revoked)
-		return s.logRevocation(ctx, tx, store.KindGlobal, "", NS(c.NotBefore), NS(c.Until))
+		if err := s.logRevocation(ctx, tx, store.KindGlobal, "", NS(c.NotBefore), NS(c.Until)); err != nil {
+			return err
+		}
+		if events != nil {
+			return s.addEvents(ctx, tx, events(n))
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, err
@@ -476,11 +511,26 @@ func (s *Store) FindResourceKey(ctx context.Context, hash []byte) (store.Resourc
 // --- events ---
 
 func (s *Store) AddEvent(ctx context.Context, e store.Event) error {
-	_, err := s.exec(ctx, s.db.Writer(),
-		`INSERT INTO events (id, type, at, user_id, session_id, ip, user_agent, detail)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.ID, e.Type, NS(e.At), e.UserID, e.SessionID, e.IP, e.UserAgent, e.Detail)
-	return s.wrap("add event", err)
+	return s.addEvents(ctx, s.db.Writer(), []store.Event{e})
+}
+
+// addEvents writes events on c: the outbox, in the transaction of the
+// change they record.
+func (s *Store) addEvents(ctx context.Context, c Conn, events []store.Event) error {
+	for _, e := range events {
+		if _, err := s.exec(ctx, c,
+			`INSERT INTO events (id, type, at, user_id, session_id, ip, user_agent, detail)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.ID, e.Type, NS(e.At), e.UserID, e.SessionID, e.IP, e.UserAgent, e.Detail); err != nil {
+			return s.wrap("add event", err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) EventsSince(ctx context.Context, seq int64, limit int) ([]store.Event, error) {
+	return list(ctx, s, s.db.Reader(), "events since", ScanEvent,
+		`SELECT `+EventCols+` FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, seq, limit)
 }
 
 func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Event, error) {

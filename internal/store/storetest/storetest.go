@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"LoginFailures", testLoginFailures},
 		{"UpdateUserInTransaction", testUpdateUserInTransaction},
 		{"CreateSessionChecked", testCreateSessionChecked},
+		{"Outbox", testOutbox},
 	}
 	run(t, newStore, tests)
 }
@@ -284,7 +285,7 @@ func testRevokeUserSessions(t *testing.T, s store.Store) {
 	if _, err := s.RevokeSession(ctx, c.ID, "earlier", base); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.RevokeUserSessions(ctx, u.ID, a.ID, "others", base.Add(time.Minute))
+	got, err := s.RevokeUserSessions(ctx, u.ID, a.ID, "others", base.Add(time.Minute), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +301,7 @@ func testRevokeUserSessions(t *testing.T, s store.Store) {
 	if x, _ := s.GetSession(ctx, o.ID); x.Revoked() {
 		t.Error("another user's session was revoked")
 	}
-	got, err = s.RevokeUserSessions(ctx, u.ID, "", "all", base.Add(time.Minute))
+	got, err = s.RevokeUserSessions(ctx, u.ID, "", "all", base.Add(time.Minute), nil)
 	if err != nil || len(got) != 1 || got[0].SessionID != a.ID {
 		t.Fatalf("RevokeUserSessions(all) = %+v, %v; want a", got, err)
 	}
@@ -363,7 +364,7 @@ func testRevocationLog(t *testing.T, s store.Store) {
 	d := mkSession(t, s, u.ID, base)
 	other := mkUser(t, s, "hank")
 	e := mkSession(t, s, other.ID, base)
-	n, err := s.RevokeAll(ctx, store.Cutoff{NotBefore: base.Add(4 * time.Second), Until: base.Add(time.Hour)}, "global", base.Add(4*time.Second))
+	n, err := s.RevokeAll(ctx, store.Cutoff{NotBefore: base.Add(4 * time.Second), Until: base.Add(time.Hour)}, "global", base.Add(4*time.Second), nil)
 	if err != nil || n != 2 {
 		t.Fatalf("RevokeAll = %d, %v; want 2", n, err)
 	}
@@ -734,7 +735,7 @@ func testLastAdmin(t *testing.T, s store.Store) {
 			t.Fatalf("%s the last admin: %v, want ErrLastAdmin", name, err)
 		}
 	}
-	if _, err := s.DeleteUser(ctx, a.ID, store.Cutoff{NotBefore: base, Until: base.Add(time.Hour)}, base); !errors.Is(err, store.ErrLastAdmin) {
+	if _, err := s.DeleteUser(ctx, a.ID, store.Cutoff{NotBefore: base, Until: base.Add(time.Hour)}, base, nil); !errors.Is(err, store.ErrLastAdmin) {
 		t.Fatalf("delete the last admin: %v, want ErrLastAdmin", err)
 	}
 	if got, _ := s.GetUserByID(ctx, a.ID); got.Role != store.RoleAdmin || got.Disabled {
@@ -817,7 +818,7 @@ func testDeleteUser(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	cut := store.Cutoff{NotBefore: base.Add(time.Minute), Until: base.Add(time.Hour)}
-	revoked, err := s.DeleteUser(ctx, u.ID, cut, base.Add(time.Minute))
+	revoked, err := s.DeleteUser(ctx, u.ID, cut, base.Add(time.Minute), nil)
 	if err != nil || len(revoked) != 2 {
 		t.Fatalf("DeleteUser = %v, %v; want 2 sessions revoked", revoked, err)
 	}
@@ -859,7 +860,7 @@ func testDeleteUser(t *testing.T, s store.Store) {
 	if list, _ := s.ListActiveSessions(ctx, again.ID, base); len(list) != 0 {
 		t.Errorf("new account inherits sessions: %v", list)
 	}
-	if _, err := s.DeleteUser(ctx, u.ID, cut, base); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.DeleteUser(ctx, u.ID, cut, base, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("deleting again: %v, want ErrNotFound", err)
 	}
 }
@@ -1164,5 +1165,97 @@ func testCreateSessionRacingReset(t *testing.T, s store.Store) {
 		if live, _ := s.ListActiveSessions(ctx, u.ID, base); len(live) != 0 {
 			t.Fatalf("round %d: a session proven by the old password survived the reset (created=%v)", round, created)
 		}
+	}
+}
+
+// Events that record a change commit with it, in its transaction: every
+// change that happened is recorded, and nothing that did not.
+func testOutbox(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	ev := func(typ string) store.Event {
+		return store.Event{ID: id(), Type: typ, At: base, Detail: typ}
+	}
+	types := func() []string {
+		t.Helper()
+		list, err := s.EventsSince(ctx, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for i, e := range list {
+			if i > 0 && e.Seq <= list[i-1].Seq {
+				t.Fatalf("EventsSince out of order: %+v", list)
+			}
+			out = append(out, e.Type)
+		}
+		return out
+	}
+	u := mkUser(t, s, "outbox")
+	admin := mkAdmin(t, s, "only-admin")
+	x := store.Session{ID: id(), UserID: u.ID, Nonce: make([]byte, 32), Generation: 1, RotatedAt: base, CreatedAt: base,
+		LastUsedAt: base, IdleExpiresAt: base.Add(time.Hour), ExpiresAt: base.Add(time.Hour), AccessExpiresAt: base, AuthTime: base}
+	refuse := errors.New("refused")
+	// Refused or failed changes record nothing.
+	if err := s.CreateSession(ctx, x, func(store.User) error { return refuse }, ev("refused_login")); !errors.Is(err, refuse) {
+		t.Fatal(err)
+	}
+	if _, _, err := s.UpdateUser(ctx, admin.ID, func(old store.User) (store.UserUpdate, error) {
+		old.Role = store.RoleUser
+		return store.UserUpdate{User: old, Events: func([]store.RevokedSession) []store.Event { return []store.Event{ev("last_admin_demoted")} }}, nil
+	}); !errors.Is(err, store.ErrLastAdmin) {
+		t.Fatalf("demote the last admin: %v", err)
+	}
+	if got := types(); len(got) != 0 {
+		t.Fatalf("refused changes recorded %v", got)
+	}
+	// Changes record their events, with what they revoked.
+	if err := s.CreateSession(ctx, x, nil, ev("login_succeeded")); err != nil {
+		t.Fatal(err)
+	}
+	dup := x
+	if err := s.CreateSession(ctx, dup, nil, ev("duplicate_login")); !errors.Is(err, store.ErrAlreadyExists) {
+		t.Fatalf("duplicate session: %v", err)
+	}
+	if _, err := s.Reauthenticate(ctx, x.ID, base, base, ev("reauthenticated")); err != nil {
+		t.Fatal(err)
+	}
+	var sawRevoked int
+	if _, _, err := s.UpdateUser(ctx, u.ID, func(old store.User) (store.UserUpdate, error) {
+		old.Disabled = true
+		return store.UserUpdate{User: old, RevokeSessions: true, Reason: "disabled", Now: base,
+			Events: func(revoked []store.RevokedSession) []store.Event {
+				sawRevoked = len(revoked)
+				return []store.Event{ev("account_disabled")}
+			}}, nil
+	}); err != nil || sawRevoked != 1 {
+		t.Fatalf("disable: %v (events saw %d revoked sessions, want 1)", err, sawRevoked)
+	}
+	// Revoking what is already revoked records nothing.
+	if changed, err := s.RevokeSession(ctx, x.ID, "logout", base, ev("session_revoked_twice")); err != nil || changed {
+		t.Fatalf("revoke a revoked session: %v %v", changed, err)
+	}
+	y := mkSession(t, s, admin.ID, base)
+	if changed, err := s.RevokeSession(ctx, y.ID, "logout", base, ev("session_revoked")); err != nil || !changed {
+		t.Fatalf("revoke: %v %v", changed, err)
+	}
+	if _, err := s.Reauthenticate(ctx, y.ID, base, base, ev("reauth_of_revoked")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("reauthenticate a revoked session: %v", err)
+	}
+	mkSession(t, s, admin.ID, base)
+	if _, err := s.RevokeUserSessions(ctx, admin.ID, "", "admin", base, func(r []store.RevokedSession) []store.Event {
+		return []store.Event{ev(fmt.Sprintf("sessions_revoked_%d", len(r)))}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cut := store.Cutoff{NotBefore: base, Until: base.Add(time.Hour)}
+	if _, err := s.RevokeAll(ctx, cut, "global", base, func(n int) []store.Event { return []store.Event{ev(fmt.Sprintf("global_revoke_%d", n))} }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteUser(ctx, u.ID, cut, base, func(r []store.RevokedSession) []store.Event { return []store.Event{ev("account_deleted")} }); err != nil {
+		t.Fatal(err)
+	}
+	want := "[login_succeeded reauthenticated account_disabled session_revoked sessions_revoked_1 global_revoke_0 account_deleted]"
+	if got := fmt.Sprint(types()); got != want {
+		t.Fatalf("outbox = %s\nwant     %s", got, want)
 	}
 }
