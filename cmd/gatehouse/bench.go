@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,22 +22,30 @@ import (
 // each virtual user has its own account and session and, for refresh,
 // chains its own tokens (every request presents the token the previous
 // response returned), which is how real clients refresh.
-func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("gatehouse bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	base := fs.String("url", "http://127.0.0.1:8080", "server base URL (loopback only: this is a load test)")
-	duration := fs.Duration("duration", 5*time.Second, "how long each scenario runs at each concurrency")
-	levels := fs.String("concurrency", "1,8,32", "comma-separated concurrency levels")
-	scenarios := fs.String("scenarios", "login,refresh,me", "comma-separated: login, refresh, me")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: gatehouse bench [flags]\n\nDrives login, refresh and GET /v1/me against a running server (registration must be open)\nand prints requests per second, p50 and p99 per scenario and concurrency.\n\nFlags:")
-		fs.PrintDefaults()
+func benchCommand() command {
+	var base, levels, scenarios string
+	var duration time.Duration
+	return command{
+		name: "bench", summary: "load-test a running server (login, refresh, /v1/me)",
+		about: "Drives login, refresh and GET /v1/me against a running server (registration must be open)\n" +
+			"and prints requests per second, p50 and p99 per scenario and concurrency.",
+		usage: "[flags]",
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&base, "url", "http://127.0.0.1:8080", "server base URL (loopback only: this is a load test)")
+			fs.DurationVar(&duration, "duration", 5*time.Second, "how long each scenario runs at each concurrency")
+			fs.StringVar(&levels, "concurrency", "1,8,32", "comma-separated concurrency levels")
+			fs.StringVar(&scenarios, "scenarios", "login,refresh,me", "comma-separated: login, refresh, me")
+		},
+		run: func(ctx context.Context, in *invocation) int {
+			return runBench(ctx, in, base, levels, scenarios, duration)
+		},
 	}
-	if code := parseFlags(fs, args, func(string) string { return "" }); code >= 0 {
-		return code
-	}
+}
+
+func runBench(ctx context.Context, in *invocation, base, levels, scenarios string, duration time.Duration) int {
+	stdout, stderr := in.stdout, in.stderr
 	var cs []int
-	for f := range strings.SplitSeq(*levels, ",") {
+	for f := range strings.SplitSeq(levels, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 || n > 1024 {
 			fmt.Fprintf(stderr, "gatehouse bench: bad concurrency %q\n", f)
@@ -47,7 +54,7 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		cs = append(cs, n)
 	}
 	maxC := slices.Max(cs)
-	b := &bencher{base: strings.TrimRight(*base, "/"), client: &http.Client{
+	b := &bencher{base: strings.TrimRight(base, "/"), client: &http.Client{
 		Timeout:   30 * time.Second,
 		Transport: &http.Transport{MaxIdleConns: 2 * maxC, MaxIdleConnsPerHost: 2 * maxC},
 	}}
@@ -57,14 +64,17 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return exitFailure
 	}
 	fmt.Fprintf(stdout, "%-8s %5s %10s %10s %10s %8s\n", "scenario", "conc", "req/s", "p50", "p99", "errors")
-	for sc := range strings.SplitSeq(*scenarios, ",") {
+	for sc := range strings.SplitSeq(scenarios, ",") {
 		op, ok := map[string]func(*vu) error{"login": b.login, "refresh": b.refresh, "me": b.me}[strings.TrimSpace(sc)]
 		if !ok {
 			fmt.Fprintf(stderr, "gatehouse bench: unknown scenario %q\n", sc)
 			return exitUsage
 		}
 		for _, c := range cs {
-			r := runLoad(ctx, users[:c], op, *duration)
+			r := runLoad(ctx, users[:c], op, duration)
+			if r.firstErr != nil {
+				fmt.Fprintf(stderr, "gatehouse bench: first error: %v\n", r.firstErr)
+			}
 			fmt.Fprintf(stdout, "%-8s %5d %10.0f %10s %10s %8d\n", strings.TrimSpace(sc), c, r.rps,
 				r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errors)
 			if ctx.Err() != nil {
@@ -201,6 +211,7 @@ type loadResult struct {
 	rps      float64
 	p50, p99 time.Duration
 	errors   int
+	firstErr error
 }
 
 func runLoad(ctx context.Context, users []*vu, op func(*vu) error, d time.Duration) loadResult {
@@ -240,11 +251,8 @@ func runLoad(ctx context.Context, users []*vu, op func(*vu) error, d time.Durati
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	if firstErr != nil {
-		fmt.Fprintf(os.Stderr, "gatehouse bench: first error: %v\n", firstErr)
-	}
 	slices.Sort(all)
-	r := loadResult{rps: float64(len(all)) / elapsed.Seconds(), errors: errs}
+	r := loadResult{rps: float64(len(all)) / elapsed.Seconds(), errors: errs, firstErr: firstErr}
 	if len(all) > 0 {
 		r.p50 = all[len(all)*50/100]
 		r.p99 = all[min(len(all)-1, len(all)*99/100)]

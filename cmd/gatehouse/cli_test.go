@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -273,5 +274,73 @@ func TestVersionAndConfigWarnings(t *testing.T) {
 	}
 	if ws := configWarnings(serveConfig{Addr: "127.0.0.1:1", Issuer: "http://127.0.0.1:1", InsecureDevCookies: true}); len(ws) != 1 || !strings.Contains(ws[0], "insecure-dev-cookies") {
 		t.Errorf("dev cookies warning: %q", ws)
+	}
+}
+
+// One command shape: help on stdout (exit 0) for --help at every level,
+// usage errors on stderr (exit 2), required flags refused before the
+// database is touched, flag help that reads right, and the valid event
+// types named when one is wrong.
+func TestCommandShape(t *testing.T) {
+	call := func(args ...string) (int, string, string) {
+		var out, errOut strings.Builder
+		code := run(context.Background(), args, strings.NewReader(""), &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	for _, args := range [][]string{
+		{"--help"}, {"help"}, {"user", "--help"}, {"user", "create", "--help"}, {"keys", "resource", "--help"},
+		{"keys", "resource", "add", "-h"}, {"events", "--help"}, {"serve", "--help"}, {"migrate", "--help"},
+		{"bench", "--help"}, {"healthcheck", "--help"}, {"sessions", "revoke", "--help"},
+	} {
+		code, out, errOut := call(args...)
+		if code != exitOK || !strings.Contains(out, "Usage: gatehouse") || errOut != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want the help on stdout", args, code, out, errOut)
+		}
+	}
+	for _, args := range [][]string{{}, {"user"}, {"keys", "frobnicate"}, {"user", "create", "--nope"}} {
+		code, out, errOut := call(args...)
+		if code != exitUsage || out != "" || !strings.Contains(errOut, "Usage") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want usage on stderr, exit 2", args, code, out, errOut)
+		}
+	}
+	missing := filepath.Join(t.TempDir(), "none.db")
+	for _, c := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"user", "create"}, "--username"},
+		{[]string{"user", "set-role", "--username", "ann"}, "--role"},
+		{[]string{"sessions", "list"}, "--user"},
+		{[]string{"keys", "resource", "remove"}, "--id"},
+	} {
+		code, _, errOut := call(append(c.args, "--db", missing)...)
+		if code != exitUsage || !strings.Contains(errOut, c.flag+" is required") {
+			t.Errorf("%v: exit %d, %q; want %s is required", c.args, code, errOut, c.flag)
+		}
+		if _, err := os.Stat(missing); err == nil {
+			t.Fatalf("%v opened the database before checking its flags", c.args)
+		}
+	}
+	_, serveHelp, _ := call("serve", "--help")
+	if strings.Contains(serveHelp, "-resource-key gatehouse") || !strings.Contains(serveHelp, "created on first run") {
+		t.Errorf("serve --help reads wrong:\n%s", serveHelp)
+	}
+	_, opHelp, _ := call("user", "list", "--help")
+	if strings.Contains(opHelp, "created on first run") || !strings.Contains(opHelp, "the server's database") {
+		t.Errorf("an operator command's help says its database is created:\n%s", opHelp)
+	}
+	dir := t.TempDir()
+	db := filepath.Join(dir, "gh.db")
+	if code, _, errOut := call("migrate", "--db", db); code != exitOK {
+		t.Fatalf("migrate: %d %s", code, errOut)
+	}
+	code, _, errOut := call("events", "--db", db, "--type", "no_such_event")
+	if code != exitUsage || !strings.Contains(errOut, "login_succeeded") || !strings.Contains(errOut, "csrf_failed") {
+		t.Errorf("unknown event type: exit %d, %q; want the valid types listed", code, errOut)
+	}
+	// bench reads the environment like every command.
+	t.Setenv("GATEHOUSE_CONCURRENCY", "0")
+	if code, _, errOut := call("bench"); code != exitUsage || !strings.Contains(errOut, "bad concurrency") {
+		t.Errorf("bench with GATEHOUSE_CONCURRENCY=0: exit %d, %q", code, errOut)
 	}
 }

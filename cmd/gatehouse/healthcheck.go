@@ -4,11 +4,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"time"
 )
 
@@ -16,24 +14,29 @@ import (
 // It exists for container HEALTHCHECKs: the image has no shell, curl or
 // wget, only this binary. It reads the same --addr (GATEHOUSE_ADDR) as
 // serve, so one environment configures both.
-func runHealthcheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("gatehouse healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "127.0.0.1:8080", "the address serve listens on")
-	target := fs.String("url", "", "check this URL instead (default http://ADDR/readyz, 0.0.0.0 and [::] read as loopback)")
-	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: gatehouse healthcheck [--addr HOST:PORT] [--url URL] [--timeout 3s]\n\nExits 0 when the server answers 200 on /readyz (its database reachable), 1 otherwise.\n\nFlags:")
-		fs.PrintDefaults()
+func healthcheckCommand() command {
+	var addr, target string
+	var timeout time.Duration
+	return command{
+		name: "healthcheck", summary: "exit 0 when a running server is ready (for container HEALTHCHECKs)",
+		about: "Exits 0 when the server answers 200 on /readyz (its database reachable), 1 otherwise.",
+		usage: "[--addr HOST:PORT] [--url URL] [--timeout 3s]",
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&addr, "addr", "127.0.0.1:8080", "the address serve listens on")
+			fs.StringVar(&target, "url", "", "check this URL instead (default http://ADDR/readyz, 0.0.0.0 and [::] read as loopback)")
+			fs.DurationVar(&timeout, "timeout", 3*time.Second, "give up after this long")
+		},
+		run: func(ctx context.Context, in *invocation) int { return runHealthcheck(ctx, in, addr, target, timeout) },
 	}
-	if code := parseFlags(fs, args, os.Getenv); code >= 0 {
-		return code
-	}
-	u := *target
+}
+
+func runHealthcheck(ctx context.Context, in *invocation, addr, target string, timeout time.Duration) int {
+	stdout, stderr := in.stdout, in.stderr
+	u := target
 	if u == "" {
-		host, port, err := net.SplitHostPort(*addr)
+		host, port, err := net.SplitHostPort(addr)
 		if err != nil {
-			fmt.Fprintf(stderr, "gatehouse healthcheck: --addr %q: want HOST:PORT\n", *addr)
+			fmt.Fprintf(stderr, "gatehouse healthcheck: --addr %q: want HOST:PORT\n", addr)
 			return exitUsage
 		}
 		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
@@ -48,11 +51,11 @@ func runHealthcheck(ctx context.Context, args []string, _ io.Reader, stdout, std
 		fmt.Fprintf(stderr, "gatehouse healthcheck: --url %q: want an http(s) URL\n", u)
 		return exitUsage
 	}
-	if *timeout <= 0 {
+	if timeout <= 0 {
 		fmt.Fprintln(stderr, "gatehouse healthcheck: --timeout must be positive")
 		return exitUsage
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {

@@ -18,7 +18,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"runtime"
@@ -38,30 +37,24 @@ const (
 	exitNotFound = 4 // the named user or session does not exist
 )
 
-type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
-}
-
 func commands() []command {
 	return []command{
-		{"serve", "run the server", runServe},
-		{"user", "accounts: create, list, disable, enable, set-role, set-permissions, set-password, delete", runGroup("user", "Manages accounts.", userCommands())},
-		{"sessions", "sessions: list, revoke (by user, by id, or all)", runGroup("sessions", "Lists and revokes sessions.", sessionCommands())},
-		{"keys", "signing keys: list, rotate; resource-server keys: resource add|list|remove", runKeys},
-		{"events", "security events: --user NAME, --type TYPE, --limit N", runEvents},
-		{"migrate", "apply database schema migrations", runMigrate},
-		{"bench", "load-test a running server (login, refresh, /v1/me)", runBench},
-		{"healthcheck", "exit 0 when a running server is ready (for container HEALTHCHECKs)", runHealthcheck},
-		{"version", "print the version, commit and Go version", runVersion},
+		serveCommand(),
+		{name: "user", summary: "accounts: create, list, disable, enable, set-role, set-permissions, set-password, delete", subs: userCommands()},
+		{name: "sessions", summary: "sessions: list, revoke (by user, by id, or all)", subs: sessionCommands()},
+		keysCommand(),
+		eventsCommand(),
+		migrateCommand(),
+		benchCommand(),
+		healthcheckCommand(),
+		{name: "version", summary: "print the version, commit and Go version", run: runVersion},
 	}
 }
 
 // runVersion prints what the build info says about this binary.
-func runVersion(_ context.Context, _ []string, _ io.Reader, stdout, _ io.Writer) int {
+func runVersion(_ context.Context, in *invocation) int {
 	version, commit, goVersion := buildInfo()
-	fmt.Fprintf(stdout, "gatehouse %s commit %s %s\n", version, commit, goVersion)
+	fmt.Fprintf(in.stdout, "gatehouse %s commit %s %s\n", version, commit, goVersion)
 	return exitOK
 }
 
@@ -91,33 +84,6 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
-}
-
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(stderr)
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
-	}
-	for _, c := range commands() {
-		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdin, stdout, stderr)
-		}
-	}
-	fmt.Fprintf(stderr, "gatehouse: unknown command %q\n\n", args[0])
-	usage(stderr)
-	return exitUsage
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: gatehouse <command> [flags]\n\nCommands:")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintln(w, "\nRun 'gatehouse <command> --help' for the flags of a command.")
-	fmt.Fprintln(w, "Every flag can be set in the environment as GATEHOUSE_<FLAG> (--access-ttl: GATEHOUSE_ACCESS_TTL).")
 }
 
 // parseFlags parses args into fs, then fills every flag not given on the

@@ -46,7 +46,17 @@ func (c storeConfig) secrets() []string {
 }
 
 func (c *storeConfig) bind(fs *flag.FlagSet) {
-	fs.StringVar(&c.DB, "db", "gatehouse.db", "SQLite database file (created on first run), or a postgres:// URL for several instances")
+	c.bindAs(fs, "SQLite database file (created on first run), or a postgres:// URL for several instances")
+}
+
+// bindOperator binds the store flags of the commands that work on the
+// server's existing database.
+func (c *storeConfig) bindOperator(fs *flag.FlagSet) {
+	c.bindAs(fs, "the server's database: its SQLite file, or its postgres:// URL")
+}
+
+func (c *storeConfig) bindAs(fs *flag.FlagSet, dbUsage string) {
+	fs.StringVar(&c.DB, "db", "gatehouse.db", dbUsage)
 	fs.StringVar(&c.SecretFile, "secret-file", "", "master secret file, created 0600 if missing (default: gatehouse.secret beside the database); GATEHOUSE_SECRET overrides it")
 	fs.StringVar(&c.SQLiteSynchronous, "sqlite-synchronous", "NORMAL", "SQLite synchronous mode: NORMAL (commits survive a crash of the process) or FULL (also a power loss)")
 	fs.BoolVar(&c.DBPooler, "db-pooler", false, "the postgres:// --db is a transaction-mode pooler (PgBouncer): no session state is kept on its connections")
@@ -109,7 +119,7 @@ func (c *serveConfig) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.LoginAccountFails, "login-account-failures", 50, "failed logins on one account from all IPs before attempts wait for a refill; kept in the database, shared by every instance")
 	fs.DurationVar(&c.LoginAccountRefill, "login-account-refill", 30*time.Second, "one failure of --login-account-failures is forgiven per this interval")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve GET /metrics on this address (e.g. 127.0.0.1:9090) instead of the public listener")
-	fs.StringVar(&c.ResourceKeys, "resource-key", "", "comma-separated resource-server keys (at least 32 characters each) for the revocation feed and the OAuth endpoints; prefer GATEHOUSE_RESOURCE_KEY or `gatehouse keys resource add`")
+	fs.StringVar(&c.ResourceKeys, "resource-key", "", "comma-separated resource-server keys (at least 32 characters each) for the revocation feed and the OAuth endpoints; prefer GATEHOUSE_RESOURCE_KEY or stored keys (gatehouse keys resource add)")
 	fs.BoolVar(&c.UI, "ui", true, "serve the web UI (sign-in, account pages, admin console) at /; --ui=false leaves the API and /gatehouse.js")
 	fs.BoolVar(&c.AllowQueryToken, "allow-query-token", false, "deprecated: accept ?access_token= on the WebSocket endpoint (never logged)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -356,27 +366,25 @@ func openDB(ctx context.Context, sc storeConfig, log *slog.Logger) (store.Store,
 	return sqlite.Open(ctx, sc.DB, sqlite.Options{Synchronous: sc.SQLiteSynchronous})
 }
 
-// runMigrate applies pending migrations and exits (serve also does it).
-func runMigrate(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("gatehouse migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// migrateCommand applies pending migrations and exits (serve also does it).
+func migrateCommand() command {
 	var sc storeConfig
-	sc.bind(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: gatehouse migrate [--db FILE|postgres://…]\n\nApplies pending schema migrations (serve does so at start too; concurrent runs are safe).\n\nFlags:")
-		fs.PrintDefaults()
+	return command{
+		name: "migrate", summary: "apply database schema migrations",
+		about: "Applies pending schema migrations (serve does so at start too; concurrent runs are safe).",
+		usage: "[--db FILE|postgres://…]",
+		flags: sc.bindOperator,
+		run: func(ctx context.Context, in *invocation) int {
+			st, err := openDB(ctx, sc, cliLogger(in.stderr, sc))
+			if err != nil {
+				fmt.Fprintf(in.stderr, "gatehouse migrate: %v\n", err)
+				return exitFailure
+			}
+			st.Close()
+			fmt.Fprintln(in.stdout, "database schema is up to date")
+			return exitOK
+		},
 	}
-	if code := parseFlags(fs, args, os.Getenv); code >= 0 {
-		return code
-	}
-	st, err := openDB(ctx, sc, cliLogger(stderr, sc))
-	if err != nil {
-		fmt.Fprintf(stderr, "gatehouse migrate: %v\n", err)
-		return exitFailure
-	}
-	st.Close()
-	fmt.Fprintln(stdout, "database schema is up to date")
-	return exitOK
 }
 
 // graceFlag maps --reuse-grace=0 ("no grace") to the domain's negative
@@ -388,32 +396,32 @@ func graceFlag(d time.Duration) time.Duration {
 	return d
 }
 
-func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("gatehouse serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// serveCommand runs the server.
+func serveCommand() command {
 	var c serveConfig
-	c.bind(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: gatehouse serve [flags]\n\nRuns the server. With no flags: 127.0.0.1:8080, SQLite database ./gatehouse.db.\nGATEHOUSE_ADMIN_USERNAME and GATEHOUSE_ADMIN_PASSWORD create a first admin if that user does not exist.\n\nFlags (env GATEHOUSE_<FLAG>):")
-		fs.PrintDefaults()
+	return command{
+		name: "serve", summary: "run the server",
+		about: "Runs the server. With no flags: 127.0.0.1:8080, SQLite database ./gatehouse.db (created on first run).\n" +
+			"GATEHOUSE_ADMIN_USERNAME and GATEHOUSE_ADMIN_PASSWORD create a first admin if that user does not exist.",
+		usage: "[flags]",
+		flags: c.bind,
+		run: func(ctx context.Context, in *invocation) int {
+			if err := c.validate(); err != nil {
+				fmt.Fprintf(in.stderr, "gatehouse serve: %v\n", err)
+				return exitUsage
+			}
+			log, err := newLogger(in.stderr, c.LogLevel, c.LogFormat, c.secrets())
+			if err != nil {
+				fmt.Fprintf(in.stderr, "gatehouse serve: %v\n", err)
+				return exitUsage
+			}
+			if err := serve(ctx, c, log, in.getenv, nil); err != nil {
+				log.Error("gatehouse stopped", slog.Any("err", err))
+				return exitFailure
+			}
+			return exitOK
+		},
 	}
-	if code := parseFlags(fs, args, os.Getenv); code >= 0 {
-		return code
-	}
-	if err := c.validate(); err != nil {
-		fmt.Fprintf(stderr, "gatehouse serve: %v\n", err)
-		return exitUsage
-	}
-	log, err := newLogger(stderr, c.LogLevel, c.LogFormat, c.secrets())
-	if err != nil {
-		fmt.Fprintf(stderr, "gatehouse serve: %v\n", err)
-		return exitUsage
-	}
-	if err := serve(ctx, c, log, os.Getenv, nil); err != nil {
-		log.Error("gatehouse stopped", slog.Any("err", err))
-		return exitFailure
-	}
-	return exitOK
 }
 
 // serve runs the server until ctx ends. If ready is not nil it receives the

@@ -23,68 +23,6 @@ import (
 // revocation log that a running server follows (within half a second), and
 // SQLite's locking makes them safe while it runs.
 
-// subcommand is one verb of a command group.
-type subcommand struct {
-	name, usage string
-	run         func(ctx context.Context, a *app, fs *flag.FlagSet, args []string, stdin io.Reader, stdout, stderr io.Writer) int
-	flags       func(fs *flag.FlagSet)
-}
-
-// runGroup dispatches `gatehouse GROUP VERB [flags]`.
-func runGroup(group, summary string, subs []subcommand) func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	usage := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: gatehouse %s <command> [flags]\n\n%s\n\nCommands:\n", group, summary)
-		for _, s := range subs {
-			fmt.Fprintf(w, "  %s\n", s.usage)
-		}
-		fmt.Fprintf(w, "\nEvery command takes --db FILE (default gatehouse.db) and --secret-file FILE.\n")
-		fmt.Fprintf(w, "Exit codes: 0 done, 1 failure, 2 usage or invalid input, 3 already exists, 4 not found.\n")
-	}
-	return func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-			usage(stderr)
-			if len(args) == 0 {
-				return exitUsage
-			}
-			return exitOK
-		}
-		for _, sub := range subs {
-			if sub.name != args[0] {
-				continue
-			}
-			fs := flag.NewFlagSet("gatehouse "+group+" "+sub.name, flag.ContinueOnError)
-			fs.SetOutput(stderr)
-			var sc storeConfig
-			sc.bind(fs)
-			if sub.flags != nil {
-				sub.flags(fs)
-			}
-			fs.Usage = func() {
-				fmt.Fprintf(stderr, "Usage: gatehouse %s %s\n\nFlags:\n", group, sub.usage)
-				fs.PrintDefaults()
-			}
-			if code := parseFlags(fs, args[1:], os.Getenv); code >= 0 {
-				return code
-			}
-			if err := requireExistingDB(sc.DB); err != nil {
-				fmt.Fprintf(stderr, "gatehouse %s: %v\n", strings.TrimSuffix(group+" "+sub.name, " "+group), err)
-				return exitFailure
-			}
-			log := cliLogger(stderr, sc)
-			a, err := openApp(ctx, sc, auth.Config{Logger: log}, os.Getenv)
-			if err != nil {
-				fmt.Fprintf(stderr, "gatehouse %s %s: %v\n", group, sub.name, err)
-				return exitFailure
-			}
-			defer a.close()
-			return sub.run(ctx, a, fs, fs.Args(), stdin, stdout, stderr)
-		}
-		fmt.Fprintf(stderr, "gatehouse %s: unknown command %q\n\n", group, args[0])
-		usage(stderr)
-		return exitUsage
-	}
-}
-
 // requireExistingDB refuses to run an operator command on a SQLite file
 // that does not exist: opening it would create an empty database and a new
 // master secret there, and the command would report on that instead of the
@@ -122,45 +60,41 @@ func stringFlag(name, usage string) (func(*flag.FlagSet), func() string) {
 	return func(fs *flag.FlagSet) { fs.StringVar(&v, name, "", usage) }, func() string { return v }
 }
 
-func userCommands() []subcommand {
+func userCommands() []command {
 	bindName, name := stringFlag("username", "account name (required)")
 	var role string
 	var limit int
 	var permsSet bool
 	var permsList []string
-	return []subcommand{
+	return []command{
 		{
-			name: "create", usage: "create --username NAME [--role user|admin]   (password: first line of stdin)",
+			name: "create", usage: "--username NAME [--role user|admin]   (password: first line of stdin)", summary: "create an account", db: true, required: []string{"username"},
 			flags: func(fs *flag.FlagSet) { bindName(fs); fs.StringVar(&role, "role", "user", "user or admin") },
-			run: func(ctx context.Context, a *app, fs *flag.FlagSet, _ []string, stdin io.Reader, stdout, stderr io.Writer) int {
-				if name() == "" {
-					fmt.Fprintln(stderr, "gatehouse user create: --username is required")
+			run: func(ctx context.Context, in *invocation) int {
+				pw, err := readPassword(in.stdin, in.stderr)
+				if err != nil {
+					fmt.Fprintf(in.stderr, "gatehouse user create: %v\n", err)
 					return exitUsage
 				}
-				pw, err := readPassword(stdin, stderr)
+				u, err := in.app.svc.CreateUser(ctx, name(), pw, role)
 				if err != nil {
-					fmt.Fprintf(stderr, "gatehouse user create: %v\n", err)
-					return exitUsage
+					return fail(in.stderr, "user create", err)
 				}
-				u, err := a.svc.CreateUser(ctx, name(), pw, role)
-				if err != nil {
-					return fail(stderr, "user create", err)
-				}
-				fmt.Fprintf(stdout, "created %s %s (id %s)\n", u.Role, u.Username, u.ID)
+				fmt.Fprintf(in.stdout, "created %s %s (id %s)\n", u.Role, u.Username, u.ID)
 				return exitOK
 			},
 		},
 		{
-			name: "list", usage: "list [--limit N]",
+			name: "list", usage: "[--limit N]", summary: "list the accounts", db: true,
 			flags: func(fs *flag.FlagSet) { fs.IntVar(&limit, "limit", 0, "at most N users (default: all)") },
-			run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, _ io.Reader, stdout, stderr io.Writer) int {
-				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			run: func(ctx context.Context, in *invocation) int {
+				tw := tabwriter.NewWriter(in.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tUSERNAME\tROLE\tPERMISSIONS\tDISABLED\tCREATED")
 				after, n := "", 0
 				for {
-					users, next, err := a.svc.ListUsers(ctx, after, "", 500)
+					users, next, err := in.app.svc.ListUsers(ctx, after, "", 500)
 					if err != nil {
-						return fail(stderr, "user list", err)
+						return fail(in.stderr, "user list", err)
 					}
 					for _, u := range users {
 						if limit > 0 && n == limit {
@@ -177,34 +111,30 @@ func userCommands() []subcommand {
 			},
 		},
 		{
-			name: "disable", usage: "disable --username NAME   (revokes every session at once)",
+			name: "disable", usage: "--username NAME", summary: "disable an account: every session revoked at once", db: true, required: []string{"username"},
 			flags: bindName,
-			run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, _ io.Reader, stdout, stderr io.Writer) int {
+			run: func(ctx context.Context, in *invocation) int {
 				t := true
-				return updateUser(ctx, a, name(), nil, &t, "disabled", stdout, stderr)
+				return updateUser(ctx, in.app, name(), nil, &t, "disabled", in.stdout, in.stderr)
 			},
 		},
 		{
-			name: "enable", usage: "enable --username NAME   (old sessions stay revoked)",
+			name: "enable", usage: "--username NAME", summary: "enable an account (its old sessions stay revoked)", db: true, required: []string{"username"},
 			flags: bindName,
-			run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, _ io.Reader, stdout, stderr io.Writer) int {
+			run: func(ctx context.Context, in *invocation) int {
 				f := false
-				return updateUser(ctx, a, name(), nil, &f, "enabled", stdout, stderr)
+				return updateUser(ctx, in.app, name(), nil, &f, "enabled", in.stdout, in.stderr)
 			},
 		},
 		{
-			name: "set-role", usage: "set-role --username NAME --role user|admin   (outstanding access tokens stop working)",
+			name: "set-role", usage: "--username NAME --role user|admin", summary: "set the role (outstanding access tokens stop working)", db: true, required: []string{"username", "role"},
 			flags: func(fs *flag.FlagSet) { bindName(fs); fs.StringVar(&role, "role", "", "user or admin (required)") },
-			run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, _ io.Reader, stdout, stderr io.Writer) int {
-				if role == "" {
-					fmt.Fprintln(stderr, "gatehouse user set-role: --role is required")
-					return exitUsage
-				}
-				return updateUser(ctx, a, name(), &role, nil, "role set to "+role, stdout, stderr)
+			run: func(ctx context.Context, in *invocation) int {
+				return updateUser(ctx, in.app, name(), &role, nil, "role set to "+role, in.stdout, in.stderr)
 			},
 		},
 		{
-			name: "set-permissions", usage: "set-permissions --username NAME --permissions P1,P2   (\"\" clears; outstanding access tokens stop working)",
+			name: "set-permissions", usage: "--username NAME --permissions P1,P2   (\"\" clears)", summary: "set the permissions (outstanding access tokens stop working)", db: true, required: []string{"username"},
 			flags: func(fs *flag.FlagSet) {
 				bindName(fs)
 				fs.Func("permissions", "comma-separated permissions, each 1-64 of a-z 0-9 : . _ - (required; \"\" for none)", func(v string) error {
@@ -213,48 +143,40 @@ func userCommands() []subcommand {
 					return nil
 				})
 			},
-			run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, _ io.Reader, stdout, stderr io.Writer) int {
+			run: func(ctx context.Context, in *invocation) int {
 				if !permsSet {
-					fmt.Fprintln(stderr, "gatehouse user set-permissions: --permissions is required (\"\" for none)")
+					fmt.Fprintln(in.stderr, "gatehouse user set-permissions: --permissions is required (\"\" for none)")
 					return exitUsage
 				}
 				perms := append([]string{}, permsList...)
-				return changeUser(ctx, a, name(), auth.UserChange{Permissions: &perms},
-					"permissions set to ["+strings.Join(perms, " ")+"]", stdout, stderr)
+				return changeUser(ctx, in.app, name(), auth.UserChange{Permissions: &perms},
+					"permissions set to ["+strings.Join(perms, " ")+"]", in.stdout, in.stderr)
 			},
 		},
 		{
-			name: "set-password", usage: "set-password --username NAME   (password: first line of stdin; revokes every session)",
+			name: "set-password", usage: "--username NAME   (password: first line of stdin)", summary: "reset the password: every session revoked", db: true, required: []string{"username"},
 			flags: bindName,
-			run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, stdin io.Reader, stdout, stderr io.Writer) int {
-				if name() == "" {
-					fmt.Fprintln(stderr, "gatehouse user set-password: --username is required")
-					return exitUsage
-				}
-				pw, err := readPassword(stdin, stderr)
+			run: func(ctx context.Context, in *invocation) int {
+				pw, err := readPassword(in.stdin, in.stderr)
 				if err != nil {
-					fmt.Fprintf(stderr, "gatehouse user set-password: %v\n", err)
+					fmt.Fprintf(in.stderr, "gatehouse user set-password: %v\n", err)
 					return exitUsage
 				}
-				return changeUser(ctx, a, name(), auth.UserChange{Password: &pw}, "password reset, every session revoked", stdout, stderr)
+				return changeUser(ctx, in.app, name(), auth.UserChange{Password: &pw}, "password reset, every session revoked", in.stdout, in.stderr)
 			},
 		},
 		{
-			name: "delete", usage: "delete --username NAME   (every session and token dead at once; the name is free again)",
+			name: "delete", usage: "--username NAME", summary: "delete an account: every session and token dead at once, the name free again", db: true, required: []string{"username"},
 			flags: bindName,
-			run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, _ io.Reader, stdout, stderr io.Writer) int {
-				if name() == "" {
-					fmt.Fprintln(stderr, "gatehouse user delete: --username is required")
-					return exitUsage
-				}
-				u, err := a.svc.FindUser(ctx, name())
+			run: func(ctx context.Context, in *invocation) int {
+				u, err := in.app.svc.FindUser(ctx, name())
 				if err != nil {
-					return fail(stderr, "user delete", fmt.Errorf("user %q: %w", name(), err))
+					return fail(in.stderr, "user delete", fmt.Errorf("user %q: %w", name(), err))
 				}
-				if err := a.svc.DeleteUser(ctx, u.ID, cliMeta); err != nil {
-					return fail(stderr, "user delete", err)
+				if err := in.app.svc.DeleteUser(ctx, u.ID, cliMeta); err != nil {
+					return fail(in.stderr, "user delete", err)
 				}
-				fmt.Fprintf(stdout, "%s: deleted (id %s)\n", u.Username, u.ID)
+				fmt.Fprintf(in.stdout, "%s: deleted (id %s)\n", u.Username, u.ID)
 				return exitOK
 			},
 		},
@@ -275,10 +197,6 @@ func updateUser(ctx context.Context, a *app, username string, role *string, disa
 // changeUser applies c to the named account, as the admin API does (the
 // CLI is the operator's own tool: no step-up).
 func changeUser(ctx context.Context, a *app, username string, c auth.UserChange, done string, stdout, stderr io.Writer) int {
-	if username == "" {
-		fmt.Fprintln(stderr, "gatehouse user: --username is required")
-		return exitUsage
-	}
 	u, err := a.svc.FindUser(ctx, username)
 	if err != nil {
 		return fail(stderr, "user", fmt.Errorf("user %q: %w", username, err))
@@ -309,28 +227,24 @@ func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 	return pw, nil
 }
 
-func sessionCommands() []subcommand {
+func sessionCommands() []command {
 	bindUser, user := stringFlag("user", "account name")
 	var session string
 	var all bool
-	return []subcommand{
+	return []command{
 		{
-			name: "list", usage: "list --user NAME",
+			name: "list", usage: "--user NAME", summary: "list an account's active sessions", db: true, required: []string{"user"},
 			flags: bindUser,
-			run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, _ io.Reader, stdout, stderr io.Writer) int {
-				if user() == "" {
-					fmt.Fprintln(stderr, "gatehouse sessions list: --user is required")
-					return exitUsage
-				}
-				u, err := a.svc.FindUser(ctx, user())
+			run: func(ctx context.Context, in *invocation) int {
+				u, err := in.app.svc.FindUser(ctx, user())
 				if err != nil {
-					return fail(stderr, "sessions list", fmt.Errorf("user %q: %w", user(), err))
+					return fail(in.stderr, "sessions list", fmt.Errorf("user %q: %w", user(), err))
 				}
-				list, err := a.svc.UserSessions(ctx, u.ID)
+				list, err := in.app.svc.UserSessions(ctx, u.ID)
 				if err != nil {
-					return fail(stderr, "sessions list", err)
+					return fail(in.stderr, "sessions list", err)
 				}
-				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+				tw := tabwriter.NewWriter(in.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tCREATED\tLAST USED\tEXPIRES\tIP\tUSER AGENT")
 				for _, s := range list {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%q\n", s.ID, s.CreatedAt.Format(time.RFC3339),
@@ -340,13 +254,13 @@ func sessionCommands() []subcommand {
 			},
 		},
 		{
-			name: "revoke", usage: "revoke --user NAME | --session ID | --all   (--all: every session and access token, emergency)",
+			name: "revoke", usage: "--user NAME | --session ID | --all", summary: "revoke an account's sessions, one session, or (--all, the emergency switch) every session and access token", db: true,
 			flags: func(fs *flag.FlagSet) {
 				bindUser(fs)
 				fs.StringVar(&session, "session", "", "session id")
 				fs.BoolVar(&all, "all", false, "revoke every session and access token of every user")
 			},
-			run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, _ io.Reader, stdout, stderr io.Writer) int {
+			run: func(ctx context.Context, in *invocation) int {
 				chosen := 0
 				for _, set := range []bool{user() != "", session != "", all} {
 					if set {
@@ -354,31 +268,31 @@ func sessionCommands() []subcommand {
 					}
 				}
 				if chosen != 1 {
-					fmt.Fprintln(stderr, "gatehouse sessions revoke: give exactly one of --user, --session, --all")
+					fmt.Fprintln(in.stderr, "gatehouse sessions revoke: give exactly one of --user, --session, --all")
 					return exitUsage
 				}
 				switch {
 				case all:
-					n, err := a.svc.RevokeAll(ctx, cliMeta)
+					n, err := in.app.svc.RevokeAll(ctx, cliMeta)
 					if err != nil {
-						return fail(stderr, "sessions revoke", err)
+						return fail(in.stderr, "sessions revoke", err)
 					}
-					fmt.Fprintf(stdout, "revoked every access token and %d sessions\n", n)
+					fmt.Fprintf(in.stdout, "revoked every access token and %d sessions\n", n)
 				case session != "":
-					if err := a.svc.RevokeSession(ctx, session, cliMeta); err != nil {
-						return fail(stderr, "sessions revoke", fmt.Errorf("session %q: %w", session, err))
+					if err := in.app.svc.RevokeSession(ctx, session, cliMeta); err != nil {
+						return fail(in.stderr, "sessions revoke", fmt.Errorf("session %q: %w", session, err))
 					}
-					fmt.Fprintf(stdout, "revoked session %s\n", session)
+					fmt.Fprintf(in.stdout, "revoked session %s\n", session)
 				default:
-					u, err := a.svc.FindUser(ctx, user())
+					u, err := in.app.svc.FindUser(ctx, user())
 					if err != nil {
-						return fail(stderr, "sessions revoke", fmt.Errorf("user %q: %w", user(), err))
+						return fail(in.stderr, "sessions revoke", fmt.Errorf("user %q: %w", user(), err))
 					}
-					n, err := a.svc.RevokeUserSessions(ctx, u.ID, cliMeta)
+					n, err := in.app.svc.RevokeUserSessions(ctx, u.ID, cliMeta)
 					if err != nil {
-						return fail(stderr, "sessions revoke", err)
+						return fail(in.stderr, "sessions revoke", err)
 					}
-					fmt.Fprintf(stdout, "revoked %d sessions of %s\n", n, u.Username)
+					fmt.Fprintf(in.stdout, "revoked %d sessions of %s\n", n, u.Username)
 				}
 				return exitOK
 			},
@@ -386,21 +300,21 @@ func sessionCommands() []subcommand {
 	}
 }
 
-func keyCommands() []subcommand {
-	return []subcommand{
+func keyCommands() []command {
+	return []command{
 		{
-			name: "list", usage: "list",
-			run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, _ io.Reader, stdout, stderr io.Writer) int {
-				keys, err := a.keys.List(ctx)
+			name: "list", usage: "", summary: "list the signing keys and their state", db: true,
+			run: func(ctx context.Context, in *invocation) int {
+				keys, err := in.app.keys.List(ctx)
 				if err != nil {
-					return fail(stderr, "keys list", err)
+					return fail(in.stderr, "keys list", err)
 				}
-				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+				tw := tabwriter.NewWriter(in.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "KID\tALG\tCREATED\tSTATE")
 				for _, k := range keys {
 					state := "active (signing)"
 					if !k.RetiredAt.IsZero() {
-						if until := k.RetiredAt.Add(a.keys.Grace()); time.Now().Before(until) {
+						if until := k.RetiredAt.Add(in.app.keys.Grace()); time.Now().Before(until) {
 							state = "retired, verifying until " + until.UTC().Format(time.RFC3339)
 						} else {
 							state = "retired"
@@ -412,46 +326,42 @@ func keyCommands() []subcommand {
 			},
 		},
 		{
-			name: "rotate", usage: "rotate   (new signing key; the old one stays in the JWKS until its tokens expire)",
-			run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, _ io.Reader, stdout, stderr io.Writer) int {
-				if err := a.keys.Rotate(ctx, time.Now()); err != nil {
-					return fail(stderr, "keys rotate", err)
+			name: "rotate", usage: "", summary: "rotate the signing key (the old one stays in the JWKS until its tokens expire)", db: true,
+			run: func(ctx context.Context, in *invocation) int {
+				if err := in.app.keys.Rotate(ctx, time.Now()); err != nil {
+					return fail(in.stderr, "keys rotate", err)
 				}
-				fmt.Fprintf(stdout, "new signing key %s; a running server switches within a minute\n", a.keys.Set().JWKS().Keys[0].KeyID)
+				fmt.Fprintf(in.stdout, "new signing key %s; a running server switches within a minute\n", in.app.keys.Set().JWKS().Keys[0].KeyID)
 				return exitOK
 			},
 		},
 	}
 }
 
-func resourceKeyCommands() []subcommand {
+func resourceKeyCommands() []command {
 	var name, id string
-	return []subcommand{
+	return []command{
 		{
-			name: "add", usage: "add --name NAME   (prints the key once; only its hash is stored)",
+			name: "add", usage: "--name NAME", summary: "add a resource-server key (printed once; only its hash is stored)", db: true, required: []string{"name"},
 			flags: func(fs *flag.FlagSet) { fs.StringVar(&name, "name", "", "what the key is for (required)") },
-			run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, _ io.Reader, stdout, stderr io.Writer) int {
-				if name == "" {
-					fmt.Fprintln(stderr, "gatehouse keys resource add: --name is required")
-					return exitUsage
-				}
-				key, rk, err := a.svc.AddResourceKey(ctx, name)
+			run: func(ctx context.Context, in *invocation) int {
+				key, rk, err := in.app.svc.AddResourceKey(ctx, name)
 				if err != nil {
-					return fail(stderr, "keys resource add", err)
+					return fail(in.stderr, "keys resource add", err)
 				}
-				fmt.Fprintf(stderr, "resource key %s (%s) created; store it now, it cannot be shown again\n", rk.ID, rk.Name)
-				fmt.Fprintln(stdout, key)
+				fmt.Fprintf(in.stderr, "resource key %s (%s) created; store it now, it cannot be shown again\n", rk.ID, rk.Name)
+				fmt.Fprintln(in.stdout, key)
 				return exitOK
 			},
 		},
 		{
-			name: "list", usage: "list",
-			run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, _ io.Reader, stdout, stderr io.Writer) int {
-				keys, err := a.svc.ListResourceKeys(ctx)
+			name: "list", usage: "", summary: "list the resource-server keys", db: true,
+			run: func(ctx context.Context, in *invocation) int {
+				keys, err := in.app.svc.ListResourceKeys(ctx)
 				if err != nil {
-					return fail(stderr, "keys resource list", err)
+					return fail(in.stderr, "keys resource list", err)
 				}
-				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+				tw := tabwriter.NewWriter(in.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tNAME\tCREATED")
 				for _, k := range keys {
 					fmt.Fprintf(tw, "%s\t%s\t%s\n", k.ID, k.Name, k.CreatedAt.UTC().Format(time.RFC3339))
@@ -460,60 +370,55 @@ func resourceKeyCommands() []subcommand {
 			},
 		},
 		{
-			name: "remove", usage: "remove --id ID",
-			flags: func(fs *flag.FlagSet) { fs.StringVar(&id, "id", "", "key id from `keys resource list` (required)") },
-			run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, _ io.Reader, stdout, stderr io.Writer) int {
-				if id == "" {
-					fmt.Fprintln(stderr, "gatehouse keys resource remove: --id is required")
-					return exitUsage
+			name: "remove", usage: "--id ID", summary: "remove a resource-server key", db: true, required: []string{"id"},
+			flags: func(fs *flag.FlagSet) { fs.StringVar(&id, "id", "", "the key's id (gatehouse keys resource list)") },
+			run: func(ctx context.Context, in *invocation) int {
+				if err := in.app.svc.RemoveResourceKey(ctx, id); err != nil {
+					return fail(in.stderr, "keys resource remove", fmt.Errorf("key %q: %w", id, err))
 				}
-				if err := a.svc.RemoveResourceKey(ctx, id); err != nil {
-					return fail(stderr, "keys resource remove", fmt.Errorf("key %q: %w", id, err))
-				}
-				fmt.Fprintf(stdout, "removed resource key %s\n", id)
+				fmt.Fprintf(in.stdout, "removed resource key %s\n", id)
 				return exitOK
 			},
 		},
 	}
 }
 
-// runKeys is `gatehouse keys`: signing keys, and `keys resource …` for
-// resource-server keys.
-func runKeys(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "resource" {
-		return runGroup("keys resource", "Manages resource-server keys (revocation feed, introspection, revocation).",
-			resourceKeyCommands())(ctx, args[1:], stdin, stdout, stderr)
-	}
-	return runGroup("keys", "Manages access-token signing keys; `gatehouse keys resource --help` for resource-server keys.",
-		keyCommands())(ctx, args, stdin, stdout, stderr)
+// keysCommand is `gatehouse keys`: signing keys, and `keys resource …`
+// for resource-server keys.
+func keysCommand() command {
+	return command{name: "keys", summary: "signing keys (list, rotate) and resource-server keys (resource add|list|remove)",
+		subs: append(keyCommands(), command{name: "resource",
+			summary: "resource-server keys: the credential of the revocation feed, introspection and revocation",
+			subs:    resourceKeyCommands()})}
 }
 
-func runEvents(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// eventsCommand lists security events; it has no verbs.
+func eventsCommand() command {
 	var user, typ string
 	var limit int
-	list := subcommand{
-		name: "events", usage: "[--user NAME] [--type TYPE] [--limit N]",
-		run: func(ctx context.Context, a *app, _ *flag.FlagSet, _ []string, _ io.Reader, stdout, stderr io.Writer) int {
+	return command{
+		name: "events", usage: "[--user NAME] [--type TYPE] [--limit N]", summary: "list security events, newest first", db: true,
+		run: func(ctx context.Context, in *invocation) int {
 			q := auth.EventQuery{Type: typ, Limit: limit}
 			if user != "" {
-				u, err := a.svc.FindUser(ctx, user)
+				u, err := in.app.svc.FindUser(ctx, user)
 				if err != nil {
-					return fail(stderr, "events", fmt.Errorf("user %q: %w", user, err))
+					return fail(in.stderr, "events", fmt.Errorf("user %q: %w", user, err))
 				}
 				q.UserID = u.ID
 			}
-			evs, _, err := a.svc.Events(ctx, q)
+			evs, _, err := in.app.svc.Events(ctx, q)
 			if err != nil {
-				return fail(stderr, "events", err)
+				return fail(in.stderr, "events", err)
 			}
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			tw := tabwriter.NewWriter(in.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "AT\tTYPE\tUSER\tUSER ID\tSESSION\tIP\tDETAIL")
 			names := map[string]string{} // user id -> name, looked up once
 			for _, e := range evs {
 				name, ok := names[e.UserID]
 				if !ok && e.UserID != "" {
 					name = "(deleted)"
-					if u, err := a.svc.GetUser(ctx, e.UserID); err == nil {
+					if u, err := in.app.svc.GetUser(ctx, e.UserID); err == nil {
 						name = strconv.Quote(u.Username) // quoted: names may hold any script
 					}
 					names[e.UserID] = name
@@ -528,8 +433,6 @@ func runEvents(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			fs.IntVar(&limit, "limit", 50, "newest N events (at most 500)")
 		},
 	}
-	// events has no verbs: run it as the group's only command.
-	return runGroup("events", "Lists security events, newest first.", []subcommand{list})(ctx, append([]string{"events"}, args...), stdin, stdout, stderr)
 }
 
 func minTime(a, b time.Time) time.Time {

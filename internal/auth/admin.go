@@ -313,7 +313,7 @@ func (s *Service) Events(ctx context.Context, q EventQuery) ([]store.Event, int6
 		return nil, 0, nil // no such user: no events, and no hostile bytes sent to the store
 	}
 	if q.Type != "" && !slices.Contains(EventTypes, q.Type) {
-		return nil, 0, fmt.Errorf("%w: unknown event type %q", ErrInvalidRequest, truncateForError(q.Type))
+		return nil, 0, fmt.Errorf("%w: unknown event type %q; the types are %s", ErrInvalidRequest, truncateForError(q.Type), strings.Join(EventTypes, ", "))
 	}
 	limit := clampLimit(q.Limit)
 	list, err := s.store.ListEvents(ctx, store.EventFilter{UserID: q.UserID, Type: q.Type, BeforeSeq: q.Cursor, Limit: limit + 1})
