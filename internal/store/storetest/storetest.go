@@ -57,6 +57,8 @@ func RunConcurrency(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UpdateUserConcurrent", testUpdateUserConcurrent},
 		{"CreateSessionRacingReset", testCreateSessionRacingReset},
 		{"LoginFailuresConcurrent", testLoginFailuresConcurrent},
+		{"SigningKeysConcurrent", testSigningKeysConcurrent},
+		{"ReauthenticateRacingRevoke", testReauthenticateRacingRevoke},
 	})
 }
 
@@ -1257,5 +1259,76 @@ func testOutbox(t *testing.T, s store.Store) {
 	want := "[login_succeeded reauthenticated account_disabled session_revoked sessions_revoked_1 global_revoke_0 account_deleted]"
 	if got := fmt.Sprint(types()); got != want {
 		t.Fatalf("outbox = %s\nwant     %s", got, want)
+	}
+}
+
+// Processes starting at once on one database agree on one signing key:
+// of concurrent first keys exactly one becomes active.
+func testSigningKeysConcurrent(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const n = 8
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.AddSigningKey(ctx, store.SigningKey{ID: fmt.Sprintf("k%d", i), Algorithm: "EdDSA",
+				PublicKey: []byte("pub"), SealedPrivate: []byte("sealed"), CreatedAt: base}, true)
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, store.ErrAlreadyExists):
+			t.Fatalf("key %d: %v", i, err)
+		}
+	}
+	keys, _ := s.ListSigningKeys(ctx)
+	if won != 1 || len(keys) != 1 {
+		t.Fatalf("%d of %d first keys won, %d stored; want one", won, n, len(keys))
+	}
+}
+
+// A re-authentication racing the session's revocation either fails
+// (ErrConflict) or lands before it, and then the revocation's entry covers
+// the access token the re-authentication issued (its Until is at least the
+// raised access expiry): never a token outliving its session's revocation.
+func testReauthenticateRacingRevoke(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mkUser(t, s, "racer")
+	for round := range 20 {
+		x := mkSession(t, s, u.ID, base)
+		later := base.Add(time.Duration(round+10) * time.Hour)
+		var wg sync.WaitGroup
+		var rerr error
+		wg.Add(2)
+		go func() { defer wg.Done(); _, rerr = s.Reauthenticate(ctx, x.ID, base, later) }()
+		go func() {
+			defer wg.Done()
+			if _, err := s.RevokeSession(ctx, x.ID, "logout", base); err != nil {
+				t.Error(err)
+			}
+		}()
+		wg.Wait()
+		if rerr != nil && !errors.Is(rerr, store.ErrConflict) {
+			t.Fatalf("round %d: Reauthenticate: %v", round, rerr)
+		}
+		log, err := s.RevocationsSince(ctx, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var until time.Time
+		for _, r := range log {
+			if r.SessionID() == x.ID {
+				until = r.Until
+			}
+		}
+		if rerr == nil && until.Before(later) {
+			t.Fatalf("round %d: the re-authenticated token lives until %v, the revocation only until %v", round, later, until)
+		}
 	}
 }
