@@ -27,20 +27,7 @@ func TestSchema(tb testing.TB) string {
 	defer cancel()
 	conn, base := testServer(ctx, tb)
 	defer conn.Close(ctx)
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "gh_test_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		tb.Fatalf("create schema: %v", err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if c, err := pgx.Connect(ctx, base); err == nil {
-			c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(ctx)
-		}
-	})
+	schema := createForTest(ctx, tb, conn, base, "gh_test_", "CREATE SCHEMA %s", "DROP SCHEMA %s CASCADE")
 	u, err := url.Parse(base)
 	if err != nil {
 		tb.Fatal(err)
@@ -70,20 +57,7 @@ func TestPooledDatabase(tb testing.TB) (pooled, direct string) {
 	defer cancel()
 	conn, base := testServer(ctx, tb)
 	defer conn.Close(ctx)
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "gh_pool_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		tb.Fatalf("create database: %v", err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if c, err := pgx.Connect(ctx, base); err == nil {
-			c.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)")
-			c.Close(ctx)
-		}
-	})
+	name := createForTest(ctx, tb, conn, base, "gh_pool_", "CREATE DATABASE %s", "DROP DATABASE %s WITH (FORCE)")
 	withDB := func(raw string) string {
 		u, err := url.Parse(raw)
 		if err != nil {
@@ -115,4 +89,25 @@ func testServer(ctx context.Context, tb testing.TB) (*pgx.Conn, string) {
 		tb.Skipf("*** SKIPPING: no PostgreSQL at %s (%v); set GATEHOUSE_TEST_POSTGRES ***", base, err)
 	}
 	return conn, base
+}
+
+// createForTest creates a uniquely named object (create, with %s for the
+// name) for one test and drops it (drop) when the test ends.
+func createForTest(ctx context.Context, tb testing.TB, conn *pgx.Conn, base, prefix, create, drop string) string {
+	tb.Helper()
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := prefix + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, fmt.Sprintf(create, name)); err != nil {
+		tb.Fatalf("%s: %v", fmt.Sprintf(create, name), err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, base); err == nil {
+			c.Exec(ctx, fmt.Sprintf(drop, name))
+			c.Close(ctx)
+		}
+	})
+	return name
 }
