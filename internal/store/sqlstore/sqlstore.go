@@ -78,6 +78,20 @@ func list[T any](ctx context.Context, s *Store, c Conn, what string, scan func(R
 	return out, nil
 }
 
+// inLogTx is inTx for a transaction that may append to the revocation log:
+// it takes the flavor's log lock first, before any row lock (one lock
+// order, so no deadlock), and holds it to the commit.
+func (s *Store) inLogTx(ctx context.Context, what string, f func(tx Tx) error) error {
+	return s.inTx(ctx, what, func(tx Tx) error {
+		if s.flavor.LockRevocationLog != "" {
+			if _, err := tx.Exec(ctx, s.flavor.LockRevocationLog); err != nil {
+				return s.wrap(what, err)
+			}
+		}
+		return f(tx)
+	})
+}
+
 // inTx runs f in a write transaction, committing if it returns nil.
 func (s *Store) inTx(ctx context.Context, what string, f func(tx Tx) error) error {
 	tx, err := s.db.Begin(ctx)
@@ -126,7 +140,7 @@ var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
 
 func (s *Store) UpdateUser(ctx context.Context, id string, update func(store.User) (store.UserUpdate, error)) (u store.User, revoked []store.RevokedSession, err error) {
 	const what = "update user"
-	err = s.inTx(ctx, what, func(tx Tx) error {
+	err = s.inLogTx(ctx, what, func(tx Tx) error {
 		// The enabled admins first, in id order, as DeleteUser does: the
 		// last-admin rule needs a count no one can change before the
 		// commit, and one lock order keeps two updates from deadlocking.
@@ -199,7 +213,7 @@ func (s *Store) lockAdmins(ctx context.Context, tx Tx, id string) (others int, e
 
 func (s *Store) DeleteUser(ctx context.Context, id string, c store.Cutoff, now time.Time, events func([]store.RevokedSession) []store.Event) (revoked []store.RevokedSession, err error) {
 	const what = "delete user"
-	err = s.inTx(ctx, what, func(tx Tx) error {
+	err = s.inLogTx(ctx, what, func(tx Tx) error {
 		others, err := s.lockAdmins(ctx, tx, id)
 		if err != nil {
 			return s.wrap(what, err)
@@ -336,7 +350,7 @@ func (s *Store) Reauthenticate(ctx context.Context, id string, at, accessExp tim
 }
 
 func (s *Store) RevokeSession(ctx context.Context, id, reason string, now time.Time, events ...store.Event) (revoked bool, err error) {
-	err = s.inTx(ctx, "revoke session", func(tx Tx) error {
+	err = s.inLogTx(ctx, "revoke session", func(tx Tx) error {
 		var until int64
 		err := s.mapErr(s.queryRow(ctx, tx,
 			`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL
@@ -366,7 +380,7 @@ func (s *Store) logRevocation(ctx context.Context, c Conn, kind, subject string,
 }
 
 func (s *Store) RevokeUserSessions(ctx context.Context, userID, exceptID, reason string, now time.Time, events func([]store.RevokedSession) []store.Event) (out []store.RevokedSession, err error) {
-	err = s.inTx(ctx, "revoke user sessions", func(tx Tx) error {
+	err = s.inLogTx(ctx, "revoke user sessions", func(tx Tx) error {
 		if out, err = s.revokeUserSessions(ctx, tx, userID, exceptID, reason, now); err != nil {
 			return err
 		}
@@ -399,7 +413,7 @@ func (s *Store) revokeUserSessions(ctx context.Context, tx Tx, userID, exceptID,
 }
 
 func (s *Store) RevokeAll(ctx context.Context, c store.Cutoff, reason string, now time.Time, events func(int) []store.Event) (n int, err error) {
-	err = s.inTx(ctx, "revoke all", func(tx Tx) error {
+	err = s.inLogTx(ctx, "revoke all", func(tx Tx) error {
 		revoked, err := s.exec(ctx, tx,
 			`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE revoked_at IS NULL`, NS(now), reason)
 		if err != nil {
@@ -430,7 +444,9 @@ func (s *Store) ListActiveSessions(ctx context.Context, userID string, now time.
 // --- revocation log ---
 
 func (s *Store) LogCutoff(ctx context.Context, kind, subject string, c store.Cutoff) error {
-	if err := s.logRevocation(ctx, s.db.Writer(), kind, subject, NS(c.NotBefore), NS(c.Until)); err != nil {
+	if err := s.inLogTx(ctx, "log cutoff", func(tx Tx) error {
+		return s.logRevocation(ctx, tx, kind, subject, NS(c.NotBefore), NS(c.Until))
+	}); err != nil {
 		return fmt.Errorf("log cutoff: %w", err)
 	}
 	return nil

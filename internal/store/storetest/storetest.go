@@ -59,6 +59,7 @@ func RunConcurrency(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"LoginFailuresConcurrent", testLoginFailuresConcurrent},
 		{"SigningKeysConcurrent", testSigningKeysConcurrent},
 		{"ReauthenticateRacingRevoke", testReauthenticateRacingRevoke},
+		{"RevocationLogFollower", testRevocationLogFollower},
 	})
 }
 
@@ -1329,6 +1330,82 @@ func testReauthenticateRacingRevoke(t *testing.T, s store.Store) {
 		}
 		if rerr == nil && until.Before(later) {
 			t.Fatalf("round %d: the re-authenticated token lives until %v, the revocation only until %v", round, later, until)
+		}
+	}
+}
+
+// A follower of the revocation log that reads "after the last entry I saw"
+// (every instance, every resource server) misses nothing while revocations
+// commit concurrently: the log's order is its commit order.
+func testRevocationLogFollower(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const writers, each = 6, 15
+	var want []string
+	var wg sync.WaitGroup
+	users := make([]store.User, writers)
+	for w := range writers {
+		users[w] = mkUser(t, s, fmt.Sprintf("w%d", w))
+	}
+	sessions := make([][]store.Session, writers)
+	for w := range writers {
+		for range each {
+			x := mkSession(t, s, users[w].ID, base)
+			sessions[w] = append(sessions[w], x)
+			want = append(want, x.ID)
+		}
+	}
+	stop := make(chan struct{})
+	seen := map[string]bool{}
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		var cursor int64
+		for done := false; ; {
+			select {
+			case <-stop:
+				done = true
+			default:
+			}
+			list, err := s.RevocationsSince(ctx, cursor, 7)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for _, r := range list {
+				seen[r.SessionID()] = true
+				cursor = r.Seq
+			}
+			if done && len(list) == 0 {
+				return
+			}
+		}
+	}()
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i, x := range sessions[w] {
+				if i%5 == 4 { // some in bulk, with a cutoff first, as a ban does
+					cut := store.Cutoff{NotBefore: base, Until: base.Add(time.Hour)}
+					if _, _, err := s.UpdateUser(ctx, users[w].ID, func(old store.User) (store.UserUpdate, error) {
+						return store.UserUpdate{User: old, Cutoff: &cut, RevokeSessions: true, Reason: "disabled", Now: base}, nil
+					}); err != nil {
+						t.Error(err)
+					}
+					continue
+				}
+				if _, err := s.RevokeSession(ctx, x.ID, "logout", base); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-followed
+	for _, id := range want {
+		if !seen[id] {
+			t.Fatalf("the follower never saw the revocation of session %s: an entry committed behind its cursor", id)
 		}
 	}
 }
