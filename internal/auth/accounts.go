@@ -14,6 +14,17 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
 
+// accountStore is what the account flows (register, login, password
+// change, the operator's changes) need of the store.
+type accountStore interface {
+	CreateUser(ctx context.Context, u store.User) error
+	GetUserByID(ctx context.Context, id string) (store.User, error)
+	GetUserByUsername(ctx context.Context, key string) (store.User, error)
+	ListUsers(ctx context.Context, afterKey, contains string, limit int) ([]store.User, error)
+	UpdateUser(ctx context.Context, id string, update func(old store.User) (store.UserUpdate, error)) (store.User, []store.RevokedSession, error)
+	DeleteUser(ctx context.Context, id string, c store.Cutoff, now time.Time, events func([]store.RevokedSession) []store.Event) ([]store.RevokedSession, error)
+}
+
 // CheckPassword enforces the length policy.
 func CheckPassword(pw string) error {
 	if len(pw) > password.MaxLength || utf8.RuneCountInString(pw) < password.MinLength || !utf8.ValidString(pw) {
@@ -46,7 +57,7 @@ func (s *Service) CreateUser(ctx context.Context, username, pw, role string) (st
 	if err := CheckPassword(pw); err != nil {
 		return store.User{}, err
 	}
-	if _, err := s.store.GetUserByUsername(ctx, key); err == nil {
+	if _, err := s.accounts.GetUserByUsername(ctx, key); err == nil {
 		return store.User{}, ErrUsernameTaken
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return store.User{}, err
@@ -57,7 +68,7 @@ func (s *Service) CreateUser(ctx context.Context, username, pw, role string) (st
 	}
 	u := store.User{ID: newID(), Username: username, UsernameKey: key, PasswordHash: hash, Role: role,
 		Permissions: []string{}, CreatedAt: s.now()}
-	if err := s.store.CreateUser(ctx, u); err != nil {
+	if err := s.accounts.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, store.ErrAlreadyExists) {
 			return store.User{}, ErrUsernameTaken
 		}
@@ -150,7 +161,7 @@ func (s *Service) login(ctx context.Context, username, pw string, m Meta) (Token
 		// throttled under a key the bad name cannot turn into an error.
 		account = cleanText(strings.ToLower(username), 256)
 	} else {
-		found, err = s.store.GetUserByUsername(ctx, account)
+		found, err = s.accounts.GetUserByUsername(ctx, account)
 		switch {
 		case err == nil:
 			u = &found
@@ -190,7 +201,7 @@ func (s *Service) login(ctx context.Context, username, pw string, m Meta) (Token
 	// change made meanwhile shows).
 	var cur store.User
 	succeeded := s.newEvent(EventLoginSucceeded, m, found.ID, sess.ID, novelty)
-	err = s.store.CreateSession(ctx, sess, func(u store.User) error {
+	err = s.sessions.CreateSession(ctx, sess, func(u store.User) error {
 		cur = u
 		switch {
 		case u.PasswordHash != found.PasswordHash:
@@ -227,7 +238,7 @@ func (s *Service) enforceSessionLimit(ctx context.Context, userID, keep string, 
 	if limit < 0 {
 		return nil
 	}
-	list, err := s.store.ListActiveSessions(ctx, userID, s.now())
+	list, err := s.sessions.ListActiveSessions(ctx, userID, s.now())
 	if err != nil || len(list) <= limit {
 		return err
 	}
@@ -257,7 +268,7 @@ func (s *Service) enforceSessionLimit(ctx context.Context, userID, keep string, 
 // revokes every other session of the user: whoever stole one of them is out.
 // The session making the change stays.
 func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next string, m Meta) error {
-	u, err := s.store.GetUserByID(ctx, p.UserID)
+	u, err := s.accounts.GetUserByID(ctx, p.UserID)
 	if errors.Is(err, store.ErrNotFound) {
 		return ErrTokenRevoked // the caller's account is gone
 	} else if err != nil {
@@ -281,7 +292,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	}
 	now := s.now()
 	var changed store.Event
-	_, revoked, err := s.store.UpdateUser(ctx, u.ID, func(cur store.User) (store.UserUpdate, error) {
+	_, revoked, err := s.accounts.UpdateUser(ctx, u.ID, func(cur store.User) (store.UserUpdate, error) {
 		if cur.PasswordHash != u.PasswordHash {
 			// Reset by an admin (or changed in another session) while
 			// the current password was being checked: what was proven
@@ -316,7 +327,7 @@ func (s *Service) Reauthenticate(ctx context.Context, p Principal, pw string, m 
 	if len(pw) > password.MaxLength {
 		return Tokens{}, ErrInvalidCredentials
 	}
-	sess, u, err := s.store.GetSessionWithUser(ctx, p.SessionID)
+	sess, u, err := s.sessions.GetSessionWithUser(ctx, p.SessionID)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return Tokens{}, ErrSessionRevoked
@@ -342,13 +353,13 @@ func (s *Service) Reauthenticate(ctx context.Context, p Principal, pw string, m 
 	// Read the account again after the (slow) hash: a role change made
 	// meanwhile must show in the token. (A ban or reset revoked the
 	// session, which the update below refuses.)
-	if u, err = s.store.GetUserByID(ctx, u.ID); errors.Is(err, store.ErrNotFound) {
+	if u, err = s.accounts.GetUserByID(ctx, u.ID); errors.Is(err, store.ErrNotFound) {
 		return Tokens{}, ErrSessionRevoked // deleted meanwhile
 	} else if err != nil {
 		return Tokens{}, err
 	}
 	reauthenticated := s.newEvent(EventReauthenticated, m, u.ID, sess.ID, "")
-	sess, err = s.store.Reauthenticate(ctx, sess.ID, now, s.accessExpiry(now, sess), reauthenticated)
+	sess, err = s.sessions.Reauthenticate(ctx, sess.ID, now, s.accessExpiry(now, sess), reauthenticated)
 	switch {
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
 		return Tokens{}, ErrSessionRevoked

@@ -28,7 +28,7 @@ func (s *Service) ListUsers(ctx context.Context, after, query string, limit int)
 	if key, err := PrepareUsername(q); err == nil {
 		q = key
 	} // else a fragment PRECIS refuses as a name: searched as written
-	users, err = s.store.ListUsers(ctx, cleanText(after, 256), q, limit+1)
+	users, err = s.accounts.ListUsers(ctx, cleanText(after, 256), q, limit+1)
 	if err != nil {
 		return nil, "", err
 	}
@@ -44,7 +44,7 @@ func (s *Service) GetUser(ctx context.Context, id string) (store.User, error) {
 	if !validID(id) {
 		return store.User{}, ErrNotFound
 	}
-	u, err := s.store.GetUserByID(ctx, id)
+	u, err := s.accounts.GetUserByID(ctx, id)
 	return u, s.notFound(err)
 }
 
@@ -55,7 +55,7 @@ func (s *Service) FindUser(ctx context.Context, username string) (store.User, er
 	if err != nil {
 		return store.User{}, ErrNotFound
 	}
-	u, err := s.store.GetUserByUsername(ctx, key)
+	u, err := s.accounts.GetUserByUsername(ctx, key)
 	return u, s.notFound(err)
 }
 
@@ -118,7 +118,7 @@ func (s *Service) ChangeUser(ctx context.Context, id string, c UserChange, m Met
 	var roleChanged, disabling, enabling, permsChanged bool
 	reset := c.Password != nil
 	now := s.now()
-	u, revoked, err := s.store.UpdateUser(ctx, id, func(cur store.User) (store.UserUpdate, error) {
+	u, revoked, err := s.accounts.UpdateUser(ctx, id, func(cur store.User) (store.UserUpdate, error) {
 		old = cur
 		roleChanged = c.Role != nil && *c.Role != cur.Role
 		disabling = c.Disabled != nil && *c.Disabled && !cur.Disabled
@@ -213,7 +213,7 @@ func (s *Service) DeleteUser(ctx context.Context, id string, m Meta) error {
 	}
 	now := s.now()
 	var events []store.Event
-	revoked, err := s.store.DeleteUser(ctx, id, s.cutoffAt(now), now, func(revoked []store.RevokedSession) []store.Event {
+	revoked, err := s.accounts.DeleteUser(ctx, id, s.cutoffAt(now), now, func(revoked []store.RevokedSession) []store.Event {
 		events = []store.Event{s.newEvent(EventAccountDeleted, m, id, "", fmt.Sprintf("%d sessions revoked", len(revoked)))}
 		return events
 	})
@@ -238,7 +238,7 @@ func (s *Service) DeleteUser(ctx context.Context, id string, m Meta) error {
 func (s *Service) userCutoff(ctx context.Context, userID string) error {
 	c := s.cutoffAt(s.now())
 	s.revoked.SetUserNotBefore(userID, c.NotBefore, c.Until)
-	return s.store.LogCutoff(ctx, store.KindUser, userID, c)
+	return s.revlog.LogCutoff(ctx, store.KindUser, userID, c)
 }
 
 // cutoffAt refuses tokens issued before t; the entry matters until every
@@ -252,7 +252,7 @@ func (s *Service) UserSessions(ctx context.Context, userID string) ([]store.Sess
 	if _, err := s.GetUser(ctx, userID); err != nil {
 		return nil, err
 	}
-	return s.store.ListActiveSessions(ctx, userID, s.now())
+	return s.sessions.ListActiveSessions(ctx, userID, s.now())
 }
 
 // RevokeUserSessions revokes every session of an account.
@@ -268,7 +268,7 @@ func (s *Service) RevokeSession(ctx context.Context, id string, m Meta) error {
 	if !validID(id) {
 		return ErrNotFound
 	}
-	sess, err := s.store.GetSession(ctx, id)
+	sess, err := s.sessions.GetSession(ctx, id)
 	if err != nil {
 		return s.notFound(err)
 	}
@@ -280,7 +280,7 @@ func (s *Service) RevokeSession(ctx context.Context, id string, m Meta) error {
 func (s *Service) RevokeAll(ctx context.Context, m Meta) (int, error) {
 	now := s.now()
 	var events []store.Event
-	n, err := s.store.RevokeAll(ctx, s.cutoffAt(now), ReasonGlobal, now, func(n int) []store.Event {
+	n, err := s.sessions.RevokeAll(ctx, s.cutoffAt(now), ReasonGlobal, now, func(n int) []store.Event {
 		events = []store.Event{s.newEvent(EventGlobalRevoke, m, "", "", fmt.Sprintf("%d sessions revoked", n))}
 		return events
 	})
@@ -290,7 +290,7 @@ func (s *Service) RevokeAll(ctx context.Context, m Meta) (int, error) {
 	s.metrics.revoked(ReasonGlobal, n)
 	c := s.cutoffAt(s.now()) // after the commit, as in userCutoff
 	s.revoked.SetGlobalNotBefore(c.NotBefore)
-	if err := s.store.LogCutoff(ctx, store.KindGlobal, "", c); err != nil {
+	if err := s.revlog.LogCutoff(ctx, store.KindGlobal, "", c); err != nil {
 		return n, err
 	}
 	s.afterRevocation(ctx)
@@ -316,7 +316,7 @@ func (s *Service) Events(ctx context.Context, q EventQuery) ([]store.Event, int6
 		return nil, 0, fmt.Errorf("%w: unknown event type %q; the types are %s", ErrInvalidRequest, truncateForError(q.Type), strings.Join(EventTypes, ", "))
 	}
 	limit := clampLimit(q.Limit)
-	list, err := s.store.ListEvents(ctx, store.EventFilter{UserID: q.UserID, Type: q.Type, BeforeSeq: q.Cursor, Limit: limit + 1})
+	list, err := s.events.ListEvents(ctx, store.EventFilter{UserID: q.UserID, Type: q.Type, BeforeSeq: q.Cursor, Limit: limit + 1})
 	if err != nil {
 		return nil, 0, err
 	}

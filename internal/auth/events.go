@@ -3,9 +3,18 @@ package auth
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
+
+// eventStore is what recording and listing security events needs (events
+// that record a change are written by the change's own store method).
+type eventStore interface {
+	AddEvent(ctx context.Context, e store.Event) error
+	ListEvents(ctx context.Context, f store.EventFilter) ([]store.Event, error)
+	PruneEvents(ctx context.Context, t time.Time) (int, error)
+}
 
 // Security event types (API.md "Objects").
 const (
@@ -72,7 +81,7 @@ func (s *Service) newEvent(typ string, m Meta, userID, sessionID, detail string)
 func (s *Service) record(ctx context.Context, e store.Event) {
 	// The event outlives a cancelled request: it describes something that
 	// already happened.
-	if err := s.store.AddEvent(context.WithoutCancel(ctx), e); err != nil {
+	if err := s.events.AddEvent(context.WithoutCancel(ctx), e); err != nil {
 		s.log.Error("store security event", slog.String("type", e.Type), slog.Any("err", err))
 	}
 	s.announce(ctx, e)

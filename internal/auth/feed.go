@@ -8,6 +8,14 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
 
+// revocationLog is what following, feeding and pruning the revocation log
+// needs.
+type revocationLog interface {
+	RevocationsSince(ctx context.Context, seq int64, limit int) ([]store.Revocation, error)
+	LogCutoff(ctx context.Context, kind, subject string, c store.Cutoff) error
+	PruneRevocations(ctx context.Context, t time.Time) (int, error)
+}
+
 // This file serves resource servers and live connections: the revocation
 // feed, resource-server keys, RFC 7662 introspection, RFC 7009 revocation,
 // and in-process notifications for WebSockets.
@@ -80,7 +88,7 @@ func (s *Service) Feed(ctx context.Context, cursor int64, wait time.Duration) (F
 	defer deadline.Stop()
 	for {
 		changed := s.changes.C() // before the read: no wakeup can be missed
-		list, err := s.store.RevocationsSince(ctx, cursor, 1000)
+		list, err := s.revlog.RevocationsSince(ctx, cursor, 1000)
 		if err != nil {
 			return FeedPage{}, err
 		}
@@ -101,7 +109,7 @@ func (s *Service) snapshot(ctx context.Context) (FeedPage, error) {
 	var all []store.Revocation
 	var cursor int64
 	for {
-		list, err := s.store.RevocationsSince(ctx, cursor, 1000)
+		list, err := s.revlog.RevocationsSince(ctx, cursor, 1000)
 		if err != nil {
 			return FeedPage{}, err
 		}

@@ -31,7 +31,7 @@ func (s *Service) Introspect(ctx context.Context, tok string) (Introspection, er
 		if err != nil {
 			return Introspection{}, nil
 		}
-		sess, u, err := s.store.GetSessionWithUser(ctx, r.SessionID)
+		sess, u, err := s.sessions.GetSessionWithUser(ctx, r.SessionID)
 		if errors.Is(err, store.ErrNotFound) {
 			return Introspection{}, nil
 		}

@@ -16,8 +16,14 @@ import (
 // secret and bound to their kid, and the token.KeySet built from them.
 // Retired keys stay in the set (verify only, and in the JWKS) for Grace
 // after retirement: long enough for every token they signed to expire.
+// keyStore is what the keyring needs of the store.
+type keyStore interface {
+	ListSigningKeys(ctx context.Context) ([]store.SigningKey, error)
+	AddSigningKey(ctx context.Context, k store.SigningKey, ifNone bool) error
+}
+
 type Keyring struct {
-	store  store.Store
+	store  keyStore
 	sealer *secret.Sealer
 	grace  time.Duration
 	set    *token.KeySet
@@ -25,7 +31,7 @@ type Keyring struct {
 
 // OpenKeyring loads the keys, generating and storing the first one if the
 // store has none (two processes starting at once agree on one).
-func OpenKeyring(ctx context.Context, st store.Store, sealer *secret.Sealer, grace time.Duration, now time.Time) (*Keyring, error) {
+func OpenKeyring(ctx context.Context, st keyStore, sealer *secret.Sealer, grace time.Duration, now time.Time) (*Keyring, error) {
 	k := &Keyring{store: st, sealer: sealer, grace: grace}
 	for range 3 {
 		signer, others, err := k.load(ctx, now)

@@ -64,8 +64,8 @@ func newServiceMetrics(reg prometheus.Registerer, s *Service) *serviceMetrics {
 			Name: "gatehouse_password_hash_queue_capacity", Help: "Waiting checks allowed before logins get 503.",
 		}, func() float64 { return float64(s.limiter.QueueCapacity()) }),
 	)
-	if ps, ok := s.store.(store.PoolStatser); ok {
-		reg.MustRegister(poolCollector{ps})
+	if s.pools != nil {
+		reg.MustRegister(poolCollector{s.pools})
 	}
 	return m
 }

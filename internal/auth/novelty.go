@@ -26,7 +26,7 @@ const (
 // indexes by user, and stops once both are known. A failed read annotates
 // nothing: the sign-in is not refused over its annotation.
 func (s *Service) loginNovelty(ctx context.Context, userID string, m Meta) string {
-	prior, err := s.store.ListEvents(ctx, store.EventFilter{UserID: userID, Type: EventLoginSucceeded, Limit: noveltyWindow})
+	prior, err := s.events.ListEvents(ctx, store.EventFilter{UserID: userID, Type: EventLoginSucceeded, Limit: noveltyWindow})
 	if err != nil {
 		return ""
 	}

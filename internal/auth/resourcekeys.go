@@ -11,6 +11,14 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
 
+// resourceKeyStore is what resource-server keys need.
+type resourceKeyStore interface {
+	AddResourceKey(ctx context.Context, k store.ResourceKey) error
+	ListResourceKeys(ctx context.Context) ([]store.ResourceKey, error)
+	RemoveResourceKey(ctx context.Context, id string) error
+	FindResourceKey(ctx context.Context, hash []byte) (store.ResourceKey, error)
+}
+
 // Resource-server keys: the credential of the revocation feed and the
 // OAuth endpoints.
 
@@ -27,7 +35,7 @@ func hashKey(key string) []byte {
 func (s *Service) AddResourceKey(ctx context.Context, name string) (string, store.ResourceKey, error) {
 	key := ResourceKeyPrefix + base64.RawURLEncoding.EncodeToString(randomBytes(32))
 	rk := store.ResourceKey{ID: newID(), Name: name, Hash: hashKey(key), CreatedAt: s.now()}
-	if err := s.store.AddResourceKey(ctx, rk); err != nil {
+	if err := s.resourceKeys.AddResourceKey(ctx, rk); err != nil {
 		return "", rk, err
 	}
 	return key, rk, nil
@@ -35,12 +43,12 @@ func (s *Service) AddResourceKey(ctx context.Context, name string) (string, stor
 
 // ListResourceKeys lists the stored resource-server keys (hashes only).
 func (s *Service) ListResourceKeys(ctx context.Context) ([]store.ResourceKey, error) {
-	return s.store.ListResourceKeys(ctx)
+	return s.resourceKeys.ListResourceKeys(ctx)
 }
 
 // RemoveResourceKey deletes one.
 func (s *Service) RemoveResourceKey(ctx context.Context, id string) error {
-	return s.notFound(s.store.RemoveResourceKey(ctx, id))
+	return s.notFound(s.resourceKeys.RemoveResourceKey(ctx, id))
 }
 
 // CheckResourceKey reports whether key is a configured (Config.ResourceKeys)
@@ -60,7 +68,7 @@ func (s *Service) CheckResourceKey(ctx context.Context, key string) (bool, error
 	if !strings.HasPrefix(key, ResourceKeyPrefix) {
 		return false, nil
 	}
-	_, err := s.store.FindResourceKey(ctx, h)
+	_, err := s.resourceKeys.FindResourceKey(ctx, h)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}

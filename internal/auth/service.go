@@ -1,6 +1,7 @@
 // Package auth is Gatehouse's domain: accounts, login, sessions, refresh
 // rotation with reuse detection, revocation, policies and security events.
-// It knows no HTTP and no SQL: it talks to a store.Store, signs with a
+// It knows no HTTP and no SQL: it talks to the store through the narrow
+// interface each flow declares (accountStore, sessionStore…), signs with a
 // token.KeySet and reads time from an injected clock, so every timeout and
 // grace window can be tested without sleeping.
 //
@@ -104,8 +105,16 @@ const (
 
 // Service implements the domain operations.
 type Service struct {
-	cfg           Config
-	store         store.Store
+	cfg Config
+	// The store, as each flow needs it (fosite's style: each file declares
+	// the few methods it uses).
+	accounts      accountStore
+	sessions      sessionStore
+	revlog        revocationLog
+	events        eventStore
+	resourceKeys  resourceKeyStore
+	db            interface{ Ping(context.Context) error }
+	pools         store.PoolStatser // nil if the store reports none
 	keys          *token.KeySet
 	refresh       *token.RefreshCodec
 	revoked       *Revocations
@@ -248,20 +257,28 @@ func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Ser
 		static = append(static, hashKey(k))
 	}
 	s := &Service{
-		staticKeys: static,
-		refused:    newRefusedLog(cfg.RefusedEventWindow),
-		changes:    newBroadcast(),
-		nonces:     newNonceCache(200_000),
-		cfg:        cfg,
-		store:      st,
-		keys:       keys,
-		refresh:    token.NewRefreshCodec(refreshKey),
-		revoked:    NewRevocations(),
-		limiter:    password.NewLimiter(cfg.HashConcurrency, cfg.HashQueue),
-		throttle:   throttle.New(cfg.Throttle, st),
+		staticKeys:   static,
+		refused:      newRefusedLog(cfg.RefusedEventWindow),
+		changes:      newBroadcast(),
+		nonces:       newNonceCache(200_000),
+		cfg:          cfg,
+		accounts:     st,
+		sessions:     st,
+		revlog:       st,
+		events:       st,
+		resourceKeys: st,
+		db:           st,
+		keys:         keys,
+		refresh:      token.NewRefreshCodec(refreshKey),
+		revoked:      NewRevocations(),
+		limiter:      password.NewLimiter(cfg.HashConcurrency, cfg.HashQueue),
+		throttle:     throttle.New(cfg.Throttle, st),
 		// Verified against for unknown users, so a miss costs one hash too.
 		dummyHash: password.Hash("gatehouse-dummy-password", cfg.HashParams),
 		log:       cfg.Logger,
+	}
+	if ps, ok := st.(store.PoolStatser); ok {
+		s.pools = ps
 	}
 	if fr, ok := st.(store.FastRotator); ok {
 		s.fast = fr
@@ -287,7 +304,7 @@ func (s *Service) Keys() *token.KeySet { return s.keys }
 func (s *Service) Revocations() *Revocations { return s.revoked }
 
 // Ping checks the store.
-func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
+func (s *Service) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
 
 // LoadRevocations fills the in-memory list from the store's revocation log.
 // Call before serving: no access token may be accepted before its
@@ -302,7 +319,7 @@ func (s *Service) SyncRevocations(ctx context.Context) error {
 	const page = 1000
 	for {
 		cur := s.cursor.Load()
-		list, err := s.store.RevocationsSince(ctx, cur, page)
+		list, err := s.revlog.RevocationsSince(ctx, cur, page)
 		if err != nil {
 			return fmt.Errorf("sync revocations: %w", err)
 		}
@@ -400,10 +417,10 @@ func (s *Service) Run(ctx context.Context) {
 
 func (s *Service) pruneStore(ctx context.Context) {
 	now := s.now()
-	if _, err := s.store.PruneRevocations(ctx, now); err != nil && ctx.Err() == nil {
+	if _, err := s.revlog.PruneRevocations(ctx, now); err != nil && ctx.Err() == nil {
 		s.log.Warn("prune revocation log failed", slog.Any("err", err))
 	}
-	if n, err := s.store.PruneEvents(ctx, now.Add(-s.cfg.EventRetention)); err != nil && ctx.Err() == nil {
+	if n, err := s.events.PruneEvents(ctx, now.Add(-s.cfg.EventRetention)); err != nil && ctx.Err() == nil {
 		s.log.Warn("prune events failed", slog.Any("err", err))
 	} else if n > 0 {
 		s.log.Info("pruned old security events", slog.Int("count", n))

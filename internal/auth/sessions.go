@@ -10,6 +10,21 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/token"
 )
 
+// sessionStore is what the session flows (login's session, refresh,
+// re-authentication, logout, the session lists and revocations) need.
+type sessionStore interface {
+	CreateSession(ctx context.Context, s store.Session, check func(store.User) error, events ...store.Event) error
+	GetSession(ctx context.Context, id string) (store.Session, error)
+	GetSessionWithUser(ctx context.Context, id string) (store.Session, store.User, error)
+	RotateSession(ctx context.Context, r store.Rotation) (store.Session, error)
+	ExtendAccess(ctx context.Context, sessionID string, t time.Time) error
+	Reauthenticate(ctx context.Context, sessionID string, at, accessExp time.Time, events ...store.Event) (store.Session, error)
+	RevokeSession(ctx context.Context, id, reason string, now time.Time, events ...store.Event) (bool, error)
+	RevokeUserSessions(ctx context.Context, userID, exceptID, reason string, now time.Time, events func([]store.RevokedSession) []store.Event) ([]store.RevokedSession, error)
+	ListActiveSessions(ctx context.Context, userID string, now time.Time) ([]store.Session, error)
+	RevokeAll(ctx context.Context, c store.Cutoff, reason string, now time.Time, events func(int) []store.Event) (int, error)
+}
+
 // Revocation reasons recorded on the session row.
 const (
 	ReasonLogout          = "logout"
@@ -51,7 +66,7 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 	}
 	for attempt := 0; ; attempt++ {
 		now := s.now() // before the read: the iat of what we issue from it
-		sess, u, err := s.store.GetSessionWithUser(ctx, r.SessionID)
+		sess, u, err := s.sessions.GetSessionWithUser(ctx, r.SessionID)
 		if errors.Is(err, store.ErrNotFound) {
 			// No session (never, or deleted with its account): nothing
 			// tells a deleted session from a forged id.
@@ -82,7 +97,7 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 		}
 		switch {
 		case r.Generation == sess.Generation:
-			next, err := s.store.RotateSession(ctx, store.Rotation{
+			next, err := s.sessions.RotateSession(ctx, store.Rotation{
 				SessionID:       sess.ID,
 				FromGeneration:  sess.Generation,
 				Now:             now,
@@ -105,7 +120,7 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 		case r.Generation == sess.Generation-1 && s.cfg.ReuseGrace > 0 && now.Sub(sess.RotatedAt) <= s.cfg.ReuseGrace:
 			// The access token issued here must be covered by a
 			// revocation of the session, however late it comes.
-			err := s.store.ExtendAccess(ctx, sess.ID, s.accessExpiry(now, sess))
+			err := s.sessions.ExtendAccess(ctx, sess.ID, s.accessExpiry(now, sess))
 			if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 				return Tokens{}, false, ErrSessionRevoked // revoked since we read it
 			}
@@ -199,7 +214,7 @@ func (s *Service) revokeSession(ctx context.Context, sess store.Session, reason,
 	// even if the write below fails (the caller then sees an error and
 	// can retry).
 	s.forgetSessions([]store.RevokedSession{{SessionID: sess.ID, Until: sess.AccessExpiresAt}}, now)
-	changed, err := s.store.RevokeSession(ctx, sess.ID, reason, now, events...)
+	changed, err := s.sessions.RevokeSession(ctx, sess.ID, reason, now, events...)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // deleted with its account: nothing left to revoke
 	}
@@ -237,7 +252,7 @@ func (s *Service) forgetSessions(list []store.RevokedSession, now time.Time) {
 func (s *Service) Logout(ctx context.Context, refreshTok, accessTok string, m Meta) error {
 	if refreshTok != "" {
 		if r, err := token.ParseRefresh(refreshTok); err == nil {
-			sess, err := s.store.GetSession(ctx, r.SessionID)
+			sess, err := s.sessions.GetSession(ctx, r.SessionID)
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
@@ -249,7 +264,7 @@ func (s *Service) Logout(ctx context.Context, refreshTok, accessTok string, m Me
 	if accessTok != "" {
 		c, err := s.keys.Verify(accessTok, s.cfg.Issuer, s.cfg.Now())
 		if err == nil || errors.Is(err, token.ErrExpired) {
-			sess, err := s.store.GetSession(ctx, c.SessionID)
+			sess, err := s.sessions.GetSession(ctx, c.SessionID)
 			if errors.Is(err, store.ErrNotFound) {
 				return nil
 			}
@@ -264,7 +279,7 @@ func (s *Service) Logout(ctx context.Context, refreshTok, accessTok string, m Me
 
 // Me returns the caller's account and session.
 func (s *Service) Me(ctx context.Context, p Principal) (store.User, store.Session, error) {
-	sess, u, err := s.store.GetSessionWithUser(ctx, p.SessionID)
+	sess, u, err := s.sessions.GetSessionWithUser(ctx, p.SessionID)
 	if errors.Is(err, store.ErrNotFound) {
 		return u, sess, ErrTokenRevoked // deleted with its account
 	}
@@ -279,7 +294,7 @@ func (s *Service) Me(ctx context.Context, p Principal) (store.User, store.Sessio
 
 // ListSessions returns the caller's active sessions, newest first.
 func (s *Service) ListSessions(ctx context.Context, p Principal) ([]store.Session, error) {
-	return s.store.ListActiveSessions(ctx, p.UserID, s.now())
+	return s.sessions.ListActiveSessions(ctx, p.UserID, s.now())
 }
 
 // RevokeOwnSession revokes one of the caller's sessions. Sessions of other
@@ -288,7 +303,7 @@ func (s *Service) RevokeOwnSession(ctx context.Context, p Principal, id string, 
 	if !validID(id) {
 		return ErrNotFound
 	}
-	sess, err := s.store.GetSession(ctx, id)
+	sess, err := s.sessions.GetSession(ctx, id)
 	if err != nil {
 		return s.notFound(err)
 	}
@@ -312,7 +327,7 @@ func (s *Service) RevokeOwnSessions(ctx context.Context, p Principal, includeCur
 func (s *Service) revokeUserSessions(ctx context.Context, userID, except, reason string, m Meta) (int, error) {
 	now := s.now()
 	var events []store.Event
-	list, err := s.store.RevokeUserSessions(ctx, userID, except, reason, now, func(revoked []store.RevokedSession) []store.Event {
+	list, err := s.sessions.RevokeUserSessions(ctx, userID, except, reason, now, func(revoked []store.RevokedSession) []store.Event {
 		events = nil
 		if len(revoked) > 0 {
 			events = []store.Event{s.newEvent(EventSessionsRevoked, m, userID, "", fmt.Sprintf("%d sessions, %s", len(revoked), reason))}
