@@ -129,9 +129,9 @@ func (c command) help(w io.Writer, path string, fs *flag.FlagSet) {
 		about = strings.ToUpper(c.summary[:1]) + c.summary[1:] + "."
 	}
 	fmt.Fprintf(w, "Usage: gatehouse %s %s\n\n%s\n", path, c.usage, about)
-	var any bool
-	fs.VisitAll(func(*flag.Flag) { any = true })
-	if any {
+	hasFlags := false
+	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+	if hasFlags {
 		fmt.Fprintln(w, "\nFlags (each also GATEHOUSE_<FLAG> in the environment):")
 		out := fs.Output()
 		fs.SetOutput(w)
