@@ -13,6 +13,10 @@ if pg_isready -q -h 127.0.0.1 -p "$port" 2>/dev/null; then
 fi
 dir="${PGBOUNCER_DIR:-/tmp/gatehouse-pgbouncer}"
 mkdir -p "$dir"
+# A pid file left by a PgBouncer that is gone would stop a new one.
+if [ -f "$dir/pgbouncer.pid" ] && ! kill -0 "$(cat "$dir/pgbouncer.pid")" 2>/dev/null; then
+  rm -f "$dir/pgbouncer.pid"
+fi
 cat >"$dir/pgbouncer.ini" <<INI
 [databases]
 * = host=127.0.0.1 port=5432 user=postgres
