@@ -115,7 +115,8 @@ func (s *Service) ChangeUser(ctx context.Context, id string, c UserChange, m Met
 	// name the values that were really replaced.
 	var old store.User
 	var events []store.Event
-	var roleChanged, disabling, enabling, permsChanged bool
+	var roleChanged, disabling, enabling, permsChanged, cutoff bool
+	var reason string // why sessions were revoked, if they were
 	reset := c.Password != nil
 	now := s.now()
 	u, revoked, err := s.accounts.UpdateUser(ctx, id, func(cur store.User) (store.UserUpdate, error) {
@@ -140,7 +141,7 @@ func (s *Service) ChangeUser(ctx context.Context, id string, c UserChange, m Met
 		if reset {
 			up.User.PasswordHash = hash
 		}
-		if roleChanged || disabling || permsChanged || reset {
+		if cutoff = roleChanged || disabling || permsChanged || reset; cutoff {
 			// Recorded with the change for crash safety; the
 			// authoritative cutoff is taken again after the commit
 			// (see userCutoff).
@@ -149,10 +150,11 @@ func (s *Service) ChangeUser(ctx context.Context, id string, c UserChange, m Met
 		}
 		switch {
 		case disabling:
-			up.RevokeSessions, up.Reason = true, ReasonDisabled
+			reason = ReasonDisabled
 		case reset:
-			up.RevokeSessions, up.Reason = true, ReasonPasswordReset
+			reason = ReasonPasswordReset
 		}
+		up.RevokeSessions, up.Reason = reason != "", reason
 		// The events name what the locked row held, and commit with
 		// the change.
 		up.Events = func(revoked []store.RevokedSession) []store.Event {
@@ -183,15 +185,11 @@ func (s *Service) ChangeUser(ctx context.Context, id string, c UserChange, m Met
 	case err != nil:
 		return old, s.notFound(err)
 	}
-	if !roleChanged && !disabling && !enabling && !permsChanged && !reset {
-		return u, nil
-	}
-	reason := ReasonDisabled
-	if !disabling {
-		reason = ReasonPasswordReset
+	if !cutoff && !enabling {
+		return u, nil // nothing changed (the updater said ErrNoChange)
 	}
 	s.sessionsRevoked(revoked, reason, now) // none unless sessions were revoked
-	if roleChanged || disabling || permsChanged || reset {
+	if cutoff {
 		if err := s.userCutoff(ctx, id); err != nil {
 			return u, err
 		}

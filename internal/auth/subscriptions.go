@@ -40,7 +40,7 @@ func (s *Service) Subscribe(userID string) (events <-chan store.Event, lost <-ch
 	}
 }
 
-// Subscribers reports how many live listeners the user has (metrics, tests).
+// Subscribers reports how many live listeners the user has (for tests).
 func (s *Service) Subscribers(userID string) int {
 	s.subsMu.Lock()
 	defer s.subsMu.Unlock()

@@ -977,7 +977,6 @@ func testLoginFailures(t *testing.T, s store.Store) {
 	if lf := read("alice", "198.51.100.7"); !lf.Debt.Equal(later.Add(cost)) || lf.Failures != 0 {
 		t.Fatalf("alice after prune: %+v", lf)
 	}
-
 }
 
 // A check inside the transaction holds under concurrency: of n attempts
