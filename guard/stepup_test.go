@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,7 +30,12 @@ func errorCode(w *httptest.ResponseRecorder) string {
 
 func TestGuardClaimsStepUpAndPermissions(t *testing.T) {
 	g := startGatehouse(t)
-	gd := newGuard(t, g, nil)
+	// The guard's clock is the test's: auth_time is whole seconds, so on
+	// the wall clock a fresh login can already look almost a second old
+	// to a one-second max age (this test used to fail so under load).
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	gd := newGuard(t, g, func(c *guard.Config) { c.Now = func() time.Time { return time.Unix(0, clock.Load()) } })
 	ctx := context.Background()
 	ann := g.login(t, "ann")
 	c, err := gd.Verify(ann.AccessToken)
@@ -54,6 +60,7 @@ func TestGuardClaimsStepUpAndPermissions(t *testing.T) {
 	if w := get(role, ann.AccessToken); w.Code != 403 || errorCode(w) != "forbidden" {
 		t.Fatalf("missing role: %d %s", w.Code, w.Body)
 	}
+	clock.Store(c.AuthTime.UnixNano()) // the instant of the login's proof
 	if w := get(recent, ann.AccessToken); w.Code != 200 {
 		t.Fatalf("fresh login on a step-up route: %d %s", w.Code, w.Body)
 	}
@@ -80,7 +87,7 @@ func TestGuardClaimsStepUpAndPermissions(t *testing.T) {
 	}
 
 	// Past maxAge, the RFC 9470 challenge.
-	time.Sleep(1100 * time.Millisecond)
+	clock.Store(c.AuthTime.Add(1100 * time.Millisecond).UnixNano())
 	w := get(recent, next.AccessToken)
 	if w.Code != 401 || errorCode(w) != "insufficient_user_authentication" ||
 		!strings.Contains(w.Header().Get("WWW-Authenticate"), `error="insufficient_user_authentication"`) ||
