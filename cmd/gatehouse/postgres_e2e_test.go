@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/gatehouse-auth/gatehouse/internal/store/postgres"
@@ -106,6 +107,52 @@ func TestTwoInstancesOnPostgres(t *testing.T) {
 	}
 	if code, out := runCLI(t, "", nil, "migrate", "--db", db); code != 0 || !strings.Contains(out, "up to date") {
 		t.Fatalf("migrate on a migrated database: %d %s", code, out)
+	}
+	socketHearsOtherInstance(t, a, b, "ann", "ann-password")
+}
+
+// socketHearsOtherInstance: a socket on a receives the security event of a
+// change made on b (a sign-in), read from the shared outbox, within the
+// outbox's polling bound (0.5 s, with room for a loaded machine).
+func socketHearsOtherInstance(t *testing.T, a, b *proc, user, pw string) {
+	t.Helper()
+	access, _ := a.login(t, user, pw)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, strings.Replace(a.base, "http", "ws", 1)+"/v1/ws",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + access}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	read := func() map[string]any {
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("socket on A: %v", err)
+		}
+		var m map[string]any
+		json.Unmarshal(data, &m)
+		return m
+	}
+	if m := read(); m["type"] != "hello" {
+		t.Fatalf("first message %v", m)
+	}
+	start := time.Now()
+	st, out := b.call(t, "POST", "/v1/auth/login", "", map[string]string{"username": user, "password": pw})
+	if st != 200 {
+		t.Fatalf("login on B: %d %v", st, out)
+	}
+	for {
+		m := read()
+		ev, _ := m["event"].(map[string]any)
+		if m["type"] == "event" && ev["type"] == "login_succeeded" && ev["session_id"] == out["session_id"] {
+			break
+		}
+	}
+	took := time.Since(start)
+	t.Logf("a sign-in on B reached a socket on A in %v", took.Round(time.Millisecond))
+	if took > 3*time.Second {
+		t.Fatalf("a sign-in on B reached a socket on A after %v", took)
 	}
 }
 
@@ -589,6 +636,7 @@ func TestTwoInstancesThroughPgBouncer(t *testing.T) {
 			if bound := map[bool]time.Duration{true: time.Second, false: 1500 * time.Millisecond}[listen]; took > bound {
 				t.Fatalf("a logout on B reached A in %v; the bound is %v", took, bound)
 			}
+			socketHearsOtherInstance(t, a, b, "ann", "ann-password")
 			for _, p := range []*proc{a, b} {
 				if strings.Contains(p.logs.String(), "prepared statement") || strings.Contains(p.logs.String(), "unsupported startup parameter") {
 					t.Fatalf("pooler trouble in the logs:\n%s", p.logs)

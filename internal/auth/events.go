@@ -12,6 +12,7 @@ import (
 // that record a change are written by the change's own store method).
 type eventStore interface {
 	AddEvent(ctx context.Context, e store.Event) error
+	EventsSince(ctx context.Context, seq int64, limit int) ([]store.Event, error)
 	ListEvents(ctx context.Context, f store.EventFilter) ([]store.Event, error)
 	PruneEvents(ctx context.Context, t time.Time) (int, error)
 }
@@ -87,9 +88,12 @@ func (s *Service) record(ctx context.Context, e store.Event) {
 	s.announce(ctx, e)
 }
 
-// announce logs committed events and delivers them to the user's live
-// subscribers.
+// announce logs committed events and wakes the outbox feed that delivers
+// them to their users' live subscribers.
 func (s *Service) announce(ctx context.Context, events ...store.Event) {
+	if len(events) > 0 {
+		defer s.kickOutbox()
+	}
 	for _, e := range events {
 		level := slog.LevelInfo
 		if e.Type == EventRefreshTokenReused || e.Type == EventCSRFFailed || e.Type == EventLoginFailed {
@@ -98,6 +102,5 @@ func (s *Service) announce(ctx context.Context, events ...store.Event) {
 		s.log.LogAttrs(ctx, level, "security event",
 			slog.String("type", e.Type), slog.String("user_id", e.UserID), slog.String("session_id", e.SessionID),
 			slog.String("ip", e.IP), slog.String("user_agent", e.UserAgent), slog.String("detail", e.Detail))
-		s.publish(e)
 	}
 }

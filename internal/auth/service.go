@@ -136,8 +136,12 @@ type Service struct {
 	fast    store.FastRotator
 	watcher revocationWatcher
 
-	subsMu sync.Mutex
-	subs   map[string]map[*subscriber]struct{} // user id -> live subscribers
+	// Live event subscriptions, fed from the outbox (subscriptions.go).
+	subsMu     sync.Mutex
+	subs       map[string]map[*subscriber]struct{} // user id -> live subscribers
+	feedStop   func()                              // stops the outbox feed; nil when none runs
+	feedGen    uint64                              // the running feed's generation
+	outboxKick chan struct{}                       // this process committed events
 }
 
 // Meta is what the transport knows about the caller.
@@ -260,6 +264,8 @@ func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Ser
 		staticKeys:   static,
 		refused:      newRefusedLog(cfg.RefusedEventWindow),
 		changes:      newBroadcast(),
+		subs:         map[string]map[*subscriber]struct{}{},
+		outboxKick:   make(chan struct{}, 1),
 		nonces:       newNonceCache(200_000),
 		cfg:          cfg,
 		accounts:     st,

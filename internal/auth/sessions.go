@@ -92,8 +92,14 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 		if !now.Before(sess.ExpiresAt) || !now.Before(sess.IdleExpiresAt) {
 			return Tokens{}, false, ErrSessionExpired
 		}
-		if err := s.checkIP(ctx, sess, sess.IP, m); err != nil {
-			return Tokens{}, false, err
+		// A new address is recorded with what this refresh commits: the
+		// rotation, the grace answer or the revocation.
+		moved := s.ipChanged(sess, m)
+		if moved != nil && s.cfg.IPPolicy == IPPolicyRevoke {
+			if err := s.revokeSession(ctx, sess, ReasonIPChanged, EventSessionRevoked, ReasonIPChanged, m, *moved); err != nil {
+				return Tokens{}, false, err
+			}
+			return Tokens{}, false, ErrSessionRevoked
 		}
 		switch {
 		case r.Generation == sess.Generation:
@@ -105,6 +111,7 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 				AccessExpiresAt: s.accessExpiry(now, sess),
 				IP:              m.IP,
 				UserAgent:       m.UserAgent,
+				Events:          events(moved),
 			})
 			if errors.Is(err, store.ErrConflict) && attempt < 3 {
 				continue // lost the race: re-read and take the grace path
@@ -115,6 +122,7 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 			if err != nil {
 				return Tokens{}, false, err
 			}
+			s.announce(ctx, events(moved)...)
 			t, err := s.issue(now, u, next)
 			return t, false, err
 		case r.Generation == sess.Generation-1 && s.cfg.ReuseGrace > 0 && now.Sub(sess.RotatedAt) <= s.cfg.ReuseGrace:
@@ -127,11 +135,16 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 			if err != nil {
 				return Tokens{}, false, err
 			}
+			if moved != nil {
+				// A retry that changes nothing but the access expiry: the
+				// address is an observation, recorded on its own.
+				s.record(ctx, *moved)
+			}
 			t, err := s.issue(now, u, sess)
 			return t, true, err
 		default:
 			if err := s.revokeSession(ctx, sess, ReasonReuse, EventRefreshTokenReused,
-				fmt.Sprintf("generation %d presented, current %d", r.Generation, sess.Generation), m); err != nil {
+				fmt.Sprintf("generation %d presented, current %d", r.Generation, sess.Generation), m, events(moved)...); err != nil {
 				return Tokens{}, false, err
 			}
 			return Tokens{}, false, ErrRefreshTokenReused
@@ -142,10 +155,10 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 // fastRefresh is the common refresh in one database round trip, for stores
 // that offer it: the MAC is checked against the cached session nonce, then
 // one conditional statement rotates a live, unexpired session of an enabled
-// user at exactly this generation. Anything else (a retry inside the grace
-// window, reuse, expiry, a ban, an unknown session) makes the statement
-// match nothing, and the full path decides. done reports whether the fast
-// path answered.
+// user at exactly this generation, last used from this address. Anything
+// else (a retry inside the grace window, reuse, expiry, a ban, an unknown
+// session, a new address to record) makes the statement match nothing, and
+// the full path decides. done reports whether the fast path answered.
 func (s *Service) fastRefresh(ctx context.Context, r token.Refresh, m Meta) (t Tokens, done bool, err error) {
 	if s.fast == nil {
 		return Tokens{}, false, nil
@@ -161,7 +174,7 @@ func (s *Service) fastRefresh(ctx context.Context, r token.Refresh, m Meta) (t T
 	if s.stale(c.userID, now) {
 		return Tokens{}, false, nil
 	}
-	next, u, prevIP, err := s.fast.RotateIfCurrent(ctx, store.Rotation{
+	next, u, err := s.fast.RotateIfCurrent(ctx, store.Rotation{
 		SessionID:       r.SessionID,
 		FromGeneration:  r.Generation,
 		Now:             now,
@@ -176,37 +189,36 @@ func (s *Service) fastRefresh(ctx context.Context, r token.Refresh, m Meta) (t T
 	if err != nil {
 		return Tokens{}, true, err
 	}
-	if err := s.checkIP(ctx, next, prevIP, m); err != nil {
-		return Tokens{}, true, err
-	}
 	t, err = s.issue(now, u, next)
 	return t, true, err
 }
 
-// checkIP applies the IP policy to a refresh of sess from m.IP, the session
-// having last been used from prevIP: a change is recorded as ip_changed and,
-// under IPPolicyRevoke, revokes the session (ErrSessionRevoked).
-func (s *Service) checkIP(ctx context.Context, sess store.Session, prevIP string, m Meta) error {
-	if m.IP == "" || prevIP == "" || m.IP == prevIP {
+// ipChanged is the ip_changed event of a refresh of sess from m.IP, or nil
+// when the address is the one the session was last used from (or either is
+// unknown).
+func (s *Service) ipChanged(sess store.Session, m Meta) *store.Event {
+	if m.IP == "" || sess.IP == "" || m.IP == sess.IP {
 		return nil
 	}
-	s.event(ctx, EventIPChanged, m, sess.UserID, sess.ID, "previous IP "+prevIP)
-	if s.cfg.IPPolicy != IPPolicyRevoke {
+	e := s.newEvent(EventIPChanged, m, sess.UserID, sess.ID, "previous IP "+sess.IP)
+	return &e
+}
+
+// events is e as a list: none if nil.
+func events(e *store.Event) []store.Event {
+	if e == nil {
 		return nil
 	}
-	if err := s.revokeSession(ctx, sess, ReasonIPChanged, EventSessionRevoked, ReasonIPChanged, m); err != nil {
-		return err
-	}
-	return ErrSessionRevoked
+	return []store.Event{*e}
 }
 
 // revokeSession revokes one session in the store and in memory with the
-// event that records it, eventType with detail (none if eventType is
-// empty): it commits with the revocation, if this call is the one that
-// revoked the session.
-func (s *Service) revokeSession(ctx context.Context, sess store.Session, reason, eventType, detail string, m Meta) error {
+// events that record it: first, the events that led to it, then eventType
+// with detail (none if eventType is empty). They commit with the
+// revocation, if this call is the one that revoked the session.
+func (s *Service) revokeSession(ctx context.Context, sess store.Session, reason, eventType, detail string, m Meta, first ...store.Event) error {
 	now := s.now()
-	var events []store.Event
+	events := first
 	if eventType != "" {
 		events = append(events, s.newEvent(eventType, m, sess.UserID, sess.ID, detail))
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -324,7 +325,12 @@ func (h *handler) serveSocket(parent context.Context, c *websocket.Conn, p auth.
 	}
 	// Subscribe before the hello: an event right after the client sees
 	// hello must not be lost.
-	events, lost, unsubscribe := h.svc.Subscribe(p.UserID)
+	events, lost, unsubscribe, err := h.svc.Subscribe(ctx, p.UserID)
+	if err != nil {
+		h.log.Warn("socket: subscribe to events", slog.Any("err", err))
+		c.Close(websocket.StatusTryAgainLater, "events unavailable")
+		return
+	}
 	defer unsubscribe()
 	uj := toUserJSON(u)
 	if send(wsOut{Type: "hello", User: &uj, SessionID: p.SessionID}) != nil {

@@ -97,6 +97,10 @@ type Rotation struct {
 	AccessExpiresAt time.Time
 	IP              string
 	UserAgent       string
+	// Events, if any, commit with the rotation and only with it (the
+	// outbox): ip_changed, decided from the row the compare-and-swap
+	// proves unchanged since it was read.
+	Events []Event
 }
 
 // FastRotator is implemented by stores that can do a whole ordinary refresh
@@ -104,12 +108,14 @@ type Rotation struct {
 // already been checked against a cached session nonce.
 type FastRotator interface {
 	// RotateIfCurrent rotates the session like RotateSession, but only if
-	// additionally it is unexpired at r.Now and its user is not disabled;
-	// it caps IdleExpiresAt and AccessExpiresAt at the session's end. It
-	// returns the rotated session, its user and the session's IP before the
-	// rotation. ErrConflict when any condition fails: the caller then reads
-	// the session and decides (grace, reuse, expiry…).
-	RotateIfCurrent(ctx context.Context, r Rotation) (Session, User, string, error)
+	// additionally it is unexpired at r.Now, its user is not disabled and
+	// it was last used from r.IP (or either address is unknown): a change
+	// of address is an event, which the full path records with the
+	// rotation. It caps IdleExpiresAt and AccessExpiresAt at the session's
+	// end and ignores r.Events. It returns the rotated session and its
+	// user. ErrConflict when any condition fails: the caller then reads the
+	// session and decides (grace, reuse, expiry, a new address…).
+	RotateIfCurrent(ctx context.Context, r Rotation) (Session, User, error)
 }
 
 // RevokedSession is an entry of the revocation list: access tokens carrying
@@ -273,8 +279,8 @@ type Store interface {
 	GetSessionWithUser(ctx context.Context, id string) (Session, User, error)
 	// RotateSession advances the session to FromGeneration+1 in one write,
 	// only if it is still at FromGeneration and not revoked; otherwise
-	// ErrConflict (ErrNotFound if it does not exist). It returns the row as
-	// written.
+	// ErrConflict (ErrNotFound if it does not exist), with nothing written.
+	// r.Events commit with it. It returns the row as written.
 	RotateSession(ctx context.Context, r Rotation) (Session, error)
 	// ExtendAccess raises the session's AccessExpiresAt to at least t.
 	ExtendAccess(ctx context.Context, sessionID string, t time.Time) error

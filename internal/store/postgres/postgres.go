@@ -191,24 +191,24 @@ func mapErr(err error) error {
 
 var _ store.FastRotator = (*Store)(nil)
 
-func (s *Store) RotateIfCurrent(ctx context.Context, r store.Rotation) (store.Session, store.User, string, error) {
-	var prevIP string
+func (s *Store) RotateIfCurrent(ctx context.Context, r store.Rotation) (store.Session, store.User, error) {
 	x, u, err := sqlstore.ScanSessionUser(s.pool.QueryRow(ctx,
 		`UPDATE sessions s SET generation = s.generation + 1, rotated_at = $1, last_used_at = $1,
 		   idle_expires_at = LEAST($2, s.expires_at), access_exp = GREATEST(s.access_exp, LEAST($3, s.expires_at)),
-		   prev_ip = s.ip, ip = $4, user_agent = $5
+		   ip = $4, user_agent = $5
 		 FROM users u
 		 WHERE s.id = $6 AND s.generation = $7 AND s.revoked_at IS NULL
 		   AND s.expires_at > $1 AND s.idle_expires_at > $1 AND u.id = s.user_id AND NOT u.disabled
-		 RETURNING `+sqlstore.SessionUserCols+`, s.prev_ip`,
-		sqlstore.NS(r.Now), sqlstore.NS(r.IdleExpiresAt), sqlstore.NS(r.AccessExpiresAt), r.IP, r.UserAgent, r.SessionID, r.FromGeneration), &prevIP)
+		   AND (s.ip = $4 OR s.ip = '' OR $4 = '')
+		 RETURNING `+sqlstore.SessionUserCols,
+		sqlstore.NS(r.Now), sqlstore.NS(r.IdleExpiresAt), sqlstore.NS(r.AccessExpiresAt), r.IP, r.UserAgent, r.SessionID, r.FromGeneration))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return x, u, "", fmt.Errorf("rotate if current: %w", store.ErrConflict)
+		return x, u, fmt.Errorf("rotate if current: %w", store.ErrConflict)
 	}
 	if err != nil {
-		return x, u, "", fmt.Errorf("rotate if current: %w", mapErr(err))
+		return x, u, fmt.Errorf("rotate if current: %w", mapErr(err))
 	}
-	return x, u, prevIP, nil
+	return x, u, nil
 }
 
 // PushesRevocations reports whether WatchRevocations can push: always on a

@@ -66,19 +66,20 @@ type Flavor struct {
 	// LockSigningKeys, if set, runs first in AddSigningKey's transaction:
 	// it serializes key creation across processes sharing the database.
 	LockSigningKeys string
-	// LockRevocationLog, if set, runs first in every transaction that may
-	// append to the revocation log. Held to the commit, it makes the log's
-	// sequence order its commit order: a follower reading "after the last
-	// entry I saw" can then never skip an entry that was allocated earlier
-	// but committed later.
-	LockRevocationLog string
+	// LockLogs, if set, runs first in every transaction that may append to
+	// the revocation log or the events outbox. Held to the commit, it makes
+	// each log's sequence order its commit order: a follower reading "after
+	// the last entry I saw" (another instance, a resource server, the
+	// sockets' event feed) can then never skip an entry that was allocated
+	// earlier but committed later.
+	LockLogs string
 }
 
 // PostgreSQL is the flavor of PostgreSQL.
 var PostgreSQL = Flavor{
-	Numbered:          true,
-	LockSigningKeys:   `LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE`,
-	LockRevocationLog: `SELECT pg_advisory_xact_lock(7318004662)`,
+	Numbered:        true,
+	LockSigningKeys: `LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE`,
+	LockLogs:        `SELECT pg_advisory_xact_lock(7318004662)`,
 }
 
 // SQLite is the flavor of SQLite. Its one writer connection serializes

@@ -78,13 +78,14 @@ func list[T any](ctx context.Context, s *Store, c Conn, what string, scan func(R
 	return out, nil
 }
 
-// inLogTx is inTx for a transaction that may append to the revocation log:
-// it takes the flavor's log lock first, before any row lock (one lock
-// order, so no deadlock), and holds it to the commit.
+// inLogTx is inTx for a transaction that may append to one of the logs
+// followed by cursor, the revocation log or the events outbox: it takes the
+// flavor's log lock first, before any row lock (one lock order, so no
+// deadlock), and holds it to the commit.
 func (s *Store) inLogTx(ctx context.Context, what string, f func(tx Tx) error) error {
 	return s.inTx(ctx, what, func(tx Tx) error {
-		if s.flavor.LockRevocationLog != "" {
-			if _, err := tx.Exec(ctx, s.flavor.LockRevocationLog); err != nil {
+		if s.flavor.LockLogs != "" {
+			if _, err := tx.Exec(ctx, s.flavor.LockLogs); err != nil {
 				return s.wrap(what, err)
 			}
 		}
@@ -254,7 +255,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string, c store.Cutoff, now t
 
 func (s *Store) CreateSession(ctx context.Context, x store.Session, check func(store.User) error, events ...store.Event) error {
 	const what = "create session"
-	return s.inTx(ctx, what, func(tx Tx) error {
+	return s.inLogTx(ctx, what, func(tx Tx) error {
 		// FOR SHARE: logins of one account run side by side, but a change
 		// to the account (UpdateUser, DeleteUser lock it FOR UPDATE) waits
 		// for them or they for it; either way the session is judged
@@ -292,25 +293,42 @@ func (s *Store) GetSessionWithUser(ctx context.Context, id string) (store.Sessio
 	return x, u, s.wrap("get session with user", err)
 }
 
-func (s *Store) RotateSession(ctx context.Context, r store.Rotation) (store.Session, error) {
-	// One statement: the compare-and-swap and the read-back together. The
-	// losers of a race on one generation see the new generation and match
-	// nothing.
-	x, err := ScanSession(s.queryRow(ctx, s.db.Writer(),
-		`UPDATE sessions SET generation = generation + 1, rotated_at = ?, last_used_at = ?,
-		   idle_expires_at = ?, access_exp = GREATEST(access_exp, ?), ip = ?, user_agent = ?
-		 WHERE id = ? AND generation = ? AND revoked_at IS NULL
-		 RETURNING `+SessionCols,
-		NS(r.Now), NS(r.Now), NS(r.IdleExpiresAt), NS(r.AccessExpiresAt), r.IP, r.UserAgent,
-		r.SessionID, r.FromGeneration))
-	if err = s.mapErr(err); errors.Is(err, store.ErrNotFound) {
-		// Tell a lost race from a missing session.
-		if _, gerr := s.GetSession(ctx, r.SessionID); gerr != nil {
-			return x, gerr
+func (s *Store) RotateSession(ctx context.Context, r store.Rotation) (x store.Session, err error) {
+	const what = "rotate session"
+	rotate := func(c Conn) error {
+		// The compare-and-swap and the read-back in one statement. The
+		// losers of a race on one generation see the new generation and
+		// match nothing.
+		x, err = ScanSession(s.queryRow(ctx, c,
+			`UPDATE sessions SET generation = generation + 1, rotated_at = ?, last_used_at = ?,
+			   idle_expires_at = ?, access_exp = GREATEST(access_exp, ?), ip = ?, user_agent = ?
+			 WHERE id = ? AND generation = ? AND revoked_at IS NULL
+			 RETURNING `+SessionCols,
+			NS(r.Now), NS(r.Now), NS(r.IdleExpiresAt), NS(r.AccessExpiresAt), r.IP, r.UserAgent,
+			r.SessionID, r.FromGeneration))
+		if err = s.mapErr(err); errors.Is(err, store.ErrNotFound) {
+			return s.conflictOrMissing(ctx, c, what, r.SessionID)
 		}
-		return x, fmt.Errorf("rotate session: %w", store.ErrConflict)
+		if err != nil {
+			return s.wrap(what, err)
+		}
+		return s.addEvents(ctx, c, r.Events)
 	}
-	return x, s.wrap("rotate session", err)
+	if len(r.Events) == 0 {
+		return x, rotate(s.db.Writer()) // the common refresh: one statement
+	}
+	return x, s.inLogTx(ctx, what, func(tx Tx) error { return rotate(tx) })
+}
+
+// conflictOrMissing explains why a conditional update of session id
+// matched nothing: ErrNotFound if there is no such session, else
+// ErrConflict (it changed or was revoked meanwhile).
+func (s *Store) conflictOrMissing(ctx context.Context, c Conn, what, id string) error {
+	var one int
+	if err := s.mapErr(s.queryRow(ctx, c, `SELECT 1 FROM sessions WHERE id = ?`, id).Scan(&one)); err != nil {
+		return s.wrap(what, err)
+	}
+	return fmt.Errorf("%s: %w", what, store.ErrConflict)
 }
 
 func (s *Store) ExtendAccess(ctx context.Context, id string, t time.Time) error {
@@ -329,17 +347,13 @@ func (s *Store) ExtendAccess(ctx context.Context, id string, t time.Time) error 
 
 func (s *Store) Reauthenticate(ctx context.Context, id string, at, accessExp time.Time, events ...store.Event) (x store.Session, err error) {
 	const what = "reauthenticate"
-	err = s.inTx(ctx, what, func(tx Tx) error {
+	err = s.inLogTx(ctx, what, func(tx Tx) error {
 		x, err = ScanSession(s.queryRow(ctx, tx,
 			`UPDATE sessions SET auth_time = ?, access_exp = GREATEST(access_exp, ?)
 			 WHERE id = ? AND revoked_at IS NULL
 			 RETURNING `+SessionCols, NS(at), NS(accessExp), id))
 		if err = s.mapErr(err); errors.Is(err, store.ErrNotFound) {
-			var one int
-			if gerr := s.mapErr(s.queryRow(ctx, tx, `SELECT 1 FROM sessions WHERE id = ?`, id).Scan(&one)); gerr != nil {
-				return s.wrap(what, gerr) // no such session
-			}
-			return fmt.Errorf("%s: %w", what, store.ErrConflict) // revoked
+			return s.conflictOrMissing(ctx, tx, what, id) // revoked, or no such session
 		}
 		if err != nil {
 			return s.wrap(what, err)
@@ -527,11 +541,12 @@ func (s *Store) FindResourceKey(ctx context.Context, hash []byte) (store.Resourc
 // --- events ---
 
 func (s *Store) AddEvent(ctx context.Context, e store.Event) error {
-	return s.addEvents(ctx, s.db.Writer(), []store.Event{e})
+	return s.inLogTx(ctx, "add event", func(tx Tx) error { return s.addEvents(ctx, tx, []store.Event{e}) })
 }
 
 // addEvents writes events on c: the outbox, in the transaction of the
-// change they record.
+// change they record, which holds the log lock (inLogTx) so that the
+// outbox's sequence order is its commit order.
 func (s *Store) addEvents(ctx context.Context, c Conn, events []store.Event) error {
 	for _, e := range events {
 		if _, err := s.exec(ctx, c,

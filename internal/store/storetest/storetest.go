@@ -60,6 +60,7 @@ func RunConcurrency(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SigningKeysConcurrent", testSigningKeysConcurrent},
 		{"ReauthenticateRacingRevoke", testReauthenticateRacingRevoke},
 		{"RevocationLogFollower", testRevocationLogFollower},
+		{"OutboxFollower", testOutboxFollower},
 	})
 }
 
@@ -593,30 +594,35 @@ func testRotateIfCurrent(t *testing.T, s store.Store) {
 	now := base.Add(time.Minute)
 	rot := store.Rotation{SessionID: x.ID, FromGeneration: 1, Now: now, IdleExpiresAt: now.Add(48 * time.Hour),
 		AccessExpiresAt: now.Add(48 * time.Hour), IP: "198.51.100.1", UserAgent: "ua2"}
-	got, gu, prev, err := fr.RotateIfCurrent(ctx, rot)
+	// A new address is an event to record: the full path's business.
+	if _, _, err := fr.RotateIfCurrent(ctx, rot); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("rotation from a new address: %v", err)
+	}
+	rot.IP = x.IP
+	got, gu, err := fr.RotateIfCurrent(ctx, rot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Generation != 2 || gu.ID != u.ID || prev != "192.0.2.1" || got.IP != "198.51.100.1" {
-		t.Fatalf("RotateIfCurrent = %+v, %+v, %q", got, gu, prev)
+	if got.Generation != 2 || gu.ID != u.ID || got.IP != x.IP || got.UserAgent != "ua2" {
+		t.Fatalf("RotateIfCurrent = %+v, %+v", got, gu)
 	}
 	if !got.IdleExpiresAt.Equal(x.ExpiresAt) || !got.AccessExpiresAt.Equal(x.ExpiresAt) {
 		t.Fatalf("expiries not capped at the session end: idle %v access %v end %v", got.IdleExpiresAt, got.AccessExpiresAt, x.ExpiresAt)
 	}
-	if _, _, _, err := fr.RotateIfCurrent(ctx, rot); !errors.Is(err, store.ErrConflict) {
+	if _, _, err := fr.RotateIfCurrent(ctx, rot); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("stale generation: %v", err)
 	}
 	rot.FromGeneration = 2
 	late := rot
 	late.Now = base.Add(25 * time.Hour)
-	if _, _, _, err := fr.RotateIfCurrent(ctx, late); !errors.Is(err, store.ErrConflict) {
+	if _, _, err := fr.RotateIfCurrent(ctx, late); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("expired session: %v", err)
 	}
 	dis := true
 	if _, _, err := s.UpdateUser(ctx, u.ID, set(func(u *store.User) { u.Disabled = dis })); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := fr.RotateIfCurrent(ctx, rot); !errors.Is(err, store.ErrConflict) {
+	if _, _, err := fr.RotateIfCurrent(ctx, rot); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("disabled user: %v", err)
 	}
 	if cur, _ := s.GetSession(ctx, x.ID); cur.Generation != 2 {
@@ -1221,6 +1227,15 @@ func testOutbox(t *testing.T, s store.Store) {
 	if _, err := s.Reauthenticate(ctx, x.ID, base, base, ev("reauthenticated")); err != nil {
 		t.Fatal(err)
 	}
+	rot := store.Rotation{SessionID: x.ID, FromGeneration: 1, Now: base, IdleExpiresAt: base.Add(time.Hour),
+		AccessExpiresAt: base, IP: "198.51.100.7", Events: []store.Event{ev("ip_changed")}}
+	if _, err := s.RotateSession(ctx, rot); err != nil {
+		t.Fatal(err)
+	}
+	rot.Events = []store.Event{ev("ip_changed_lost_race")}
+	if _, err := s.RotateSession(ctx, rot); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("stale rotation: %v", err)
+	}
 	var sawRevoked int
 	if _, _, err := s.UpdateUser(ctx, u.ID, func(old store.User) (store.UserUpdate, error) {
 		old.Disabled = true
@@ -1256,7 +1271,7 @@ func testOutbox(t *testing.T, s store.Store) {
 	if _, err := s.DeleteUser(ctx, u.ID, cut, base, func(r []store.RevokedSession) []store.Event { return []store.Event{ev("account_deleted")} }); err != nil {
 		t.Fatal(err)
 	}
-	want := "[login_succeeded reauthenticated account_disabled session_revoked sessions_revoked_1 global_revoke_0 account_deleted]"
+	want := "[login_succeeded reauthenticated ip_changed account_disabled session_revoked sessions_revoked_1 global_revoke_0 account_deleted]"
 	if got := fmt.Sprint(types()); got != want {
 		t.Fatalf("outbox = %s\nwant     %s", got, want)
 	}
@@ -1333,9 +1348,46 @@ func testReauthenticateRacingRevoke(t *testing.T, s store.Store) {
 	}
 }
 
-// A follower of the revocation log that reads "after the last entry I saw"
-// (every instance, every resource server) misses nothing while revocations
-// commit concurrently: the log's order is its commit order.
+// follow reads a log "after the last entry I saw" in small pages, as every
+// instance, resource server and event sink does, until the returned stop is
+// called and the log is drained; stop returns the keys of what it saw.
+func follow[T any](t *testing.T, read func(after int64, limit int) ([]T, error), seq func(T) int64, key func(T) string) (stop func() map[string]bool) {
+	done := make(chan struct{})
+	followed := make(chan struct{})
+	seen := map[string]bool{}
+	go func() {
+		defer close(followed)
+		var cursor int64
+		for stopping := false; ; {
+			select {
+			case <-done:
+				stopping = true
+			default:
+			}
+			list, err := read(cursor, 7)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for _, e := range list {
+				seen[key(e)] = true
+				cursor = seq(e)
+			}
+			if stopping && len(list) == 0 {
+				return
+			}
+		}
+	}()
+	return func() map[string]bool {
+		close(done)
+		<-followed
+		return seen
+	}
+}
+
+// A follower of the revocation log (every instance, every resource server)
+// misses nothing while revocations commit concurrently: the log's order is
+// its commit order.
 func testRevocationLogFollower(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	const writers, each = 6, 15
@@ -1353,32 +1405,8 @@ func testRevocationLogFollower(t *testing.T, s store.Store) {
 			want = append(want, x.ID)
 		}
 	}
-	stop := make(chan struct{})
-	seen := map[string]bool{}
-	followed := make(chan struct{})
-	go func() {
-		defer close(followed)
-		var cursor int64
-		for done := false; ; {
-			select {
-			case <-stop:
-				done = true
-			default:
-			}
-			list, err := s.RevocationsSince(ctx, cursor, 7)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			for _, r := range list {
-				seen[r.SessionID()] = true
-				cursor = r.Seq
-			}
-			if done && len(list) == 0 {
-				return
-			}
-		}
-	}()
+	stop := follow(t, func(after int64, limit int) ([]store.Revocation, error) { return s.RevocationsSince(ctx, after, limit) },
+		func(r store.Revocation) int64 { return r.Seq }, store.Revocation.SessionID)
 	for w := range writers {
 		wg.Add(1)
 		go func() {
@@ -1400,11 +1428,73 @@ func testRevocationLogFollower(t *testing.T, s store.Store) {
 		}()
 	}
 	wg.Wait()
-	close(stop)
-	<-followed
+	seen := stop()
 	for _, id := range want {
 		if !seen[id] {
 			t.Fatalf("the follower never saw the revocation of session %s: an entry committed behind its cursor", id)
+		}
+	}
+}
+
+// A follower of the events outbox (the sockets' live events on every
+// instance, a webhook sink) misses nothing while the changes that record
+// events commit concurrently — logins, rotations, revocations, refusals —
+// however long one of them holds its transaction open.
+func testOutboxFollower(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const writers, each = 6, 12
+	users := make([]store.User, writers)
+	for w := range writers {
+		users[w] = mkUser(t, s, fmt.Sprintf("o%d", w))
+	}
+	stop := follow(t, func(after int64, limit int) ([]store.Event, error) { return s.EventsSince(ctx, after, limit) },
+		func(e store.Event) int64 { return e.Seq }, func(e store.Event) string { return e.ID })
+	var mu sync.Mutex
+	var want []string
+	ev := func(typ string) store.Event {
+		e := store.Event{ID: id(), Type: typ, At: base}
+		mu.Lock()
+		want = append(want, e.ID)
+		mu.Unlock()
+		return e
+	}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				x := store.Session{ID: id(), UserID: users[w].ID, Nonce: make([]byte, 32), Generation: 1, RotatedAt: base, CreatedAt: base,
+					LastUsedAt: base, IdleExpiresAt: base.Add(time.Hour), ExpiresAt: base.Add(time.Hour), AccessExpiresAt: base}
+				slow := func(store.User) error {
+					if i%3 == 0 {
+						time.Sleep(5 * time.Millisecond) // a login holding its transaction open
+					}
+					return nil
+				}
+				var err error
+				switch i % 4 {
+				case 0, 1:
+					err = s.CreateSession(ctx, x, slow, ev("login_succeeded"))
+				case 2:
+					err = s.AddEvent(ctx, ev("login_failed"))
+				case 3:
+					if err = s.CreateSession(ctx, x, nil); err == nil {
+						_, err = s.RotateSession(ctx, store.Rotation{SessionID: x.ID, FromGeneration: 1, Now: base,
+							IdleExpiresAt: base.Add(time.Hour), AccessExpiresAt: base, Events: []store.Event{ev("ip_changed")}})
+					}
+				}
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	seen := stop()
+	for _, id := range want {
+		if !seen[id] {
+			t.Fatalf("the outbox follower never saw event %s: an event committed behind its cursor", id)
 		}
 	}
 }
