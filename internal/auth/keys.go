@@ -12,16 +12,16 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/token"
 )
 
+// keyStore is what the keyring needs of the store.
+type keyStore interface {
+	ListSigningKeys(ctx context.Context) ([]store.SigningKey, error)
+	UpdateSigningKeys(ctx context.Context, next func([]store.SigningKey) (store.SigningKey, error)) error
+}
+
 // Keyring keeps the signing keys: the stored ones, sealed under the master
 // secret and bound to their kid, and the token.KeySet built from them.
 // Retired keys stay in the set (verify only, and in the JWKS) for Grace
 // after retirement: long enough for every token they signed to expire.
-// keyStore is what the keyring needs of the store.
-type keyStore interface {
-	ListSigningKeys(ctx context.Context) ([]store.SigningKey, error)
-	AddSigningKey(ctx context.Context, k store.SigningKey, ifNone bool) error
-}
-
 type Keyring struct {
 	store  keyStore
 	sealer *secret.Sealer
@@ -30,24 +30,30 @@ type Keyring struct {
 }
 
 // OpenKeyring loads the keys, generating and storing the first one if the
-// store has none (two processes starting at once agree on one).
+// store has none: the store decides "none" from the key set it has locked,
+// so two processes starting at once agree on one.
 func OpenKeyring(ctx context.Context, st keyStore, sealer *secret.Sealer, grace time.Duration, now time.Time) (*Keyring, error) {
 	k := &Keyring{store: st, sealer: sealer, grace: grace}
-	for range 3 {
-		signer, others, err := k.load(ctx, now)
-		if err != nil {
-			return nil, err
+	err := st.UpdateSigningKeys(ctx, func(keys []store.SigningKey) (store.SigningKey, error) {
+		for _, sk := range keys {
+			if sk.RetiredAt.IsZero() {
+				return store.SigningKey{}, store.ErrNoChange // one is active
+			}
 		}
-		if signer != nil {
-			k.set = token.NewKeySet(signer, others...)
-			return k, nil
-		}
-		if err := k.add(ctx, now, true); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
-			return nil, fmt.Errorf("store first signing key: %w", err)
-		}
-		// Either ours was stored or another process won: load again.
+		return k.newKey(now), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store first signing key: %w", err)
 	}
-	return nil, errors.New("load signing keys: no active key after retries")
+	signer, others, err := k.load(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	if signer == nil {
+		return nil, errors.New("load signing keys: no active key")
+	}
+	k.set = token.NewKeySet(signer, others...)
+	return k, nil
 }
 
 // Set is the key set to sign and verify with.
@@ -68,7 +74,8 @@ func (k *Keyring) Reload(ctx context.Context, now time.Time) error {
 
 // Rotate makes a new signing key; the old one keeps verifying for Grace.
 func (k *Keyring) Rotate(ctx context.Context, now time.Time) error {
-	if err := k.add(ctx, now, false); err != nil {
+	err := k.store.UpdateSigningKeys(ctx, func([]store.SigningKey) (store.SigningKey, error) { return k.newKey(now), nil })
+	if err != nil {
 		return fmt.Errorf("rotate signing key: %w", err)
 	}
 	return k.Reload(ctx, now)
@@ -82,12 +89,14 @@ func (k *Keyring) List(ctx context.Context) ([]store.SigningKey, error) {
 // Grace is how long a retired key keeps verifying.
 func (k *Keyring) Grace() time.Duration { return k.grace }
 
-func (k *Keyring) add(ctx context.Context, now time.Time, ifNone bool) error {
+// newKey generates a signing key, its private half sealed under the master
+// secret and bound to its kid.
+func (k *Keyring) newKey(now time.Time) store.SigningKey {
 	key := token.GenerateKey()
-	return k.store.AddSigningKey(ctx, store.SigningKey{
+	return store.SigningKey{
 		ID: key.ID, Algorithm: "EdDSA", PublicKey: key.Public,
 		SealedPrivate: k.sealer.Seal(key.Private, []byte(key.ID)), CreatedAt: now,
-	}, ifNone)
+	}
 }
 
 func (k *Keyring) load(ctx context.Context, now time.Time) (signer *token.Key, others []*token.Key, err error) {

@@ -317,11 +317,16 @@ type Store interface {
 	PruneRevocations(ctx context.Context, t time.Time) (int, error)
 
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
-	// AddSigningKey stores a new key and makes it the active one, retiring
-	// the key that was active (rotation). ErrAlreadyExists when ifNone is
-	// set and an active key exists: two processes starting at once on one
-	// database then agree on one key.
-	AddSigningKey(ctx context.Context, k SigningKey, ifNone bool) error
+	// UpdateSigningKeys is the read-modify-write of the key set: in one
+	// transaction that excludes every other change of keys, it reads the
+	// stored keys (oldest first), calls next with them, and stores the key
+	// next returns as the active one, retiring the key that was active
+	// (rotation). The decision is made from the keys as locked: two
+	// processes starting at once on one database, each adding a first key
+	// only if none is active, agree on one. If next returns ErrNoChange
+	// nothing is written and UpdateSigningKeys returns nil; any other error
+	// of next is returned as it is.
+	UpdateSigningKeys(ctx context.Context, next func(keys []SigningKey) (SigningKey, error)) error
 
 	AddResourceKey(ctx context.Context, k ResourceKey) error
 	ListResourceKeys(ctx context.Context) ([]ResourceKey, error)

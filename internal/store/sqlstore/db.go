@@ -63,7 +63,7 @@ type Flavor struct {
 	Numbered bool
 	// Replace rewrites fragments of every query, e.g. GREATEST( to MAX(.
 	Replace *strings.Replacer
-	// LockSigningKeys, if set, runs first in AddSigningKey's transaction:
+	// LockSigningKeys, if set, runs first in UpdateSigningKeys' transaction:
 	// it serializes key creation across processes sharing the database.
 	LockSigningKeys string
 	// LockLogs, if set, runs first in every transaction that may append to

@@ -478,30 +478,37 @@ func (s *Store) PruneRevocations(ctx context.Context, t time.Time) (int, error) 
 
 // --- keys ---
 
+// allSigningKeys reads the key set, oldest first.
+const allSigningKeys = `SELECT ` + SigningKeyCols + ` FROM signing_keys ORDER BY created_at`
+
 func (s *Store) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
 	return list(ctx, s, s.db.Reader(), "list signing keys", ScanSigningKey,
-		`SELECT `+SigningKeyCols+` FROM signing_keys ORDER BY created_at`)
+		allSigningKeys)
 }
 
-func (s *Store) AddSigningKey(ctx context.Context, k store.SigningKey, ifNone bool) error {
-	const what = "add signing key"
+func (s *Store) UpdateSigningKeys(ctx context.Context, next func([]store.SigningKey) (store.SigningKey, error)) error {
+	const what = "update signing keys"
 	return s.inTx(ctx, what, func(tx Tx) error {
 		if s.flavor.LockSigningKeys != "" {
 			if _, err := tx.Exec(ctx, s.flavor.LockSigningKeys); err != nil {
 				return s.wrap(what, err)
 			}
 		}
-		var active int
-		if err := s.queryRow(ctx, tx, `SELECT COUNT(*) FROM signing_keys WHERE retired_at IS NULL`).Scan(&active); err != nil {
-			return s.wrap(what, err)
+		keys, err := list(ctx, s, tx, what, ScanSigningKey, allSigningKeys)
+		if err != nil {
+			return err
 		}
-		if ifNone && active > 0 {
-			return fmt.Errorf("%s: %w", what, store.ErrAlreadyExists)
+		k, err := next(keys)
+		if errors.Is(err, store.ErrNoChange) {
+			return nil
+		}
+		if err != nil {
+			return err
 		}
 		if _, err := s.exec(ctx, tx, `UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL`, NS(k.CreatedAt)); err != nil {
 			return s.wrap(what, err)
 		}
-		_, err := s.exec(ctx, tx,
+		_, err = s.exec(ctx, tx,
 			`INSERT INTO signing_keys (id, algorithm, public_key, sealed_private, created_at, retired_at)
 			 VALUES (?, ?, ?, ?, ?, NULL)`,
 			k.ID, k.Algorithm, k.PublicKey, k.SealedPrivate, NS(k.CreatedAt))

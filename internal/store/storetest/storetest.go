@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -467,20 +468,43 @@ func testListActive(t *testing.T, s store.Store) {
 	}
 }
 
+// firstKey adds k if no key is active, as a process starting does.
+func firstKey(k store.SigningKey) func([]store.SigningKey) (store.SigningKey, error) {
+	return func(keys []store.SigningKey) (store.SigningKey, error) {
+		for _, old := range keys {
+			if old.RetiredAt.IsZero() {
+				return store.SigningKey{}, store.ErrNoChange
+			}
+		}
+		return k, nil
+	}
+}
+
 func testSigningKeys(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	k1 := store.SigningKey{ID: "k1", Algorithm: "EdDSA", PublicKey: []byte("pub1"), SealedPrivate: []byte("sealed1"), CreatedAt: base}
-	if err := s.AddSigningKey(ctx, k1, true); err != nil {
+	if err := s.UpdateSigningKeys(ctx, firstKey(k1)); err != nil {
 		t.Fatal(err)
 	}
 	k2 := k1
 	k2.ID = "k2"
-	if err := s.AddSigningKey(ctx, k2, true); !errors.Is(err, store.ErrAlreadyExists) {
-		t.Fatalf("AddSigningKey(ifNone) with an active key = %v, want ErrAlreadyExists", err)
+	if err := s.UpdateSigningKeys(ctx, firstKey(k2)); err != nil {
+		t.Fatalf("a first key beside an active one: %v", err)
+	}
+	if keys, _ := s.ListSigningKeys(ctx); len(keys) != 1 {
+		t.Fatalf("ErrNoChange wrote: %+v", keys)
+	}
+	refuse := errors.New("refused")
+	if err := s.UpdateSigningKeys(ctx, func([]store.SigningKey) (store.SigningKey, error) { return k2, refuse }); !errors.Is(err, refuse) {
+		t.Fatalf("an updater's error: %v", err)
 	}
 	k2.CreatedAt = base.Add(time.Hour)
-	if err := s.AddSigningKey(ctx, k2, false); err != nil {
+	var saw []store.SigningKey
+	if err := s.UpdateSigningKeys(ctx, func(keys []store.SigningKey) (store.SigningKey, error) { saw = keys; return k2, nil }); err != nil {
 		t.Fatal(err)
+	}
+	if len(saw) != 1 || saw[0].ID != "k1" || string(saw[0].PublicKey) != "pub1" {
+		t.Fatalf("the updater saw %+v; want k1", saw)
 	}
 	keys, err := s.ListSigningKeys(ctx)
 	if err != nil || len(keys) != 2 {
@@ -1277,34 +1301,57 @@ func testOutbox(t *testing.T, s store.Store) {
 	}
 }
 
-// Processes starting at once on one database agree on one signing key:
-// of concurrent first keys exactly one becomes active.
+// Processes starting at once on one database agree on one signing key: of
+// concurrent first keys exactly one is decided and stored. Concurrent
+// rotations all take effect, in turn: every key stored, one active.
 func testSigningKeysConcurrent(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	const n = 8
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = s.AddSigningKey(ctx, store.SigningKey{ID: fmt.Sprintf("k%d", i), Algorithm: "EdDSA",
-				PublicKey: []byte("pub"), SealedPrivate: []byte("sealed"), CreatedAt: base}, true)
-		}()
+	race := func(next func(i int) func([]store.SigningKey) (store.SigningKey, error)) {
+		t.Helper()
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.UpdateSigningKeys(ctx, next(i)); err != nil {
+					t.Errorf("key %d: %v", i, err)
+				}
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
-	won := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			won++
-		case !errors.Is(err, store.ErrAlreadyExists):
-			t.Fatalf("key %d: %v", i, err)
+	key := func(name string, i int) store.SigningKey {
+		return store.SigningKey{ID: fmt.Sprintf("%s%d", name, i), Algorithm: "EdDSA",
+			PublicKey: []byte("pub"), SealedPrivate: []byte("sealed"), CreatedAt: base.Add(time.Duration(i) * time.Second)}
+	}
+	var decided atomic.Int32
+	race(func(i int) func([]store.SigningKey) (store.SigningKey, error) {
+		first := firstKey(key("first", i))
+		return func(keys []store.SigningKey) (store.SigningKey, error) {
+			k, err := first(keys)
+			if err == nil {
+				decided.Add(1)
+			}
+			return k, err
+		}
+	})
+	keys, _ := s.ListSigningKeys(ctx)
+	if decided.Load() != 1 || len(keys) != 1 {
+		t.Fatalf("%d of %d first keys decided, %d stored; want one", decided.Load(), n, len(keys))
+	}
+	race(func(i int) func([]store.SigningKey) (store.SigningKey, error) {
+		return func([]store.SigningKey) (store.SigningKey, error) { return key("rotated", i), nil }
+	})
+	keys, _ = s.ListSigningKeys(ctx)
+	active := 0
+	for _, k := range keys {
+		if k.RetiredAt.IsZero() {
+			active++
 		}
 	}
-	keys, _ := s.ListSigningKeys(ctx)
-	if won != 1 || len(keys) != 1 {
-		t.Fatalf("%d of %d first keys won, %d stored; want one", won, n, len(keys))
+	if len(keys) != n+1 || active != 1 {
+		t.Fatalf("after %d concurrent rotations: %d keys, %d active; want %d and 1", n, len(keys), active, n+1)
 	}
 }
 
