@@ -13,9 +13,10 @@
 // connection carries no session state from one transaction to the next, so
 // the store assumes none: no startup parameters (the pooler refuses them),
 // no named prepared statements (they would collide on the pooler's shared
-// server connections), timeouts set with SET LOCAL in each transaction, and
-// LISTEN only on a direct connection (Options.ListenURL); without one the
-// revocation log is polled.
+// server connections), timeouts set locally in each transaction — a lone
+// statement runs in a transaction of its own, pipelined in one round trip —
+// and LISTEN only on a direct connection (Options.ListenURL); without one
+// the revocation log is polled.
 package postgres
 
 import (
@@ -68,6 +69,7 @@ type Store struct {
 	opt  Options
 	// setLocal runs first in every transaction when pooled: the timeouts.
 	setLocal string
+	db       adapter
 }
 
 var _ store.Store = (*Store)(nil)
@@ -95,11 +97,15 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	if opt.Pooled {
 		// No session state: the pooler hands each transaction whichever
 		// server connection is free. Unnamed statements only, and the
-		// timeouts per transaction instead of per session.
+		// timeouts per transaction instead of per session: one statement
+		// (set_config's is_local is SET LOCAL), so that it can also be
+		// pipelined before a lone statement in the extended protocol.
 		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+		var sets []string
 		for _, k := range []string{"statement_timeout", "idle_in_transaction_session_timeout", "lock_timeout"} {
-			setLocal += fmt.Sprintf("SET LOCAL %s = %s; ", k, timeouts[k])
+			sets = append(sets, fmt.Sprintf("set_config('%s', '%s', true)", k, timeouts[k]))
 		}
+		setLocal = "SELECT " + strings.Join(sets, ", ")
 	} else {
 		for k, v := range timeouts {
 			cfg.ConnConfig.RuntimeParams[k] = v
@@ -118,7 +124,8 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		opt.Logger = slog.Default()
 	}
 	s := &Store{pool: pool, log: opt.Logger, opt: opt, setLocal: setLocal}
-	s.Store = sqlstore.New(newAdapter(pool, setLocal), sqlstore.PostgreSQL)
+	s.db = newAdapter(pool, setLocal)
+	s.Store = sqlstore.New(s.db, sqlstore.PostgreSQL)
 	if err := s.Migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -192,7 +199,7 @@ func mapErr(err error) error {
 var _ store.FastRotator = (*Store)(nil)
 
 func (s *Store) RotateIfCurrent(ctx context.Context, r store.Rotation) (store.Session, store.User, error) {
-	x, u, err := sqlstore.ScanSessionUser(s.pool.QueryRow(ctx,
+	x, u, err := sqlstore.ScanSessionUser(s.db.Writer().QueryRow(ctx,
 		`UPDATE sessions s SET generation = s.generation + 1, rotated_at = $1, last_used_at = $1,
 		   idle_expires_at = LEAST($2, s.expires_at), access_exp = GREATEST(s.access_exp, LEAST($3, s.expires_at)),
 		   ip = $4, user_agent = $5
@@ -288,7 +295,10 @@ type adapter struct {
 }
 
 func newAdapter(pool *pgxpool.Pool, setLocal string) adapter {
-	return adapter{pool: pool, conn: conn{pool}, setLocal: setLocal}
+	if setLocal != "" {
+		return adapter{pool: pool, conn: ownTx{pool, setLocal}, setLocal: setLocal}
+	}
+	return adapter{pool: pool, conn: conn{pool}}
 }
 
 func (a adapter) Reader() sqlstore.Conn  { return a.conn }
@@ -330,6 +340,89 @@ func (c conn) Query(ctx context.Context, query string, args ...any) (sqlstore.Ro
 func (c conn) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
 	return c.q.QueryRow(ctx, query, args...)
 }
+
+// ownTx runs each lone statement in a transaction of its own that sets the
+// timeouts first (behind a pooler no session carries them), pipelined:
+// BEGIN, the settings, the statement and COMMIT go in one batch, one round
+// trip, as the statement alone would.
+type ownTx struct {
+	pool     *pgxpool.Pool
+	setLocal string
+}
+
+// send starts the batch and reads the answers before the statement's.
+func (c ownTx) send(ctx context.Context, query string, args []any) pgx.BatchResults {
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(c.setLocal)
+	b.Queue(query, args...)
+	b.Queue("COMMIT")
+	br := c.pool.SendBatch(ctx, b)
+	for range 2 {
+		if _, err := br.Exec(); err != nil {
+			return failedBatch{br, err}
+		}
+	}
+	return br
+}
+
+// commit reads COMMIT's answer and ends the batch; err, the statement's,
+// comes first.
+func commit(br pgx.BatchResults, err error) error {
+	if _, cerr := br.Exec(); err == nil {
+		err = cerr
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (c ownTx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	br := c.send(ctx, query, args)
+	tag, err := br.Exec()
+	return tag.RowsAffected(), commit(br, err)
+}
+
+func (c ownTx) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	br := c.send(ctx, query, args)
+	rows, err := br.Query()
+	if err != nil {
+		return nil, commit(br, err)
+	}
+	return ownTxRows{rows, br}, nil
+}
+
+func (c ownTx) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	return ownTxRow{c.send(ctx, query, args)}
+}
+
+type ownTxRows struct {
+	pgx.Rows
+	br pgx.BatchResults
+}
+
+// Close ends the rows and then the transaction (a read: its commit has
+// nothing to lose).
+func (r ownTxRows) Close() { r.Rows.Close(); commit(r.br, nil) }
+
+type ownTxRow struct{ br pgx.BatchResults }
+
+func (r ownTxRow) Scan(dest ...any) error { return commit(r.br, r.br.QueryRow().Scan(dest...)) }
+
+// failedBatch answers every read with the error that broke the batch.
+type failedBatch struct {
+	pgx.BatchResults
+	err error
+}
+
+func (f failedBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, f.err }
+func (f failedBatch) Query() (pgx.Rows, error)         { return nil, f.err }
+func (f failedBatch) QueryRow() pgx.Row                { return errRow{f.err} }
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 type txConn struct {
 	conn

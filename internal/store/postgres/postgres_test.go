@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/store/sqlstore"
 	"github.com/gatehouse-auth/gatehouse/internal/store/storetest"
 )
 
@@ -147,5 +148,50 @@ func TestWatchRevocationsThroughPgBouncer(t *testing.T) {
 	case <-got:
 	case <-time.After(3 * time.Second):
 		t.Fatal("no NOTIFY through the direct listen connection for an insert made through the pooler")
+	}
+}
+
+// Behind a pooler no session carries the timeouts, so every statement
+// sets them in its transaction: a lone statement (its own transaction,
+// pipelined) and one in a transaction are both cut off, as ErrUnavailable,
+// and the pooled connection is clean afterwards.
+func TestTimeoutsThroughPgBouncer(t *testing.T) {
+	ctx := context.Background()
+	pooled, _ := TestPooledDatabase(t)
+	s, err := Open(ctx, pooled, Options{Pooled: true, StatementTimeout: 300 * time.Millisecond, MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var timeout string
+	if err := s.db.Reader().QueryRow(ctx, `SELECT current_setting('statement_timeout')`).Scan(&timeout); err != nil || timeout != "300ms" {
+		t.Fatalf("a lone statement's statement_timeout = %q, %v; want 300ms", timeout, err)
+	}
+	sleep := func(c interface {
+		QueryRow(context.Context, string, ...any) sqlstore.Row
+	}) error {
+		var v string
+		start := time.Now()
+		err := mapErr(c.QueryRow(ctx, `SELECT pg_sleep(5)::text`).Scan(&v))
+		if took := time.Since(start); took > 3*time.Second {
+			t.Fatalf("a 5 s statement ran %v under a 300 ms timeout", took)
+		}
+		return err
+	}
+	if err := sleep(s.db.Reader()); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("a lone statement past the timeout: %v; want ErrUnavailable", err)
+	}
+	tx, err := s.db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sleep(tx); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("a statement in a transaction past the timeout: %v", err)
+	}
+	tx.Rollback(ctx)
+	for range 4 { // every pooled connection answers again
+		if _, err := s.ListUsers(ctx, "", "", 1); err != nil {
+			t.Fatalf("after timeouts: %v", err)
+		}
 	}
 }
