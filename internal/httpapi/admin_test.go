@@ -22,6 +22,47 @@ func (s *server) admin(t *testing.T) tokens {
 	return s.login(t, "root")
 }
 
+// adminAndUser makes the admin and a user, logs both in and returns the
+// user's id: the cast of most admin tests.
+func (s *server) adminAndUser(t *testing.T, name string) (root, user tokens, userID string) {
+	t.Helper()
+	root = s.admin(t)
+	s.register(t, name)
+	user = s.login(t, name)
+	return root, user, s.userID(t, user)
+}
+
+// pages follows a listing's next_cursor from path to its last page (which
+// must say null) and returns the items of every page under key.
+func (s *server) pages(t *testing.T, path, key, access string) []map[string]any {
+	t.Helper()
+	var items []map[string]any
+	cursor := ""
+	for range 50 {
+		p := path
+		if cursor != "" {
+			p += "&cursor=" + cursor
+		}
+		r := s.do(t, "GET", p, nil, bearer(access))
+		if r.status != 200 {
+			t.Fatalf("%s: %d %s", p, r.status, r.raw)
+		}
+		for _, x := range r.body[key].([]any) {
+			items = append(items, x.(map[string]any))
+		}
+		next, _ := r.body["next_cursor"].(string)
+		if next == "" {
+			if r.body["next_cursor"] != nil {
+				t.Fatalf("next_cursor on the last page: %v", r.body["next_cursor"])
+			}
+			return items
+		}
+		cursor = next
+	}
+	t.Fatalf("%s: no last page after 50", path)
+	return nil
+}
+
 func (s *server) userID(t *testing.T, tk tokens) string {
 	t.Helper()
 	r := s.do(t, "GET", "/v1/me", nil, bearer(tk.access))
@@ -83,27 +124,8 @@ func TestAdminUsersPagingAndCreate(t *testing.T) {
 		t.Fatalf("bad role: %d", r.status)
 	}
 	var names []string
-	cursor := ""
-	for range 10 {
-		path := "/v1/admin/users?limit=2"
-		if cursor != "" {
-			path += "&cursor=" + cursor
-		}
-		r := s.do(t, "GET", path, nil, bearer(root.access))
-		if r.status != 200 {
-			t.Fatalf("list: %d %s", r.status, r.raw)
-		}
-		for _, u := range r.body["users"].([]any) {
-			names = append(names, u.(map[string]any)["username"].(string))
-		}
-		next, _ := r.body["next_cursor"].(string)
-		if next == "" {
-			if r.body["next_cursor"] != nil {
-				t.Fatalf("next_cursor on the last page: %v", r.body["next_cursor"])
-			}
-			break
-		}
-		cursor = next
+	for _, u := range s.pages(t, "/v1/admin/users?limit=2", "users", root.access) {
+		names = append(names, u["username"].(string))
 	}
 	if fmt.Sprint(names) != "[alice Bob carol dave root]" {
 		t.Fatalf("paged users %v", names)
@@ -115,10 +137,7 @@ func TestAdminUsersPagingAndCreate(t *testing.T) {
 
 func TestDisableUserOverHTTP(t *testing.T) {
 	s := newServer(t, options{})
-	root := s.admin(t)
-	s.register(t, "ann")
-	ann := s.login(t, "ann")
-	id := s.userID(t, ann)
+	root, ann, id := s.adminAndUser(t, "ann")
 	r := s.do(t, "PATCH", "/v1/admin/users/"+id, map[string]any{"disabled": true}, bearer(root.access))
 	if r.status != 200 || r.body["user"].(map[string]any)["disabled"] != true {
 		t.Fatalf("disable: %d %s", r.status, r.raw)
@@ -200,9 +219,7 @@ func strPtr(s string) *string { return &s }
 
 func TestRevokeAllOverHTTP(t *testing.T) {
 	s := newServer(t, options{})
-	root := s.admin(t)
-	s.register(t, "ann")
-	ann := s.login(t, "ann")
+	root, ann, _ := s.adminAndUser(t, "ann")
 	if r := s.do(t, "POST", "/v1/admin/revoke-all", nil, bearer(root.access)); r.status != 204 {
 		t.Fatalf("revoke-all: %d %s", r.status, r.raw)
 	}
@@ -284,10 +301,7 @@ func TestPasswordChangeOverHTTP(t *testing.T) {
 
 func TestCSRFOnAdminRoutes(t *testing.T) {
 	s := newServer(t, options{})
-	root := s.admin(t)
-	s.register(t, "ann")
-	ann := s.login(t, "ann")
-	id := s.userID(t, ann)
+	root, ann, id := s.adminAndUser(t, "ann")
 	cookie := map[string]string{"Cookie": "__Host-gatehouse_access=" + root.access, "Sec-Fetch-Site": "cross-site"}
 	for _, rt := range []struct{ method, path string }{
 		{"PATCH", "/v1/admin/users/" + id},
@@ -336,9 +350,7 @@ func TestLoginRateLimitAndReset(t *testing.T) {
 
 func TestAdminEvents(t *testing.T) {
 	s := newServer(t, options{})
-	root := s.admin(t)
-	s.register(t, "ann")
-	ann := s.login(t, "ann")
+	root, ann, _ := s.adminAndUser(t, "ann")
 	s.do(t, "POST", "/v1/auth/login", map[string]string{"username": "ann", "password": "not-it-at-all"}, map[string]string{"User-Agent": "evil\tagent"})
 	annID := s.userID(t, ann)
 	r := s.do(t, "GET", "/v1/admin/events?user_id="+annID+"&type=login_failed", nil, bearer(root.access))
@@ -352,21 +364,8 @@ func TestAdminEvents(t *testing.T) {
 	}
 	// Newest first, paged.
 	var types []string
-	cursor := ""
-	for range 20 {
-		path := "/v1/admin/events?limit=2"
-		if cursor != "" {
-			path += "&cursor=" + cursor
-		}
-		r := s.do(t, "GET", path, nil, bearer(root.access))
-		for _, x := range r.body["events"].([]any) {
-			types = append(types, x.(map[string]any)["type"].(string))
-		}
-		next, _ := r.body["next_cursor"].(string)
-		if next == "" {
-			break
-		}
-		cursor = next
+	for _, e := range s.pages(t, "/v1/admin/events?limit=2", "events", root.access) {
+		types = append(types, e["type"].(string))
 	}
 	if len(types) != 3 || types[0] != "login_failed" || types[2] != "login_succeeded" {
 		t.Fatalf("all events newest first: %v", types)

@@ -446,13 +446,7 @@ func TestAttackSocketsPerUser(t *testing.T) {
 	s.register(t, "bob")
 	ann, bob := s.login(t, "ann"), s.login(t, "bob")
 	for range 2 {
-		c, _, err := s.dial(t, "/v1/ws", bearerHeader(ann.access))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m, err := read(t, c, 2*time.Second); err != nil || m.Type != "hello" {
-			t.Fatalf("hello: %+v %v", m, err)
-		}
+		s.socket(t, ann.access)
 	}
 	if _, res, err := s.dial(t, "/v1/ws", bearerHeader(ann.access)); err == nil || res == nil || res.StatusCode != 429 {
 		t.Fatalf("a third socket of one account: %v %v; want 429", res, err)

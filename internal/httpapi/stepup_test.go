@@ -44,10 +44,7 @@ func (s *server) ageTokens(t *testing.T, tks ...*tokens) {
 
 func TestStepUpGate(t *testing.T) {
 	s := newServer(t, options{})
-	root := s.admin(t)
-	s.register(t, "ann")
-	ann := s.login(t, "ann")
-	annID := s.userID(t, ann)
+	root, ann, annID := s.adminAndUser(t, "ann")
 	loginAuthTime := claimsOf(t, root.access)["auth_time"].(float64)
 	if loginAuthTime == 0 || loginAuthTime != float64(s.clock.Now().Unix()) {
 		t.Fatalf("auth_time at login = %v, want %d", loginAuthTime, s.clock.Now().Unix())
@@ -192,10 +189,7 @@ func TestReauthenticateTransports(t *testing.T) {
 
 func TestPermissionsOverHTTP(t *testing.T) {
 	s := newServer(t, options{})
-	root := s.admin(t)
-	s.register(t, "ann")
-	ann := s.login(t, "ann")
-	annID := s.userID(t, ann)
+	root, ann, annID := s.adminAndUser(t, "ann")
 	if r := s.do(t, "GET", "/v1/me", nil, bearer(ann.access)); !strings.Contains(r.raw, `"permissions":[]`) {
 		t.Fatalf("User without permissions must carry []: %s", r.raw)
 	}
@@ -246,9 +240,7 @@ func TestPermissionsOverHTTP(t *testing.T) {
 
 func TestAdminPasswordReset(t *testing.T) {
 	s := newServer(t, options{})
-	root := s.admin(t)
-	s.register(t, "ann")
-	ann := s.login(t, "ann")
+	root, ann, _ := s.adminAndUser(t, "ann")
 	other := s.login(t, "ann")
 	annID := s.userID(t, ann)
 	if r := s.do(t, "PATCH", "/v1/admin/users/"+annID, map[string]any{"password": "short"}, bearer(root.access)); r.status != 400 || r.errCode() != "weak_password" {

@@ -24,6 +24,21 @@ func (s *server) dial(t *testing.T, path string, hdr http.Header) (*websocket.Co
 	return c, res, err
 }
 
+// socket opens an authenticated socket with the Authorization header and
+// returns it with its hello message.
+func (s *server) socket(t *testing.T, access string) (*websocket.Conn, wsMsg) {
+	t.Helper()
+	c, _, err := s.dial(t, "/v1/ws", bearerHeader(access))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello, err := read(t, c, 2*time.Second)
+	if err != nil || hello.Type != "hello" {
+		t.Fatalf("hello = %+v, %v", hello, err)
+	}
+	return c, hello
+}
+
 type wsMsg struct {
 	Type      string         `json:"type"`
 	User      map[string]any `json:"user"`
@@ -68,13 +83,9 @@ func TestWebSocketAuth(t *testing.T) {
 	s.register(t, "ann")
 	tk := s.login(t, "ann")
 
-	c, _, err := s.dial(t, "/v1/ws", bearerHeader(tk.access))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hello, err := read(t, c, 2*time.Second)
-	if err != nil || hello.Type != "hello" || hello.SessionID != tk.session || hello.User["username"] != "ann" {
-		t.Fatalf("hello = %+v, %v", hello, err)
+	_, hello := s.socket(t, tk.access)
+	if hello.SessionID != tk.session || hello.User["username"] != "ann" {
+		t.Fatalf("hello = %+v", hello)
 	}
 	// Cookie, same origin.
 	cookie := http.Header{"Cookie": {"__Host-gatehouse_access=" + tk.access}, "Origin": {s.URL}}
@@ -126,11 +137,7 @@ func TestWebSocketEventsAndReauth(t *testing.T) {
 	s := newServer(t, options{realClock: true})
 	s.register(t, "ann")
 	tk := s.login(t, "ann")
-	c, _, err := s.dial(t, "/v1/ws", bearerHeader(tk.access))
-	if err != nil {
-		t.Fatal(err)
-	}
-	read(t, c, 2*time.Second) // hello
+	c, _ := s.socket(t, tk.access)
 	s.do(t, "POST", "/v1/auth/login", map[string]string{"username": "ann", "password": "wrong-password"}, nil)
 	m, err := read(t, c, 2*time.Second)
 	if err != nil || m.Type != "event" || m.Event["type"] != "login_failed" {
@@ -164,11 +171,7 @@ func TestWebSocketClosesOnExpiry(t *testing.T) {
 	s := newServer(t, options{realClock: true, accessTTL: 2 * time.Second})
 	s.register(t, "ann")
 	tk := s.login(t, "ann")
-	c, _, err := s.dial(t, "/v1/ws", bearerHeader(tk.access))
-	if err != nil {
-		t.Fatal(err)
-	}
-	read(t, c, 2*time.Second)
+	c, _ := s.socket(t, tk.access)
 	took := closedWith(t, c, 4001, 5*time.Second)
 	t.Logf("closed 4001 %v after connecting (token lifetime 2s)", took)
 }
@@ -206,11 +209,7 @@ func TestWebSocketClosesOnRevocation(t *testing.T) {
 			s := newServer(t, options{realClock: true})
 			s.register(t, "ann")
 			tk := s.login(t, "ann")
-			c, _, err := s.dial(t, "/v1/ws", bearerHeader(tk.access))
-			if err != nil {
-				t.Fatal(err)
-			}
-			read(t, c, 2*time.Second)
+			c, _ := s.socket(t, tk.access)
 			start := time.Now()
 			p.revoke(s, tk)
 			closedWith(t, c, 4003, 3*time.Second)
@@ -230,11 +229,7 @@ func TestWebSocketFailsClosedWhenRevocationsAreUnknown(t *testing.T) {
 	s := newServer(t, options{realClock: true, follow: true, maxSyncAge: 200 * time.Millisecond})
 	s.register(t, "ann")
 	tk := s.login(t, "ann")
-	c, _, err := s.dial(t, "/v1/ws", bearerHeader(tk.access))
-	if err != nil {
-		t.Fatal(err)
-	}
-	read(t, c, 2*time.Second)
+	c, _ := s.socket(t, tk.access)
 	s.close() // the database is gone
 	took := closedWith(t, c, websocket.StatusTryAgainLater, 5*time.Second)
 	t.Logf("closed 1013 %v after the database went away (bound 200ms, checked every second)", took)
