@@ -260,6 +260,11 @@ func testIPPolicy(t *testing.T) {
 		if next.Session.IP != moved.IP {
 			t.Fatalf("session IP %q not updated", next.Session.IP)
 		}
+		// From the new address again: nothing new to record (on PostgreSQL
+		// this is the one-statement path again).
+		if _, err := f.svc.Refresh(context.Background(), next.RefreshToken, moved); err != nil {
+			t.Fatal(err)
+		}
 		evs, _, _ := f.svc.Events(context.Background(), EventQuery{Type: EventIPChanged})
 		if len(evs) != 1 || evs[0].IP != moved.IP || !strings.Contains(evs[0].Detail, meta.IP) {
 			t.Fatalf("ip_changed events %+v", evs)
@@ -277,6 +282,15 @@ func testIPPolicy(t *testing.T) {
 		}
 		if _, err := f.svc.Authenticate(tk2.AccessToken); !errors.Is(err, ErrTokenRevoked) {
 			t.Fatalf("access token after IP revocation: %v", err)
+		}
+		// Both events, committed with the revocation; nothing rotated.
+		moves, _, _ := f.svc.Events(context.Background(), EventQuery{Type: EventIPChanged})
+		revs, _, _ := f.svc.Events(context.Background(), EventQuery{Type: EventSessionRevoked})
+		if len(moves) != 1 || len(revs) != 1 || revs[0].Detail != ReasonIPChanged {
+			t.Fatalf("events: ip_changed %+v, session_revoked %+v", moves, revs)
+		}
+		if _, err := f.svc.Refresh(context.Background(), tk2.RefreshToken, meta); !errors.Is(err, ErrSessionRevoked) {
+			t.Fatalf("the revoked chain from the old address: %v", err)
 		}
 	})
 }

@@ -95,8 +95,8 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 		// A new address is recorded with what this refresh commits: the
 		// rotation, the grace answer or the revocation.
 		moved := s.ipChanged(sess, m)
-		if moved != nil && s.cfg.IPPolicy == IPPolicyRevoke {
-			if err := s.revokeSession(ctx, sess, ReasonIPChanged, EventSessionRevoked, ReasonIPChanged, m, *moved); err != nil {
+		if len(moved) > 0 && s.cfg.IPPolicy == IPPolicyRevoke {
+			if err := s.revokeSession(ctx, sess, ReasonIPChanged, EventSessionRevoked, ReasonIPChanged, m, moved...); err != nil {
 				return Tokens{}, false, err
 			}
 			return Tokens{}, false, ErrSessionRevoked
@@ -111,7 +111,7 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 				AccessExpiresAt: s.accessExpiry(now, sess),
 				IP:              m.IP,
 				UserAgent:       m.UserAgent,
-				Events:          events(moved),
+				Events:          moved,
 			})
 			if errors.Is(err, store.ErrConflict) && attempt < 3 {
 				continue // lost the race: re-read and take the grace path
@@ -122,7 +122,7 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 			if err != nil {
 				return Tokens{}, false, err
 			}
-			s.announce(ctx, events(moved)...)
+			s.announce(ctx, moved...)
 			t, err := s.issue(now, u, next)
 			return t, false, err
 		case r.Generation == sess.Generation-1 && s.cfg.ReuseGrace > 0 && now.Sub(sess.RotatedAt) <= s.cfg.ReuseGrace:
@@ -135,16 +135,16 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 			if err != nil {
 				return Tokens{}, false, err
 			}
-			if moved != nil {
+			for _, e := range moved {
 				// A retry that changes nothing but the access expiry: the
 				// address is an observation, recorded on its own.
-				s.record(ctx, *moved)
+				s.record(ctx, e)
 			}
 			t, err := s.issue(now, u, sess)
 			return t, true, err
 		default:
 			if err := s.revokeSession(ctx, sess, ReasonReuse, EventRefreshTokenReused,
-				fmt.Sprintf("generation %d presented, current %d", r.Generation, sess.Generation), m, events(moved)...); err != nil {
+				fmt.Sprintf("generation %d presented, current %d", r.Generation, sess.Generation), m, moved...); err != nil {
 				return Tokens{}, false, err
 			}
 			return Tokens{}, false, ErrRefreshTokenReused
@@ -193,23 +193,14 @@ func (s *Service) fastRefresh(ctx context.Context, r token.Refresh, m Meta) (t T
 	return t, true, err
 }
 
-// ipChanged is the ip_changed event of a refresh of sess from m.IP, or nil
+// ipChanged is the ip_changed event of a refresh of sess from m.IP, or none
 // when the address is the one the session was last used from (or either is
 // unknown).
-func (s *Service) ipChanged(sess store.Session, m Meta) *store.Event {
+func (s *Service) ipChanged(sess store.Session, m Meta) []store.Event {
 	if m.IP == "" || sess.IP == "" || m.IP == sess.IP {
 		return nil
 	}
-	e := s.newEvent(EventIPChanged, m, sess.UserID, sess.ID, "previous IP "+sess.IP)
-	return &e
-}
-
-// events is e as a list: none if nil.
-func events(e *store.Event) []store.Event {
-	if e == nil {
-		return nil
-	}
-	return []store.Event{*e}
+	return []store.Event{s.newEvent(EventIPChanged, m, sess.UserID, sess.ID, "previous IP "+sess.IP)}
 }
 
 // revokeSession revokes one session in the store and in memory with the

@@ -102,11 +102,11 @@ func ScanSession(r Row) (store.Session, error) {
 	return d.session(), err
 }
 
-// ScanSessionUser reads SessionUserCols, then any extra columns into extra.
-func ScanSessionUser(r Row, extra ...any) (store.Session, store.User, error) {
+// ScanSessionUser reads SessionUserCols.
+func ScanSessionUser(r Row) (store.Session, store.User, error) {
 	var s sessionScan
 	var u userScan
-	err := r.Scan(append(append(s.dest(), u.dest()...), extra...)...)
+	err := r.Scan(append(s.dest(), u.dest()...)...)
 	return s.session(), u.user(), err
 }
 
