@@ -14,8 +14,8 @@
 // the store assumes none: no startup parameters (the pooler refuses them),
 // no named prepared statements (they would collide on the pooler's shared
 // server connections), timeouts set locally in each transaction — a lone
-// statement runs in a transaction of its own, pipelined in one round trip —
-// and LISTEN only on a direct connection (Options.ListenURL); without one
+// statement is pipelined behind the settings, in one round trip — and LISTEN
+// only on a direct connection (Options.ListenURL); without one
 // the revocation log is polled.
 package postgres
 
@@ -342,36 +342,32 @@ func (c conn) QueryRow(ctx context.Context, query string, args ...any) sqlstore.
 }
 
 // ownTx runs each lone statement in a transaction of its own that sets the
-// timeouts first (behind a pooler no session carries them), pipelined:
-// BEGIN, the settings, the statement and COMMIT go in one batch, one round
-// trip, as the statement alone would.
+// timeouts first (behind a pooler no session carries them): the settings
+// and the statement go in one batch, one round trip as the statement alone
+// would. Up to its Sync a pipeline is one implicit transaction, which the
+// pooler keeps on one server connection and the settings (set_config's
+// is_local) last for; an explicit BEGIN and COMMIT would cost the server
+// two more statements for nothing.
 type ownTx struct {
 	pool     *pgxpool.Pool
 	setLocal string
 }
 
-// send starts the batch and reads the answers before the statement's.
+// send starts the batch and reads the settings' answer.
 func (c ownTx) send(ctx context.Context, query string, args []any) pgx.BatchResults {
 	b := &pgx.Batch{}
-	b.Queue("BEGIN")
 	b.Queue(c.setLocal)
 	b.Queue(query, args...)
-	b.Queue("COMMIT")
 	br := c.pool.SendBatch(ctx, b)
-	for range 2 {
-		if _, err := br.Exec(); err != nil {
-			return failedBatch{br, err}
-		}
+	if _, err := br.Exec(); err != nil {
+		return failedBatch{br, err}
 	}
 	return br
 }
 
-// commit reads COMMIT's answer and ends the batch; err, the statement's,
-// comes first.
+// commit ends the batch (its Sync commits); err, the statement's, comes
+// first.
 func commit(br pgx.BatchResults, err error) error {
-	if _, cerr := br.Exec(); err == nil {
-		err = cerr
-	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
