@@ -465,10 +465,15 @@ func TestDatabasePasswordNotLogged(t *testing.T) {
 }
 
 // Two instances on one database give simultaneous guesses one budget: the
-// attempts are reserved in the database before either instance hashes.
+// attempts are reserved in the database before either instance hashes. The
+// budget is the account's, 5 refilled one an hour, so that no attempt can
+// honestly pass later in the test: the per-address back-off alone lets a
+// sixth through one second after the fifth, and a loaded machine can take
+// that long to reserve forty.
 func TestConcurrentGuessesAcrossInstances(t *testing.T) {
 	db := postgres.TestSchema(t)
-	flags := []string{"--login-rate-per-ip", "100000", "--login-free-failures", "5"}
+	flags := []string{"--login-rate-per-ip", "100000", "--login-free-failures", "5",
+		"--login-account-failures", "5", "--login-account-refill", "1h"}
 	a := startDB(t, db, pgEnv, flags...)
 	b := startDB(t, db, pgEnv, flags...)
 	if st, out := a.call(t, "POST", "/v1/auth/register", "", map[string]string{"username": "ann", "password": "ann-password"}); st != 201 {
