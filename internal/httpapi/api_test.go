@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -68,6 +69,7 @@ type options struct {
 	throttle           throttle.Config
 	maxUserSockets     int
 	maxAddrPending     int
+	sendBuffer         int // SO_SNDBUF of accepted connections, if set
 }
 
 const resourceKey = "resource-key-for-tests-0123456789abcdef0123"
@@ -107,13 +109,33 @@ func newServer(t *testing.T, opt options) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(h)
+	ts := httptest.NewUnstartedServer(h)
+	if opt.sendBuffer > 0 {
+		ts.Listener = smallSendBuffers{ts.Listener, opt.sendBuffer}
+	}
+	ts.Start()
 	ctx, cancel := context.WithCancel(context.Background())
 	if opt.follow {
 		go svc.Run(ctx)
 	}
 	t.Cleanup(func() { cancel(); ts.Close(); st.Close() })
 	return &server{Server: ts, svc: svc, clock: c, logs: logs, close: st.Close, db: db}
+}
+
+// smallSendBuffers shrinks the kernel's send buffer of each accepted
+// connection, so a client that stops reading holds the server's writer
+// after a few messages rather than after the megabytes loopback allows.
+type smallSendBuffers struct {
+	net.Listener
+	size int
+}
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(l.size)
+	}
+	return c, err
 }
 
 type response struct {
