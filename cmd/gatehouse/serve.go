@@ -92,6 +92,9 @@ type serveConfig struct {
 	UI                 bool
 	LogLevel           string
 	LogFormat          string
+	RequireMFA         string
+	TOTPIssuer         string
+	WebAuthnRPID       string
 
 	trustedProxies []netip.Prefix
 }
@@ -122,6 +125,9 @@ func (c *serveConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.ResourceKeys, "resource-key", "", "comma-separated resource-server keys (at least 32 characters each) for the revocation feed and the OAuth endpoints; prefer GATEHOUSE_RESOURCE_KEY or stored keys (gatehouse keys resource add)")
 	fs.BoolVar(&c.UI, "ui", true, "serve the web UI (sign-in, account pages, admin console) at /; --ui=false leaves the API and /gatehouse.js")
 	fs.BoolVar(&c.AllowQueryToken, "allow-query-token", false, "deprecated: accept ?access_token= on the WebSocket endpoint (never logged)")
+	fs.StringVar(&c.RequireMFA, "require-mfa", "", "comma-separated roles (e.g. admin) whose accounts must enrol a second factor before anything else")
+	fs.StringVar(&c.TOTPIssuer, "totp-issuer", "", "the name authenticator apps show for TOTP codes (default the issuer's host)")
+	fs.StringVar(&c.WebAuthnRPID, "webauthn-rp-id", "", "the passkeys' relying party id, a domain (default the issuer's host); the issuer and each --allowed-origin at or under it may use passkeys")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")
 }
@@ -150,6 +156,14 @@ func (c *serveConfig) validate() error {
 	}
 	if c.ReauthMaxAge < 10*time.Second || c.ReauthMaxAge > 24*time.Hour {
 		return fmt.Errorf("--reauth-max-age must be between 10s and 24h, not %v", c.ReauthMaxAge)
+	}
+	for _, r := range splitList(c.RequireMFA) {
+		if !auth.ValidRole(r) {
+			return fmt.Errorf("--require-mfa: unknown role %q", r)
+		}
+	}
+	if len(c.TOTPIssuer) > 64 || strings.ContainsAny(c.TOTPIssuer, ":\r\n") {
+		return fmt.Errorf("--totp-issuer must be at most 64 bytes without a colon or line break")
 	}
 	if c.IPPolicy != auth.IPPolicyWarn && c.IPPolicy != auth.IPPolicyRevoke {
 		return fmt.Errorf("--ip-policy must be warn or revoke, not %q", c.IPPolicy)
@@ -210,6 +224,14 @@ func (c *serveConfig) validate() error {
 	}
 	if len(c.Issuer) > auth.MaxIssuerLength {
 		return fmt.Errorf("--issuer: at most %d bytes (every access token carries it)", auth.MaxIssuerLength)
+	}
+	if c.WebAuthnRPID != "" {
+		// Asked for explicitly, so it must work; the default (the
+		// issuer's host) is always consistent.
+		if err := auth.CheckWebAuthn(auth.Config{Issuer: c.Issuer, WebAuthnRPID: c.WebAuthnRPID,
+			WebAuthnOrigins: splitList(c.AllowedOrigins)}); err != nil {
+			return fmt.Errorf("--webauthn-rp-id: %w", err)
+		}
 	}
 	return nil
 }
@@ -305,6 +327,7 @@ func openApp(ctx context.Context, sc storeConfig, cfg auth.Config, getenv func(s
 		return nil, err
 	}
 	cfg.ReloadKeys = func(ctx context.Context) error { return keys.Reload(ctx, time.Now()) }
+	cfg.FactorKey = master.Derive("second-factors")
 	svc := auth.New(cfg, st, keys.Set(), master.Derive("refresh-token-mac"))
 	if err := svc.LoadRevocations(ctx); err != nil {
 		st.Close()
@@ -435,6 +458,10 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(str
 		SessionMaxAge:      c.SessionMaxAge,
 		ReuseGrace:         graceFlag(c.ReuseGrace),
 		ReauthMaxAge:       c.ReauthMaxAge,
+		RequireMFARoles:    splitList(c.RequireMFA),
+		TOTPIssuer:         c.TOTPIssuer,
+		WebAuthnRPID:       c.WebAuthnRPID,
+		WebAuthnOrigins:    splitList(c.AllowedOrigins),
 		RegistrationOpen:   c.Registration == "open",
 		MaxSessionsPerUser: c.MaxSessionsPerUser,
 		IPPolicy:           c.IPPolicy,

@@ -166,6 +166,21 @@ func userCommands() []command {
 			},
 		},
 		{
+			name: "mfa-reset", usage: "--username NAME", summary: "remove every second factor and recovery code: every session revoked", db: true, required: []string{"username"},
+			flags: bindName,
+			run: func(ctx context.Context, in *invocation) int {
+				u, err := in.app.svc.FindUser(ctx, name())
+				if err != nil {
+					return fail(in.stderr, "user mfa-reset", fmt.Errorf("user %q: %w", name(), err))
+				}
+				if err := in.app.svc.ResetMFA(ctx, u.ID, cliMeta); err != nil {
+					return fail(in.stderr, "user mfa-reset", err)
+				}
+				fmt.Fprintf(in.stdout, "%s: second factors removed, every session revoked\n", u.Username)
+				return exitOK
+			},
+		},
+		{
 			name: "delete", usage: "--username NAME", summary: "delete an account: every session and token dead at once, the name free again", db: true, required: []string{"username"},
 			flags: bindName,
 			run: func(ctx context.Context, in *invocation) int {

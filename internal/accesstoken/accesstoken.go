@@ -61,6 +61,11 @@ type Claims struct {
 	AuthTime int64 `json:"auth_time"`
 	// Permissions are the user's permission strings (omitted when none).
 	Permissions []string `json:"permissions,omitempty"`
+	// AMR (RFC 8176) lists the methods the session's latest proof used
+	// (pwd, otp, hwk, user, mfa); ACR is its level, aal1 or aal2 (two
+	// factors). Tokens of earlier releases carry neither: a password.
+	AMR []string `json:"amr,omitempty"`
+	ACR string   `json:"acr,omitempty"`
 }
 
 // NumericDate is a JWT NumericDate with microsecond precision.

@@ -177,6 +177,25 @@ func (s *Service) login(ctx context.Context, username, pw string, m Meta) (Token
 		}
 		return Tokens{}, err
 	}
+	t, err := s.openSession(ctx, found, proof(s.now(), AMRPassword), m, true)
+	if errors.Is(err, errSecondFactorNeeded) {
+		return Tokens{}, s.mfaChallenge(ctx, found)
+	}
+	return t, err
+}
+
+// errSecondFactorNeeded, from openSession, means the account has an active
+// second factor and the proof has none: no session is opened.
+var errSecondFactorNeeded = errors.New("second factor needed")
+
+// openSession opens a session for found with proof. The session commits
+// only if the password that was verified is still the account's and the
+// account still enabled: a reset, a ban or a deletion that landed during
+// the (slow) hash wins over this login. With needMFA, an account that has
+// an active second factor when the row commits gets no session
+// (errSecondFactorNeeded). The row the store locked is also what the token
+// carries (a role change made meanwhile shows).
+func (s *Service) openSession(ctx context.Context, found store.User, pf store.Proof, m Meta, needMFA bool) (Tokens, error) {
 	now := s.now()
 	sess := store.Session{
 		ID:         newID(),
@@ -188,30 +207,31 @@ func (s *Service) login(ctx context.Context, username, pw string, m Meta) (Token
 		LastUsedAt: now,
 		ExpiresAt:  now.Add(s.cfg.SessionMaxAge),
 		AuthTime:   now,
+		AMR:        pf.AMR,
+		ACR:        pf.ACR,
 		IP:         m.IP,
 		UserAgent:  m.UserAgent,
 	}
 	sess.IdleExpiresAt = minTime(now.Add(s.cfg.RefreshIdleTTL), sess.ExpiresAt)
 	sess.AccessExpiresAt = s.accessExpiry(now, sess)
 	novelty := s.loginNovelty(ctx, found.ID, m)
-	// The session commits only if the password just verified is still the
-	// account's and the account still enabled: a reset, a ban or a
-	// deletion that landed during the (slow) hash wins over this login.
-	// The row the store locked is also what the token carries (a role
-	// change made meanwhile shows).
 	var cur store.User
 	succeeded := s.newEvent(EventLoginSucceeded, m, found.ID, sess.ID, novelty)
-	err = s.sessions.CreateSession(ctx, sess, func(u store.User) error {
+	err := s.sessions.CreateSession(ctx, sess, func(u store.User) error {
 		cur = u
 		switch {
 		case u.PasswordHash != found.PasswordHash:
 			return ErrInvalidCredentials
 		case u.Disabled:
 			return ErrAccountDisabled
+		case needMFA && u.MFA:
+			return errSecondFactorNeeded
 		}
 		return nil
 	}, succeeded)
 	switch {
+	case errors.Is(err, errSecondFactorNeeded):
+		return Tokens{}, err
 	case errors.Is(err, ErrAccountDisabled):
 		s.event(ctx, EventLoginFailed, m, found.ID, "", "account disabled")
 		return Tokens{}, err
@@ -317,55 +337,99 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	return nil
 }
 
-// Reauthenticate is the step-up (RFC 9470): the password again, for the
-// caller's own session. It renews the session's auth_time and returns new
-// tokens for the same session; the refresh token is not rotated (the
-// session's current one is returned). Wrong passwords count toward the login
-// throttle like failed logins.
-func (s *Service) Reauthenticate(ctx context.Context, p Principal, pw string, m Meta) (Tokens, error) {
+// ReauthInput is what a re-authentication proves: the password, a second
+// factor's code, both, or a WebAuthn assertion.
+type ReauthInput struct {
+	Password string
+	Code     string
+	// WebAuthn is the assertion (PublicKeyCredential JSON) answering a
+	// challenge from ReauthWebAuthnOptions.
+	WebAuthn []byte
+	// OneTime asks for a one-time elevation instead of renewing the
+	// session's proof (Gatehouse-Elevation: one-time).
+	OneTime bool
+}
+
+// Reauthenticate is the step-up (RFC 9470): a new proof for the caller's
+// own session. It records the proof in the session (auth_time, amr, acr)
+// and returns new tokens for the same session; the refresh token is not
+// rotated (the session's current one is returned). Wrong passwords and
+// codes count toward the login throttle like failed logins.
+//
+// A password alone is aal1. A second factor alone keeps the level the
+// session has (NIST SP 800-63B §7.2: re-authenticating an AAL2 session
+// takes one factor, the session itself being the other), so it renews an
+// aal2 session but never lifts an aal1 one. With in.OneTime the session's
+// proof is left as it was and a single-use elevation token is returned
+// instead (see UseElevation).
+func (s *Service) Reauthenticate(ctx context.Context, p Principal, in ReauthInput, m Meta) (Tokens, string, error) {
 	m = m.clean()
-	if len(pw) > password.MaxLength {
-		return Tokens{}, ErrInvalidCredentials
+	switch {
+	case in.Password == "" && in.Code == "" && in.WebAuthn == nil:
+		return Tokens{}, "", fmt.Errorf("%w: send the password, a code, both, or a WebAuthn assertion", ErrInvalidRequest)
+	case in.WebAuthn != nil && (in.Password != "" || in.Code != ""):
+		return Tokens{}, "", fmt.Errorf("%w: a WebAuthn assertion is sent alone", ErrInvalidRequest)
+	case len(in.Password) > password.MaxLength:
+		return Tokens{}, "", ErrInvalidCredentials
 	}
 	sess, u, err := s.sessions.GetSessionWithUser(ctx, p.SessionID)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return Tokens{}, ErrSessionRevoked
+			return Tokens{}, "", ErrSessionRevoked
 		}
-		return Tokens{}, err
+		return Tokens{}, "", err
 	}
 	if sess.Revoked() || sess.UserID != p.UserID {
-		return Tokens{}, ErrSessionRevoked
+		return Tokens{}, "", ErrSessionRevoked
 	}
-	if err := s.checkPassword(ctx, u.Key(), &u, pw, m); err != nil {
-		if errors.Is(err, ErrInvalidCredentials) {
-			s.event(ctx, EventLoginFailed, m, u.ID, sess.ID, "re-authentication: wrong password")
+	var methods []string
+	if in.Password != "" {
+		if err := s.checkPassword(ctx, u.Key(), &u, in.Password, m); err != nil {
+			if errors.Is(err, ErrInvalidCredentials) {
+				s.event(ctx, EventLoginFailed, m, u.ID, sess.ID, "re-authentication: wrong password")
+			}
+			return Tokens{}, "", err
 		}
-		return Tokens{}, err
+		methods = append(methods, AMRPassword)
+	}
+	if u.Disabled {
+		return Tokens{}, "", ErrAccountDisabled
+	}
+	if in.Code != "" || in.WebAuthn != nil {
+		second, err := s.proveSecondFactor(ctx, u, sess.ID, in.Code, in.WebAuthn, webauthnReauth, nil, m)
+		if err != nil {
+			return Tokens{}, "", err
+		}
+		methods = append(methods, second...)
 	}
 	now := s.now()
-	if u.Disabled {
-		return Tokens{}, ErrAccountDisabled
-	}
 	if !now.Before(sess.ExpiresAt) || !now.Before(sess.IdleExpiresAt) {
-		return Tokens{}, ErrSessionExpired
+		return Tokens{}, "", ErrSessionExpired
+	}
+	pf := proof(now, methods...)
+	if in.Password == "" && sessionACR(sess) == ACR2 {
+		pf.ACR = ACR2 // one factor renews an aal2 session (see above)
 	}
 	// Read the account again after the (slow) hash: a role change made
 	// meanwhile must show in the token. (A ban or reset revoked the
 	// session, which the update below refuses.)
 	if u, err = s.accounts.GetUserByID(ctx, u.ID); errors.Is(err, store.ErrNotFound) {
-		return Tokens{}, ErrSessionRevoked // deleted meanwhile
+		return Tokens{}, "", ErrSessionRevoked // deleted meanwhile
 	} else if err != nil {
-		return Tokens{}, err
+		return Tokens{}, "", err
 	}
-	reauthenticated := s.newEvent(EventReauthenticated, m, u.ID, sess.ID, "")
-	sess, err = s.sessions.Reauthenticate(ctx, sess.ID, now, s.accessExpiry(now, sess), reauthenticated)
+	if in.OneTime {
+		return s.elevate(ctx, u, sess, pf, m)
+	}
+	reauthenticated := s.newEvent(EventReauthenticated, m, u.ID, sess.ID, strings.Join(pf.AMR, " "))
+	sess, err = s.sessions.Reauthenticate(ctx, sess.ID, pf, s.accessExpiry(now, sess), reauthenticated)
 	switch {
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
-		return Tokens{}, ErrSessionRevoked
+		return Tokens{}, "", ErrSessionRevoked
 	case err != nil:
-		return Tokens{}, err
+		return Tokens{}, "", err
 	}
 	s.announce(ctx, reauthenticated)
-	return s.issue(now, u, sess)
+	t, err := s.issue(now, u, sess)
+	return t, "", err
 }

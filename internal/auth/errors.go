@@ -26,4 +26,13 @@ var (
 	// ErrLastAdmin refuses deleting, demoting or disabling the last
 	// enabled admin.
 	ErrLastAdmin = errors.New("last enabled admin")
+	// ErrMFARequired: the password was right and the account has a second
+	// factor; see MFARequiredError for the ticket.
+	ErrMFARequired = errors.New("second factor required")
+	// ErrInvalidMFACode: a wrong or replayed code, or a failed WebAuthn
+	// assertion.
+	ErrInvalidMFACode = errors.New("invalid second factor")
+	// ErrMFAEnrollmentRequired: the account's role requires a second
+	// factor and it has none yet (--require-mfa).
+	ErrMFAEnrollmentRequired = errors.New("second factor enrolment required")
 )

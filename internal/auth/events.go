@@ -37,6 +37,15 @@ const (
 	EventPermissionsChanged = "permissions_changed"
 	EventPasswordReset      = "password_reset"
 	EventAccountDeleted     = "account_deleted"
+	// Second factors.
+	EventMFAEnrolled            = "mfa_enrolled"
+	EventMFARemoved             = "mfa_removed"
+	EventMFAFailed              = "mfa_failed"
+	EventMFASucceeded           = "mfa_succeeded"
+	EventRecoveryCodeUsed       = "recovery_code_used"
+	EventRecoveryCodesRegen     = "recovery_codes_regenerated"
+	EventMFAReset               = "mfa_reset"
+	EventWebAuthnCloneSuspected = "webauthn_clone_suspected"
 )
 
 // EventTypes lists every event type, for validation of filters.
@@ -46,6 +55,8 @@ var EventTypes = []string{
 	EventAccountEnabled, EventRoleChanged, EventGlobalRevoke, EventSessionLimit,
 	EventRateLimited, EventCSRFFailed, EventReauthenticated, EventPermissionsChanged,
 	EventPasswordReset, EventAccountDeleted,
+	EventMFAEnrolled, EventMFARemoved, EventMFAFailed, EventMFASucceeded, EventRecoveryCodeUsed,
+	EventRecoveryCodesRegen, EventMFAReset, EventWebAuthnCloneSuspected,
 }
 
 // Event records a security event in the store and as a structured log

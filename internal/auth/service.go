@@ -31,7 +31,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/go-webauthn/webauthn/webauthn"
+
 	"github.com/gatehouse-auth/gatehouse/internal/password"
+	"github.com/gatehouse-auth/gatehouse/internal/secret"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 	"github.com/gatehouse-auth/gatehouse/internal/token"
@@ -74,6 +77,21 @@ type Config struct {
 	// ResourceKeys are resource-server keys given in configuration, in
 	// addition to those stored with `gatehouse keys resource add`.
 	ResourceKeys []string
+	// FactorKey (32 bytes, derived from the master secret) seals TOTP
+	// secrets and keys the recovery codes' hashes; nil derives one from
+	// the refresh key (tests).
+	FactorKey []byte
+	// RequireMFARoles are the roles whose accounts must enrol a second
+	// factor before anything but enrolment (--require-mfa).
+	RequireMFARoles []string
+	// TOTPIssuer names the service in authenticator apps (default the
+	// issuer's host).
+	TOTPIssuer string
+	// WebAuthnRPID is the passkeys' relying party id (default the
+	// issuer's host); WebAuthnOrigins are the origins allowed to use it
+	// besides the issuer's (the allowed origins at or under the RP ID).
+	WebAuthnRPID    string
+	WebAuthnOrigins []string
 	// HashParams defaults to password.Default. Tests lower it.
 	HashParams password.Params
 	// HashConcurrency caps argon2id work running at once; HashQueue bounds
@@ -118,6 +136,10 @@ type Service struct {
 	keys          *token.KeySet
 	refresh       *token.RefreshCodec
 	revoked       *Revocations
+	mfa           mfaStore
+	factorSealer  *secret.Sealer
+	codeKey       []byte // keys the recovery codes' hashes
+	webauthn      *webauthn.WebAuthn
 	limiter       *password.Limiter
 	throttle      *throttle.Limiter
 	metrics       *serviceMetrics
@@ -162,6 +184,13 @@ type Principal struct {
 	// AuthTime is when the person last proved who they are in this
 	// session (whole seconds; zero if unknown).
 	AuthTime time.Time
+	// AMR and ACR are what that proof was (RFC 8176 methods; aal1, aal2).
+	AMR []string
+	ACR string
+	// Elevated is set by the transport when the request carried a valid
+	// one-time elevation of this session (consumed): it stands for a
+	// fresh second-factor proof for this one request.
+	Elevated bool
 }
 
 // IsAdmin reports whether the token carries the admin role.
@@ -169,22 +198,16 @@ func (p Principal) IsAdmin() bool { return p.Role == store.RoleAdmin }
 
 // StepUpError is ErrStepUpRequired with the maximum age the operation
 // accepts, for the RFC 9470 challenge.
-type StepUpError struct{ MaxAge time.Duration }
+// ACR, if set, is the level the operation needs too (acr_values).
+type StepUpError struct {
+	MaxAge time.Duration
+	ACR    string
+}
 
 func (e *StepUpError) Error() string {
 	return fmt.Sprintf("authentication within the last %v required", e.MaxAge)
 }
 func (e *StepUpError) Is(target error) bool { return target == ErrStepUpRequired }
-
-// RequireRecentAuth returns a StepUpError unless p proved the password
-// within ReauthMaxAge (RFC 9470 max_age). A refresh never renews auth_time,
-// so a stolen refresh token does not buy a step-up.
-func (s *Service) RequireRecentAuth(p Principal) error {
-	if p.AuthTime.IsZero() || s.now().Sub(p.AuthTime) > s.cfg.ReauthMaxAge {
-		return &StepUpError{MaxAge: s.cfg.ReauthMaxAge}
-	}
-	return nil
-}
 
 // Tokens is the result of a login or a refresh.
 type Tokens struct {
@@ -206,7 +229,8 @@ func (e *RateLimitError) Error() string {
 func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited }
 
 // New builds a Service. keys signs access tokens; refreshKey MACs refresh
-// tokens (derive both from the master secret).
+// tokens (derive both from the master secret). A WebAuthn configuration the
+// relying party refuses (see CheckWebAuthn) leaves passkeys off.
 func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Service {
 	if cfg.AccessTTL <= 0 {
 		cfg.AccessTTL = DefaultAccessTTL
@@ -256,6 +280,20 @@ func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Ser
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.FactorKey == nil {
+		cfg.FactorKey = derivedKey(refreshKey, "factor-key")
+	}
+	if cfg.TOTPIssuer == "" {
+		cfg.TOTPIssuer = totpIssuer(cfg.Issuer)
+	}
+	if cfg.WebAuthnRPID == "" {
+		cfg.WebAuthnRPID = totpIssuer(cfg.Issuer)
+	}
+	sealer, err := secret.NewSealerKey(derivedKey(cfg.FactorKey, "totp-seal"))
+	if err != nil {
+		panic(err) // a 32-byte key: cannot fail
+	}
+	rp, _ := newWebAuthn(cfg.WebAuthnRPID, webauthnOrigins(cfg)) // nil: passkeys off
 	var static [][]byte
 	for _, k := range cfg.ResourceKeys {
 		static = append(static, hashKey(k))
@@ -277,6 +315,10 @@ func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Ser
 		keys:         keys,
 		refresh:      token.NewRefreshCodec(refreshKey),
 		revoked:      NewRevocations(),
+		mfa:          st,
+		factorSealer: sealer,
+		codeKey:      derivedKey(cfg.FactorKey, "recovery-codes"),
+		webauthn:     rp,
 		limiter:      password.NewLimiter(cfg.HashConcurrency, cfg.HashQueue),
 		throttle:     throttle.New(cfg.Throttle, st),
 		// Verified against for unknown users, so a miss costs one hash too.
@@ -434,6 +476,7 @@ func (s *Service) pruneStore(ctx context.Context) {
 	if err := s.throttle.PruneStore(ctx, now); err != nil && ctx.Err() == nil {
 		s.log.Warn("login throttle prune failed", slog.Any("err", err))
 	}
+	s.pruneTickets(ctx, now)
 }
 
 // accessExpiry never lets an access token outlive its session. It keeps
@@ -474,6 +517,8 @@ func (s *Service) issue(readAt time.Time, u store.User, sess store.Session) (Tok
 		Role:        u.Role,
 		AuthTime:    authTimeClaim(sess.AuthTime),
 		Permissions: u.Permissions,
+		AMR:         sessionAMR(sess),
+		ACR:         sessionACR(sess),
 	})
 	if err != nil {
 		return Tokens{}, err
@@ -512,7 +557,10 @@ func (s *Service) Authenticate(tok string) (Principal, error) {
 		return Principal{}, ErrTokenRevoked
 	}
 	p := Principal{UserID: c.Subject, SessionID: c.SessionID, Role: c.Role, Permissions: c.Permissions,
-		TokenID: c.ID, IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time}
+		TokenID: c.ID, IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time, AMR: c.AMR, ACR: c.ACR}
+	if p.ACR == "" {
+		p.ACR = ACR1
+	}
 	if c.AuthTime > 0 {
 		p.AuthTime = time.Unix(c.AuthTime, 0).UTC()
 	}

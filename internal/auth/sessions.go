@@ -18,7 +18,7 @@ type sessionStore interface {
 	GetSessionWithUser(ctx context.Context, id string) (store.Session, store.User, error)
 	RotateSession(ctx context.Context, r store.Rotation) (store.Session, error)
 	ExtendAccess(ctx context.Context, sessionID string, t time.Time) error
-	Reauthenticate(ctx context.Context, sessionID string, at, accessExp time.Time, events ...store.Event) (store.Session, error)
+	Reauthenticate(ctx context.Context, sessionID string, p store.Proof, accessExp time.Time, events ...store.Event) (store.Session, error)
 	RevokeSession(ctx context.Context, id, reason string, now time.Time, events ...store.Event) (bool, error)
 	RevokeUserSessions(ctx context.Context, userID, exceptID, reason string, now time.Time, events func([]store.RevokedSession) []store.Event) ([]store.RevokedSession, error)
 	ListActiveSessions(ctx context.Context, userID string, now time.Time) ([]store.Session, error)
@@ -37,6 +37,8 @@ const (
 	ReasonDeleted         = "account_deleted"
 	ReasonGlobal          = "global_revoke"
 	ReasonSessionLimit    = "session_limit_evicted"
+	ReasonMFARemoved      = "mfa_removed"
+	ReasonMFAReset        = "mfa_reset"
 	ReasonIPChanged       = "ip_changed"
 )
 

@@ -70,6 +70,7 @@ type options struct {
 	maxUserSockets     int
 	maxAddrPending     int
 	sendBuffer         int // SO_SNDBUF of accepted connections, if set
+	requireMFA         []string
 }
 
 const resourceKey = "resource-key-for-tests-0123456789abcdef0123"
@@ -101,7 +102,7 @@ func newServer(t *testing.T, opt options) *server {
 		Issuer: issuer, RegistrationOpen: !opt.closedRegistration, Metrics: reg,
 		HashParams: hp, HashConcurrency: opt.hashConcurrency, Throttle: opt.throttle,
 		Now: now, Logger: log, AccessTTL: opt.accessTTL, ResourceKeys: []string{resourceKey},
-		SyncInterval: 20 * time.Millisecond, MaxSyncAge: opt.maxSyncAge,
+		SyncInterval: 20 * time.Millisecond, MaxSyncAge: opt.maxSyncAge, RequireMFARoles: opt.requireMFA,
 	}, st, token.NewKeySet(token.GenerateKey()), make([]byte, 32))
 	h, err := httpapi.New(svc, httpapi.Config{Logger: log, Registry: reg, MetricsElsewhere: opt.metricsElsewhere, InsecureDevCookies: opt.devCookies, AllowedOrigins: opt.origins,
 		TrustedProxies: opt.trusted, AllowQueryToken: opt.allowQueryToken, MaxPendingSockets: opt.maxPendingSockets, UI: opt.ui,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -97,7 +98,15 @@ func (h *handler) cors(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	hdr.Set("Access-Control-Allow-Methods", strings.Join(methods, ", "))
-	hdr.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+	allow := corsAllowHeaders
+	// The contract's list, and Gatehouse-Elevation only to a preflight
+	// that asks for it (a one-time elevation sent cross-origin).
+	if slices.ContainsFunc(strings.Split(r.Header.Get("Access-Control-Request-Headers"), ","), func(h string) bool {
+		return strings.EqualFold(strings.TrimSpace(h), elevationHeader)
+	}) {
+		allow += ", " + elevationHeader
+	}
+	hdr.Set("Access-Control-Allow-Headers", allow)
 	hdr.Set("Access-Control-Max-Age", corsMaxAge)
 	w.WriteHeader(http.StatusNoContent)
 	return true

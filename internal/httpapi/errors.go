@@ -68,6 +68,9 @@ var domainErrors = []struct {
 	{auth.ErrRateLimited, apiError{429, "rate_limited", "Too many requests; retry later."}},
 	{auth.ErrStepUpRequired, apiError{401, "insufficient_user_authentication", "This needs a recent sign-in: re-authenticate with POST /v1/auth/reauthenticate, then retry."}},
 	{auth.ErrLastAdmin, apiError{409, "last_admin", "This would leave no enabled admin; make another admin first."}},
+	{auth.ErrMFARequired, apiError{403, "mfa_required", "A second factor is required: send it with the mfa_token to POST /v1/auth/mfa."}},
+	{auth.ErrInvalidMFACode, apiError{401, "invalid_mfa_code", "The code or passkey was not accepted."}},
+	{auth.ErrMFAEnrollmentRequired, apiError{403, "mfa_enrollment_required", "This account must enrol a second factor first (POST /v1/me/factors/totp or a passkey)."}},
 }
 
 // toAPIError maps any error to its contract form. Unknown errors (the store
@@ -130,8 +133,12 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		switch {
 		case errors.As(err, &su):
 			// RFC 9470 §3: the challenge says what is missing and how recent.
-			hdr.Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_user_authentication", error_description=%q, max_age=%d`,
-				"A more recent authentication is required", int(su.MaxAge.Seconds())))
+			acr := ""
+			if su.ACR != "" {
+				acr = fmt.Sprintf(`, acr_values=%q`, su.ACR)
+			}
+			hdr.Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_user_authentication", error_description=%q%s, max_age=%d`,
+				"A more recent authentication is required", acr, int(su.MaxAge.Seconds())))
 		case ae == errMissingToken:
 			// RFC 6750 §3: no error code when no token was sent.
 			hdr.Set("WWW-Authenticate", `Bearer`)
@@ -147,6 +154,21 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		hdr.Set("Retry-After", strconv.Itoa(retry))
 	case http.StatusServiceUnavailable:
 		hdr.Set("Retry-After", "1")
+	}
+	var mfa *auth.MFARequiredError
+	if errors.As(err, &mfa) {
+		// The login's second step: the ticket and the factors to choose.
+		factors := make([]factorRefJSON, 0, len(mfa.Factors))
+		for _, f := range mfa.Factors {
+			factors = append(factors, factorRefJSON{f.ID, f.Type, f.Label})
+		}
+		writeJSON(w, ae.status, struct {
+			Error       string          `json:"error"`
+			Description string          `json:"error_description"`
+			MFAToken    string          `json:"mfa_token"`
+			Factors     []factorRefJSON `json:"factors"`
+		}{ae.code, ae.description, mfa.Token, factors})
+		return
 	}
 	writeJSON(w, ae.status, struct {
 		Error       string `json:"error"`

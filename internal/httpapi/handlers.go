@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/docs"
@@ -19,6 +21,7 @@ type userJSON struct {
 	Role        string   `json:"role"`
 	Permissions []string `json:"permissions"`
 	Disabled    bool     `json:"disabled"`
+	MFA         bool     `json:"mfa"`
 	CreatedAt   string   `json:"created_at"`
 }
 
@@ -42,6 +45,7 @@ type tokenResponse struct {
 	RefreshExpiresIn int      `json:"refresh_expires_in"`
 	SessionID        string   `json:"session_id"`
 	User             userJSON `json:"user"`
+	ElevationToken   string   `json:"elevation_token,omitempty"`
 }
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
@@ -52,7 +56,7 @@ func toUserJSON(u store.User) userJSON {
 		perms = []string{} // always an array
 	}
 	return userJSON{ID: u.ID, Username: u.Username, Role: u.Role, Permissions: perms, Disabled: u.Disabled,
-		CreatedAt: rfc3339(u.CreatedAt)}
+		MFA: u.MFA, CreatedAt: rfc3339(u.CreatedAt)}
 }
 
 func toSessionJSON(s store.Session, currentID string) sessionJSON {
@@ -140,6 +144,11 @@ func (h *handler) refresh(w http.ResponseWriter, r *http.Request) {
 
 // writeTokens answers a login, refresh or re-authentication in transport tr.
 func (h *handler) writeTokens(w http.ResponseWriter, t auth.Tokens, tr transport) {
+	h.writeTokensElevated(w, t, tr, "")
+}
+
+// writeTokensElevated is writeTokens with a one-time elevation token.
+func (h *handler) writeTokensElevated(w http.ResponseWriter, t auth.Tokens, tr transport, elevation string) {
 	now := t.IssuedAt
 	resp := tokenResponse{
 		TokenType:        "Bearer",
@@ -147,6 +156,7 @@ func (h *handler) writeTokens(w http.ResponseWriter, t auth.Tokens, tr transport
 		RefreshExpiresIn: secondsUntil(t.RefreshExpiresAt, now),
 		SessionID:        t.Session.ID,
 		User:             toUserJSON(t.User),
+		ElevationToken:   elevation,
 	}
 	switch tr {
 	case transportCookie:
@@ -239,8 +249,22 @@ func (h *handler) authed(next authedHandler) http.HandlerFunc {
 			h.writeError(w, r, err)
 			return
 		}
+		if !enrolmentExempt(r.URL.Path) {
+			if err := h.svc.RequireEnrollment(r.Context(), p); err != nil {
+				h.writeError(w, r, err)
+				return
+			}
+		}
 		next(w, r, p)
 	}
+}
+
+// enrolmentExempt reports whether path stays open to an account that
+// must enrol a second factor first (--require-mfa): its own account pages
+// and factor enrolment (/v1/me*), and re-authentication (the step-up
+// enrolment needs). Logout and refresh take no access token.
+func enrolmentExempt(path string) bool {
+	return path == "/v1/me" || strings.HasPrefix(path, "/v1/me/") || path == "/v1/auth/reauthenticate"
 }
 
 func (h *handler) me(w http.ResponseWriter, r *http.Request, p auth.Principal) {
@@ -299,12 +323,19 @@ func (h *handler) deleteSessions(w http.ResponseWriter, r *http.Request, p auth.
 	w.WriteHeader(http.StatusNoContent)
 }
 
-type passwordRequest struct {
-	Password string `json:"password"`
+type reauthRequest struct {
+	Password string          `json:"password"`
+	Code     string          `json:"code"`
+	WebAuthn json.RawMessage `json:"webauthn"`
 }
 
-// reauthenticate is the step-up: the password again for the caller's own
-// session; new tokens (auth_time = now) in the requested transport.
+// oneTime, as Gatehouse-Elevation on a re-authentication, asks for a
+// one-time elevation token instead of renewing the session's proof.
+const oneTime = "one-time"
+
+// reauthenticate is the step-up: the password, a code, both, or a passkey
+// for the caller's own session; new tokens (auth_time = now) in the
+// requested transport, or a one-time elevation.
 func (h *handler) reauthenticate(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	// The answer carries the session's current refresh token: where the
 	// browser holds it as the cookie, never in a body.
@@ -313,17 +344,31 @@ func (h *handler) reauthenticate(w http.ResponseWriter, r *http.Request, p auth.
 		h.writeError(w, r, err)
 		return
 	}
-	var in passwordRequest
+	var in reauthRequest
 	if err := decodeJSON(w, r, &in, false); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	t, err := h.svc.Reauthenticate(r.Context(), p, in.Password, h.meta(r))
+	elev := r.Header.Get(elevationHeader)
+	if elev != "" && elev != oneTime {
+		h.writeError(w, r, errInvalidRequest(`Gatehouse-Elevation at re-authentication must be "one-time".`))
+		return
+	}
+	t, elevation, err := h.svc.Reauthenticate(r.Context(), p, auth.ReauthInput{Password: in.Password, Code: in.Code,
+		WebAuthn: rawOrNil(in.WebAuthn), OneTime: elev == oneTime}, h.meta(r))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	h.writeTokens(w, t, tr)
+	h.writeTokensElevated(w, t, tr, elevation)
+}
+
+// rawOrNil is a JSON value as bytes, nil when absent or null.
+func rawOrNil(v json.RawMessage) []byte {
+	if len(v) == 0 || string(v) == "null" {
+		return nil
+	}
+	return v
 }
 
 // deleteMe deletes the caller's account (step-up required).

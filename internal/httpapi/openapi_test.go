@@ -22,6 +22,7 @@ import (
 
 	"github.com/gatehouse-auth/gatehouse/docs"
 	"github.com/gatehouse-auth/gatehouse/internal/httpapi"
+	"github.com/gatehouse-auth/gatehouse/internal/webauthntest"
 )
 
 // specOp is one operation of docs/openapi.yaml.
@@ -331,6 +332,51 @@ func TestOpenAPIDocumentMatchesServer(t *testing.T) {
 		t.Fatal("/openapi.json is not docs/openapi.yaml")
 	}
 
+	// Second factors: TOTP, recovery codes, passkeys, the login's second
+	// step, elevation and the admin's reset.
+	c.do(exchange{method: "POST", path: "/v1/auth/register", body: `{"username":"eve","password":"pw-eve-long"}`, status: 201})
+	eveLogin := c.do(exchange{method: "POST", path: "/v1/auth/login", body: `{"username":"eve","password":"pw-eve-long"}`, status: 200})
+	eve := auth(eveLogin.body["access_token"].(string))
+	c.do(exchange{method: "GET", path: "/v1/me/factors", hdr: eve, status: 200})
+	totp := c.do(exchange{method: "POST", path: "/v1/me/factors/totp", body: `{"label":"phone"}`, hdr: eve, status: 201})
+	secret := totp.body["secret"].(string)
+	fid := totp.body["factor"].(map[string]any)["id"].(string)
+	c.do(exchange{method: "POST", path: "/v1/me/factors/" + fid + "/verify", body: `{"code":"000000"}`, hdr: eve, status: 401})
+	c.do(exchange{method: "POST", path: "/v1/me/factors/" + fid + "/verify", body: jsonBody(map[string]string{"code": totpAt(t, secret, s.clock.Now())}), hdr: eve, status: 200})
+	mfaRequired := c.do(exchange{method: "POST", path: "/v1/auth/login", body: `{"username":"eve","password":"pw-eve-long"}`, status: 403})
+	mt := mfaRequired.body["mfa_token"].(string)
+	c.do(exchange{method: "POST", path: "/v1/auth/mfa", body: jsonBody(map[string]string{"mfa_token": mt, "code": "000000"}), status: 401})
+	s.clock.Advance(30 * time.Second)
+	second := c.do(exchange{method: "POST", path: "/v1/auth/mfa", body: jsonBody(map[string]string{"mfa_token": mt, "code": totpAt(t, secret, s.clock.Now())}), status: 200})
+	eve = auth(second.body["access_token"].(string))
+	c.do(exchange{method: "POST", path: "/v1/me/recovery-codes", hdr: eve, status: 200})
+	wopts := c.do(exchange{method: "POST", path: "/v1/me/factors/webauthn/options", body: `{"label":"laptop"}`, hdr: eve, status: 200})
+	pk := &webauthntest.Authenticator{Origin: "http://gatehouse.test", UV: true}
+	att, err := pk.Register(wopts.raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.do(exchange{method: "POST", path: "/v1/me/factors/webauthn", body: string(att), hdr: eve, status: 201})
+	mt = c.do(exchange{method: "POST", path: "/v1/auth/login", body: `{"username":"eve","password":"pw-eve-long"}`, status: 403}).body["mfa_token"].(string)
+	mo := c.do(exchange{method: "POST", path: "/v1/auth/mfa/webauthn/options", body: jsonBody(map[string]string{"mfa_token": mt}), status: 200})
+	as, _ := pk.Assert(mo.raw)
+	c.do(exchange{method: "POST", path: "/v1/auth/mfa", body: `{"mfa_token":"` + mt + `","webauthn":` + string(as) + `}`, status: 200})
+	po := c.do(exchange{method: "POST", path: "/v1/auth/passkey/options", status: 200})
+	as, _ = pk.Assert(po.raw)
+	c.do(exchange{method: "POST", path: "/v1/auth/passkey", body: `{"assertion":` + string(as) + `}`, status: 200})
+	ro := c.do(exchange{method: "POST", path: "/v1/auth/reauthenticate/webauthn/options", hdr: eve, status: 200})
+	as, _ = pk.Assert(ro.raw)
+	c.do(exchange{method: "POST", path: "/v1/auth/reauthenticate", body: `{"webauthn":` + string(as) + `}`, hdr: eve, status: 200})
+	s.clock.Advance(30 * time.Second)
+	elevated := c.do(exchange{method: "POST", path: "/v1/auth/reauthenticate", body: jsonBody(map[string]string{"password": "pw-eve-long", "code": totpAt(t, secret, s.clock.Now())}),
+		hdr: map[string]string{"Authorization": eve["Authorization"], "Gatehouse-Elevation": "one-time"}, status: 200})
+	if !strings.HasPrefix(elevated.body["elevation_token"].(string), "ghe_") {
+		t.Fatalf("elevation: %s", elevated.raw)
+	}
+	c.do(exchange{method: "DELETE", path: "/v1/me/factors/" + fid, hdr: eve, status: 204})
+	eveID := c.do(exchange{method: "GET", path: "/v1/me", hdr: eve, status: 200}).body["user"].(map[string]any)["id"].(string)
+	c.do(exchange{method: "DELETE", path: "/v1/admin/users/" + eveID + "/factors", hdr: admin, status: 204})
+
 	// Logout, account deletion, revoke-all, and the store going away.
 	c.do(exchange{method: "POST", path: "/v1/auth/logout", body: jsonBody(map[string]string{"refresh_token": "ghr_unknown"}), status: 204})
 	c.do(exchange{method: "POST", path: "/v1/auth/logout", hdr: map[string]string{"Cookie": spaCookie, "Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}, status: 403})
@@ -383,14 +429,40 @@ func TestOpenAPIDocumentMatchesServer(t *testing.T) {
 
 // TestOpenAPIMethodsMatchAllow checks the other direction on each path: a
 // method the document does not list is 405 with an Allow header naming
-// exactly the documented ones (plus HEAD for GET, and OPTIONS).
+// exactly the documented ones (plus HEAD for GET, and OPTIONS). A literal
+// path that a templated one also matches (/v1/me/factors/totp and
+// /v1/me/factors/{id}) allows the methods of both.
 func TestOpenAPIMethodsMatchAllow(t *testing.T) {
 	s := newServer(t, options{})
 	_, model := loadSpec(t)
+	methods := map[string][]string{}
+	for p := model.Paths.PathItems.First(); p != nil; p = p.Next() {
+		for m := range p.Value().GetOperations().KeysFromOldest() {
+			methods[p.Key()] = append(methods[p.Key()], strings.ToUpper(m))
+		}
+	}
+	matches := func(template, path string) bool {
+		ts, ps := strings.Split(template, "/"), strings.Split(path, "/")
+		if len(ts) != len(ps) {
+			return false
+		}
+		for i := range ts {
+			if ts[i] != ps[i] && !(strings.HasPrefix(ts[i], "{") && strings.HasSuffix(ts[i], "}")) {
+				return false
+			}
+		}
+		return true
+	}
 	for p := model.Paths.PathItems.First(); p != nil; p = p.Next() {
 		var allow []string
-		for m := range p.Value().GetOperations().KeysFromOldest() {
-			allow = append(allow, strings.ToUpper(m))
+		for template, ms := range methods {
+			if template == p.Key() || (!strings.Contains(p.Key(), "{") && matches(template, p.Key())) {
+				for _, m := range ms {
+					if !slices.Contains(allow, m) {
+						allow = append(allow, m)
+					}
+				}
+			}
 		}
 		if slices.Contains(allow, "GET") {
 			allow = append(allow, "HEAD")

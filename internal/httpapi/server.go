@@ -138,6 +138,21 @@ func (h *handler) routes() []route {
 		{"DELETE /v1/me", h.authed(h.stepUp(h.deleteMe))},
 		{"GET /v1/me/events", h.authed(h.myEvents)},
 		{"POST /v1/auth/reauthenticate", h.authed(h.reauthenticate)},
+		{"POST /v1/auth/reauthenticate/webauthn/options", h.authed(h.reauthWebAuthnOptions)},
+		{"POST /v1/auth/mfa", h.completeMFA},
+		{"POST /v1/auth/mfa/webauthn/options", h.mfaWebAuthnOptions},
+		{"POST /v1/auth/passkey/options", h.passkeyOptions},
+		{"POST /v1/auth/passkey", h.passkeyLogin},
+		// Second factors: enrolling, removing and regenerating codes are
+		// step-up gated; a pending factor's first code and a passkey's
+		// attestation answer a challenge issued under that gate.
+		{"GET /v1/me/factors", h.authed(h.listFactors)},
+		{"POST /v1/me/factors/totp", h.authed(h.stepUp(h.enrollTOTP))},
+		{"POST /v1/me/factors/{id}/verify", h.authed(h.verifyFactor)},
+		{"POST /v1/me/factors/webauthn/options", h.authed(h.stepUp(h.webauthnRegisterOptions))},
+		{"POST /v1/me/factors/webauthn", h.authed(h.enrollWebAuthn)},
+		{"DELETE /v1/me/factors/{id}", h.authed(h.stepUp(h.removeFactor))},
+		{"POST /v1/me/recovery-codes", h.authed(h.stepUp(h.regenerateCodes))},
 		// Every admin route that changes something needs a recent step-up.
 		{"GET /v1/admin/users", h.admin(h.adminListUsers)},
 		{"POST /v1/admin/users", h.adminStepUp(h.adminCreateUser)},
@@ -147,6 +162,7 @@ func (h *handler) routes() []route {
 		{"GET /v1/admin/users/{id}/sessions", h.admin(h.adminUserSessions)},
 		{"DELETE /v1/admin/users/{id}/sessions", h.adminStepUp(h.adminRevokeUserSessions)},
 		{"DELETE /v1/admin/sessions/{id}", h.adminStepUp(h.adminRevokeSession)},
+		{"DELETE /v1/admin/users/{id}/factors", h.adminStepUp(h.adminResetMFA)},
 		{"POST /v1/admin/revoke-all", h.adminStepUp(h.adminRevokeAll)},
 		{"GET /v1/admin/events", h.admin(h.adminEvents)},
 		{"GET /v1/revocations", h.resource(h.revocations)},

@@ -113,6 +113,20 @@ func (m *Master) NewSealer(purpose string) *Sealer {
 	return &Sealer{aead: aead}
 }
 
+// NewSealerKey returns a Sealer under a 32-byte key the caller derived
+// (e.g. with Derive).
+func NewSealerKey(key []byte) (*Sealer, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &Sealer{aead: aead}, nil
+}
+
 // Seal encrypts plaintext bound to aad (e.g. the key id).
 func (s *Sealer) Seal(plaintext, aad []byte) []byte {
 	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plaintext)+s.aead.Overhead())

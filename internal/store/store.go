@@ -47,7 +47,11 @@ type User struct {
 	Role         string
 	Permissions  []string // sorted, no duplicates; never nil when read
 	Disabled     bool
-	CreatedAt    time.Time
+	// MFA is whether the account has an active second factor (kept by
+	// UpdateMFA, read with the user so the refresh path never reads the
+	// factor tables).
+	MFA       bool
+	CreatedAt time.Time
 }
 
 // Key is the unique lookup form of the username.
@@ -77,11 +81,22 @@ type Session struct {
 	AccessExpiresAt time.Time
 	// AuthTime is when the person last proved who they are in this session
 	// (login or re-authentication); refreshes carry it unchanged.
-	AuthTime     time.Time
+	AuthTime time.Time
+	// AMR (RFC 8176) and ACR are what that proof was: the methods proven
+	// and the assurance level (aal1, aal2); refreshes carry them too.
+	AMR          []string
+	ACR          string
 	IP           string
 	UserAgent    string
 	RevokedAt    time.Time // zero while live
 	RevokeReason string
+}
+
+// Proof is what a person proved in a session, and when.
+type Proof struct {
+	At  time.Time
+	AMR []string
+	ACR string
 }
 
 // Revoked reports whether the session has been revoked.
@@ -230,6 +245,7 @@ type Event struct {
 type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
+	MFAStore
 
 	// CreateUser fails with ErrAlreadyExists when the lower-cased username
 	// is taken.
@@ -284,11 +300,11 @@ type Store interface {
 	RotateSession(ctx context.Context, r Rotation) (Session, error)
 	// ExtendAccess raises the session's AccessExpiresAt to at least t.
 	ExtendAccess(ctx context.Context, sessionID string, t time.Time) error
-	// Reauthenticate sets a live session's AuthTime to at and raises its
-	// AccessExpiresAt to at least accessExp, returning the session as
-	// written, with events; ErrConflict if it is revoked, ErrNotFound if
-	// absent.
-	Reauthenticate(ctx context.Context, sessionID string, at, accessExp time.Time, events ...Event) (Session, error)
+	// Reauthenticate records a new proof in a live session (its AuthTime,
+	// AMR and ACR) and raises its AccessExpiresAt to at least accessExp,
+	// returning the session as written, with events; ErrConflict if it is
+	// revoked, ErrNotFound if absent.
+	Reauthenticate(ctx context.Context, sessionID string, p Proof, accessExp time.Time, events ...Event) (Session, error)
 	// RevokeSession marks one session revoked and logs it, with events,
 	// in one transaction. It reports whether this call revoked it (false
 	// if it was already revoked: then nothing is written, events

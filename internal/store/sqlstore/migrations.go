@@ -205,6 +205,44 @@ var Migrations = []Migration{
 	// v6: the last successful sign-in from an address, so a known address
 	// keeps a login budget of its own (internal/throttle).
 	{SQL: `ALTER TABLE login_ip_failures ADD COLUMN known_at BIGINT NOT NULL DEFAULT 0;`},
+	// v7: second factors. The type names are PostgreSQL's; SQLite takes
+	// them too (BYTEA and BOOLEAN get NUMERIC affinity, which stores blobs
+	// as they are and booleans as 0 and 1). A session's proof gains its
+	// methods and level: sessions of earlier releases proved a password.
+	// Tickets are short-lived single-use credentials (the mfa_token,
+	// WebAuthn challenges, one-time elevations), stored hashed.
+	{SQL: `CREATE TABLE factors (
+		id           TEXT PRIMARY KEY,
+		user_id      TEXT NOT NULL REFERENCES users(id),
+		type         TEXT NOT NULL,
+		label        TEXT NOT NULL,
+		secret       BYTEA NOT NULL,
+		credential   BYTEA,
+		counter      BIGINT NOT NULL,
+		active       BOOLEAN NOT NULL,
+		created_at   BIGINT NOT NULL,
+		last_used_at BIGINT NOT NULL
+	);
+	CREATE INDEX factors_user ON factors(user_id, created_at);
+	CREATE UNIQUE INDEX factors_credential ON factors(credential) WHERE credential IS NOT NULL;
+	CREATE TABLE recovery_codes (
+		user_id TEXT NOT NULL REFERENCES users(id),
+		hash    BYTEA NOT NULL,
+		PRIMARY KEY (user_id, hash)
+	);
+	CREATE TABLE tickets (
+		id         BYTEA PRIMARY KEY,
+		kind       TEXT NOT NULL,
+		user_id    TEXT NOT NULL,
+		session_id TEXT NOT NULL,
+		data       BYTEA NOT NULL,
+		failures   INTEGER NOT NULL,
+		expires_at BIGINT NOT NULL
+	);
+	CREATE INDEX tickets_expires ON tickets(expires_at);
+	ALTER TABLE users ADD COLUMN mfa BOOLEAN NOT NULL DEFAULT false;
+	ALTER TABLE sessions ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd';
+	ALTER TABLE sessions ADD COLUMN acr TEXT NOT NULL DEFAULT 'aal1';`},
 }
 
 // Migration returns step i (0-based) in the flavor.

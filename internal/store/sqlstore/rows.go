@@ -15,13 +15,13 @@ type Row interface{ Scan(dest ...any) error }
 
 // Column lists, in the order the Scan functions expect.
 const (
-	UserCols    = `id, username, username_norm, password_hash, role, permissions, disabled, created_at`
+	UserCols    = `id, username, username_norm, password_hash, role, permissions, disabled, mfa, created_at`
 	SessionCols = `id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
-	idle_expires_at, expires_at, access_exp, auth_time, ip, user_agent, COALESCE(revoked_at, 0), revoke_reason`
+	idle_expires_at, expires_at, access_exp, auth_time, amr, acr, ip, user_agent, COALESCE(revoked_at, 0), revoke_reason`
 	// SessionUserCols is a session (alias s) and its user (alias u).
 	SessionUserCols = `s.id, s.user_id, s.nonce, s.generation, s.rotated_at, s.created_at, s.last_used_at,
-	s.idle_expires_at, s.expires_at, s.access_exp, s.auth_time, s.ip, s.user_agent, COALESCE(s.revoked_at, 0), s.revoke_reason,
-	u.id, u.username, u.username_norm, u.password_hash, u.role, u.permissions, u.disabled, u.created_at`
+	s.idle_expires_at, s.expires_at, s.access_exp, s.auth_time, s.amr, s.acr, s.ip, s.user_agent, COALESCE(s.revoked_at, 0), s.revoke_reason,
+	u.id, u.username, u.username_norm, u.password_hash, u.role, u.permissions, u.disabled, u.mfa, u.created_at`
 )
 
 // NS encodes a time as Unix nanoseconds (0 for the zero time).
@@ -48,7 +48,7 @@ type userScan struct {
 
 func (d *userScan) dest() []any {
 	return []any{&d.u.ID, &d.u.Username, &d.u.UsernameKey, &d.u.PasswordHash, &d.u.Role, &d.permissions,
-		&d.u.Disabled, &d.created}
+		&d.u.Disabled, &d.u.MFA, &d.created}
 }
 
 func (d *userScan) user() store.User {
@@ -74,17 +74,19 @@ func SplitPermissions(s string) []string {
 type sessionScan struct {
 	x                                                            store.Session
 	rotated, created, last, idle, exp, access, authTime, revoked int64
+	amr                                                          string
 }
 
 func (d *sessionScan) dest() []any {
 	return []any{&d.x.ID, &d.x.UserID, &d.x.Nonce, &d.x.Generation, &d.rotated, &d.created, &d.last,
-		&d.idle, &d.exp, &d.access, &d.authTime, &d.x.IP, &d.x.UserAgent, &d.revoked, &d.x.RevokeReason}
+		&d.idle, &d.exp, &d.access, &d.authTime, &d.amr, &d.x.ACR, &d.x.IP, &d.x.UserAgent, &d.revoked, &d.x.RevokeReason}
 }
 
 func (d *sessionScan) session() store.Session {
 	d.x.RotatedAt, d.x.CreatedAt, d.x.LastUsedAt = Time(d.rotated), Time(d.created), Time(d.last)
 	d.x.IdleExpiresAt, d.x.ExpiresAt, d.x.AccessExpiresAt = Time(d.idle), Time(d.exp), Time(d.access)
 	d.x.AuthTime, d.x.RevokedAt = Time(d.authTime), Time(d.revoked)
+	d.x.AMR = strings.Fields(d.amr)
 	return d.x
 }
 
@@ -175,4 +177,28 @@ func ScanEvent(r Row) (store.Event, error) {
 	err := r.Scan(&e.Seq, &e.ID, &e.Type, &at, &e.UserID, &e.SessionID, &e.IP, &e.UserAgent, &e.Detail)
 	e.At = Time(at)
 	return e, err
+}
+
+// Column lists of second factors and tickets.
+const (
+	FactorCols = `id, user_id, type, label, secret, credential, counter, active, created_at, last_used_at`
+	TicketCols = `id, kind, user_id, session_id, data, failures, expires_at`
+)
+
+// ScanFactor reads FactorCols.
+func ScanFactor(r Row) (store.Factor, error) {
+	var f store.Factor
+	var created, used int64
+	err := r.Scan(&f.ID, &f.UserID, &f.Type, &f.Label, &f.Secret, &f.CredentialID, &f.Counter, &f.Active, &created, &used)
+	f.CreatedAt, f.LastUsedAt = Time(created), Time(used)
+	return f, err
+}
+
+// ScanTicket reads TicketCols.
+func ScanTicket(r Row) (store.Ticket, error) {
+	var t store.Ticket
+	var exp int64
+	err := r.Scan(&t.ID, &t.Kind, &t.UserID, &t.SessionID, &t.Data, &t.Failures, &exp)
+	t.ExpiresAt = Time(exp)
+	return t, err
 }

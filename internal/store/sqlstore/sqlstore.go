@@ -234,8 +234,11 @@ func (s *Store) DeleteUser(ctx context.Context, id string, c store.Cutoff, now t
 		if err := s.logRevocation(ctx, tx, store.KindUser, id, NS(c.NotBefore), NS(c.Until)); err != nil {
 			return err
 		}
-		if _, err := s.exec(ctx, tx, `DELETE FROM sessions WHERE user_id = ?`, id); err != nil {
-			return s.wrap(what, err)
+		for _, q := range []string{`DELETE FROM sessions WHERE user_id = ?`, `DELETE FROM factors WHERE user_id = ?`,
+			`DELETE FROM recovery_codes WHERE user_id = ?`, `DELETE FROM tickets WHERE user_id = ?`} {
+			if _, err := s.exec(ctx, tx, q, id); err != nil {
+				return s.wrap(what, err)
+			}
 		}
 		if _, err = s.exec(ctx, tx, `DELETE FROM users WHERE id = ?`, id); err != nil {
 			return s.wrap(what, err)
@@ -271,10 +274,10 @@ func (s *Store) CreateSession(ctx context.Context, x store.Session, check func(s
 		}
 		_, err = s.exec(ctx, tx,
 			`INSERT INTO sessions (id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
-			   idle_expires_at, expires_at, access_exp, auth_time, ip, user_agent)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			   idle_expires_at, expires_at, access_exp, auth_time, amr, acr, ip, user_agent)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			x.ID, x.UserID, x.Nonce, x.Generation, NS(x.RotatedAt), NS(x.CreatedAt), NS(x.LastUsedAt),
-			NS(x.IdleExpiresAt), NS(x.ExpiresAt), NS(x.AccessExpiresAt), NS(x.AuthTime), x.IP, x.UserAgent)
+			NS(x.IdleExpiresAt), NS(x.ExpiresAt), NS(x.AccessExpiresAt), NS(x.AuthTime), joinAMR(x.AMR), acrOr(x.ACR), x.IP, x.UserAgent)
 		if err != nil {
 			return s.wrap(what, err)
 		}
@@ -345,13 +348,13 @@ func (s *Store) ExtendAccess(ctx context.Context, id string, t time.Time) error 
 	return nil
 }
 
-func (s *Store) Reauthenticate(ctx context.Context, id string, at, accessExp time.Time, events ...store.Event) (x store.Session, err error) {
+func (s *Store) Reauthenticate(ctx context.Context, id string, p store.Proof, accessExp time.Time, events ...store.Event) (x store.Session, err error) {
 	const what = "reauthenticate"
 	err = s.inLogTx(ctx, what, func(tx Tx) error {
 		x, err = ScanSession(s.queryRow(ctx, tx,
-			`UPDATE sessions SET auth_time = ?, access_exp = GREATEST(access_exp, ?)
+			`UPDATE sessions SET auth_time = ?, amr = ?, acr = ?, access_exp = GREATEST(access_exp, ?)
 			 WHERE id = ? AND revoked_at IS NULL
-			 RETURNING `+SessionCols, NS(at), NS(accessExp), id))
+			 RETURNING `+SessionCols, NS(p.At), joinAMR(p.AMR), acrOr(p.ACR), NS(accessExp), id))
 		if err = s.mapErr(err); errors.Is(err, store.ErrNotFound) {
 			return s.conflictOrMissing(ctx, tx, what, id) // revoked, or no such session
 		}

@@ -738,21 +738,28 @@ func testAuthTime(t *testing.T, s store.Store) {
 	}
 	// Reauthenticate renews it and extends the access expiry, never lowers it.
 	later := base.Add(2*time.Minute + 7)
-	re, err := s.Reauthenticate(ctx, x.ID, later, base.Add(7*time.Minute))
+	if !slices.Equal(rot.AMR, []string{"pwd"}) || rot.ACR != "aal1" {
+		t.Fatalf("a session created without a proof's methods: amr %q acr %q; want [pwd] aal1", rot.AMR, rot.ACR)
+	}
+	mfa := store.Proof{At: later, AMR: []string{"pwd", "otp", "mfa"}, ACR: "aal2"}
+	re, err := s.Reauthenticate(ctx, x.ID, mfa, base.Add(7*time.Minute))
 	if err != nil || !re.AuthTime.Equal(later) || !re.AccessExpiresAt.Equal(base.Add(7*time.Minute)) || re.Generation != 2 {
 		t.Fatalf("Reauthenticate = %+v, %v", re, err)
 	}
-	re, err = s.Reauthenticate(ctx, x.ID, later, base.Add(time.Minute))
+	if got, _ := s.GetSession(ctx, x.ID); !slices.Equal(got.AMR, mfa.AMR) || got.ACR != "aal2" {
+		t.Fatalf("the proof's methods and level were not stored: %q %q", got.AMR, got.ACR)
+	}
+	re, err = s.Reauthenticate(ctx, x.ID, store.Proof{At: later}, base.Add(time.Minute))
 	if err != nil || !re.AccessExpiresAt.Equal(base.Add(7*time.Minute)) {
 		t.Fatalf("Reauthenticate lowered access_exp: %+v, %v", re, err)
 	}
-	if _, err := s.Reauthenticate(ctx, "missing", later, later); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Reauthenticate(ctx, "missing", store.Proof{At: later}, later); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Reauthenticate(missing) = %v, want ErrNotFound", err)
 	}
 	if _, err := s.RevokeSession(ctx, x.ID, "test", later); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Reauthenticate(ctx, x.ID, later, later); !errors.Is(err, store.ErrConflict) {
+	if _, err := s.Reauthenticate(ctx, x.ID, store.Proof{At: later}, later); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("Reauthenticate(revoked) = %v, want ErrConflict", err)
 	}
 }
@@ -1248,7 +1255,7 @@ func testOutbox(t *testing.T, s store.Store) {
 	if err := s.CreateSession(ctx, dup, nil, ev("duplicate_login")); !errors.Is(err, store.ErrAlreadyExists) {
 		t.Fatalf("duplicate session: %v", err)
 	}
-	if _, err := s.Reauthenticate(ctx, x.ID, base, base, ev("reauthenticated")); err != nil {
+	if _, err := s.Reauthenticate(ctx, x.ID, store.Proof{At: base}, base, ev("reauthenticated")); err != nil {
 		t.Fatal(err)
 	}
 	rot := store.Rotation{SessionID: x.ID, FromGeneration: 1, Now: base, IdleExpiresAt: base.Add(time.Hour),
@@ -1279,7 +1286,7 @@ func testOutbox(t *testing.T, s store.Store) {
 	if changed, err := s.RevokeSession(ctx, y.ID, "logout", base, ev("session_revoked")); err != nil || !changed {
 		t.Fatalf("revoke: %v %v", changed, err)
 	}
-	if _, err := s.Reauthenticate(ctx, y.ID, base, base, ev("reauth_of_revoked")); !errors.Is(err, store.ErrConflict) {
+	if _, err := s.Reauthenticate(ctx, y.ID, store.Proof{At: base}, base, ev("reauth_of_revoked")); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("reauthenticate a revoked session: %v", err)
 	}
 	mkSession(t, s, admin.ID, base)
@@ -1368,7 +1375,7 @@ func testReauthenticateRacingRevoke(t *testing.T, s store.Store) {
 		var wg sync.WaitGroup
 		var rerr error
 		wg.Add(2)
-		go func() { defer wg.Done(); _, rerr = s.Reauthenticate(ctx, x.ID, base, later) }()
+		go func() { defer wg.Done(); _, rerr = s.Reauthenticate(ctx, x.ID, store.Proof{At: base}, later) }()
 		go func() {
 			defer wg.Done()
 			if _, err := s.RevokeSession(ctx, x.ID, "logout", base); err != nil {

@@ -27,11 +27,12 @@ type Upgrade struct {
 
 // RunUpgrade is the upgrade test every backend runs: a database of an
 // earlier release (schema v3: no permissions, no auth_time; v4: no shared
-// login throttle; v5, the previous release: no known addresses), with the
+// login throttle; v5: no known addresses; v6, the previous release: no
+// second factors, sessions without amr and acr), with the
 // version recorded as that release did, is upgraded in place, and its
 // account, session and throttle state keep working.
 func RunUpgrade(t *testing.T, u Upgrade) {
-	for _, previous := range []int{3, 4, 5} {
+	for _, previous := range []int{3, 4, 5, 6} {
 		t.Run(fmt.Sprintf("v%d", previous), func(t *testing.T) {
 			exec, open := u.Empty(t)
 			for i := range previous {
@@ -95,7 +96,10 @@ func (o *OldRows) SQL(flavor sqlstore.Flavor, version int) []Query {
 	bind := flavor.Rewrite
 	ns := o.Created.UnixNano()
 	var throttle []Query
-	if version >= 5 {
+	switch {
+	case version >= 6:
+		throttle = []Query{{bind(`INSERT INTO login_ip_failures (account, ip, failures, last_at, known_at) VALUES ('olde', '192.0.2.7', 2, ?, 0)`), []any{ns}}}
+	case version >= 5:
 		throttle = []Query{{bind(`INSERT INTO login_ip_failures (account, ip, failures, last_at) VALUES ('olde', '192.0.2.7', 2, ?)`), []any{ns}}}
 	}
 	if version >= 4 {
@@ -132,6 +136,14 @@ func (o OldRows) Check(t *testing.T, s store.Store) {
 	if err != nil || !x.AuthTime.Equal(o.Created) || x.Generation != 1 {
 		t.Fatalf("old session after the upgrade: %+v, %v (auth_time must be its login, %v)", x, err, o.Created)
 	}
+	// Sessions of releases before second factors proved a password; their
+	// accounts have no factor.
+	if len(x.AMR) != 1 || x.AMR[0] != "pwd" || x.ACR != "aal1" || u.MFA {
+		t.Fatalf("old session's proof after the upgrade: amr %q acr %q, user mfa %v", x.AMR, x.ACR, u.MFA)
+	}
+	if m, err := s.GetMFA(ctx, u.ID); err != nil || len(m.Factors) != 0 || len(m.RecoveryCodes) != 0 {
+		t.Fatalf("factors of an old account: %+v, %v", m, err)
+	}
 	key := []byte("refresh-key-for-the-upgrade-test-32b")
 	keys := token.NewKeySet(token.GenerateKey())
 	svc := auth.New(auth.Config{Issuer: "https://gh.test",
@@ -145,7 +157,7 @@ func (o OldRows) Check(t *testing.T, s store.Store) {
 		t.Fatalf("refresh an old session after the upgrade: %v", err)
 	}
 	p, err := svc.Authenticate(tk.AccessToken)
-	if err != nil || !p.AuthTime.Equal(o.Created.Truncate(time.Second)) || p.UserID != o.UserID {
+	if err != nil || !p.AuthTime.Equal(o.Created.Truncate(time.Second)) || p.UserID != o.UserID || p.ACR != "aal1" {
 		t.Fatalf("token of the upgraded session: %+v, %v", p, err)
 	}
 	if _, err := svc.Login(ctx, "OLDE", "old-password", auth.Meta{IP: "192.0.2.1"}); err != nil {
