@@ -43,6 +43,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UpdateUserInTransaction", testUpdateUserInTransaction},
 		{"CreateSessionChecked", testCreateSessionChecked},
 		{"Outbox", testOutbox},
+		{"MFA", testMFA},
+		{"Tickets", testTickets},
 	}
 	run(t, newStore, tests)
 }
@@ -62,6 +64,7 @@ func RunConcurrency(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ReauthenticateRacingRevoke", testReauthenticateRacingRevoke},
 		{"RevocationLogFollower", testRevocationLogFollower},
 		{"OutboxFollower", testOutboxFollower},
+		{"MFAConcurrent", testMFAConcurrent},
 	})
 }
 
