@@ -111,7 +111,9 @@ func testMFA(t *testing.T, s store.Store) {
 	m, revoked, err := s.UpdateMFA(ctx, u.ID, func(old store.MFA) (store.MFAUpdate, error) {
 		return store.MFAUpdate{Factors: old.Factors[:1], RecoveryCodes: old.RecoveryCodes[1:], RevokeSessions: true,
 			ExceptSession: keep.ID, Reason: "mfa_removed", Now: base.Add(time.Minute),
-			Events: func(r []store.RevokedSession) []store.Event { return []store.Event{{ID: id(), Type: "mfa_removed", At: base, UserID: u.ID}} }}, nil
+			Events: func(r []store.RevokedSession) []store.Event {
+				return []store.Event{{ID: id(), Type: "mfa_removed", At: base, UserID: u.ID}}
+			}}, nil
 	})
 	if err != nil || len(revoked) != 1 || revoked[0].SessionID != x.ID || len(m.Factors) != 1 || len(m.RecoveryCodes) != 9 || !m.User.MFA {
 		t.Fatalf("remove: %+v %v %v", m, revoked, err)
