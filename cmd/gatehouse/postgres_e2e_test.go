@@ -109,6 +109,7 @@ func TestTwoInstancesOnPostgres(t *testing.T) {
 		t.Fatalf("migrate on a migrated database: %d %s", code, out)
 	}
 	socketHearsOtherInstance(t, a, b, "ann", "ann-password")
+	secondFactorRacesAcrossInstances(t, a, b)
 }
 
 // socketHearsOtherInstance: a socket on a receives the security event of a
@@ -642,6 +643,7 @@ func TestTwoInstancesThroughPgBouncer(t *testing.T) {
 				t.Fatalf("a logout on B reached A in %v; the bound is %v", took, bound)
 			}
 			socketHearsOtherInstance(t, a, b, "ann", "ann-password")
+			secondFactorRacesAcrossInstances(t, a, b)
 			for _, p := range []*proc{a, b} {
 				if strings.Contains(p.logs.String(), "prepared statement") || strings.Contains(p.logs.String(), "unsupported startup parameter") {
 					t.Fatalf("pooler trouble in the logs:\n%s", p.logs)

@@ -1,10 +1,6 @@
 package httpapi_test
 
 import (
-	"crypto/hmac"
-	"crypto/sha1"
-	"encoding/base32"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"slices"
@@ -15,34 +11,17 @@ import (
 
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
 	"github.com/gatehouse-auth/gatehouse/internal/throttle"
-	"github.com/gatehouse-auth/gatehouse/internal/webauthntest"
+	"github.com/gatehouse-auth/gatehouse/internal/factortest"
 )
 
-// totpAt computes the RFC 6238 code of secret (base32) at t, written here
-// from the RFC (HOTP's dynamic truncation), independently of the server's
-// library.
+// totpAt is the code of secret at t (factortest.TOTP).
 func totpAt(t *testing.T, secret string, at time.Time) string {
 	t.Helper()
-	key, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(secret)
+	code, err := factortest.TOTP(secret, at)
 	if err != nil {
-		t.Fatalf("secret %q: %v", secret, err)
+		t.Fatal(err)
 	}
-	m := hmac.New(sha1.New, key)
-	binary.Write(m, binary.BigEndian, uint64(at.Unix()/30))
-	sum := m.Sum(nil)
-	off := sum[len(sum)-1] & 0x0f
-	v := binary.BigEndian.Uint32(sum[off:]) & 0x7fffffff
-	return fmt.Sprintf("%06d", v%1_000_000)
-}
-
-// The test's TOTP agrees with RFC 6238 Appendix B (6-digit truncation).
-func TestTOTPHelperMatchesRFC6238(t *testing.T) {
-	secret := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString([]byte("12345678901234567890"))
-	for unix, want := range map[int64]string{59: "287082", 1111111109: "081804", 1234567890: "005924", 2000000000: "279037"} {
-		if got := totpAt(t, secret, time.Unix(unix, 0)); got != want {
-			t.Errorf("T=%d: %s, want %s", unix, got, want)
-		}
-	}
+	return code
 }
 
 // mfaUser is an account with an active TOTP factor.
@@ -529,7 +508,7 @@ func TestPasskeys(t *testing.T) {
 	s := newServer(t, options{})
 	s.register(t, "ann")
 	tk := s.login(t, "ann")
-	key := &webauthntest.Authenticator{Origin: "http://gatehouse.test", UV: true}
+	key := &factortest.Authenticator{Origin: "http://gatehouse.test", UV: true}
 	opts := s.do(t, "POST", "/v1/me/factors/webauthn/options", map[string]string{"label": "laptop"}, bearer(tk.access))
 	if opts.status != 200 || opts.body["challenge"] == nil || opts.body["rp"].(map[string]any)["id"] != "gatehouse.test" {
 		t.Fatalf("creation options: %d %s", opts.status, opts.raw)
@@ -564,7 +543,7 @@ func TestPasskeys(t *testing.T) {
 	}
 
 	// Without a password: discoverable, user verified.
-	passkey := func(a *webauthntest.Authenticator) response {
+	passkey := func(a *factortest.Authenticator) response {
 		o := s.do(t, "POST", "/v1/auth/passkey/options", nil, nil)
 		if o.status != 200 || o.body["userVerification"] != "required" {
 			t.Fatalf("passkey options: %d %s", o.status, o.raw)

@@ -22,7 +22,7 @@ import (
 
 	"github.com/gatehouse-auth/gatehouse/docs"
 	"github.com/gatehouse-auth/gatehouse/internal/httpapi"
-	"github.com/gatehouse-auth/gatehouse/internal/webauthntest"
+	"github.com/gatehouse-auth/gatehouse/internal/factortest"
 )
 
 // specOp is one operation of docs/openapi.yaml.
@@ -351,7 +351,7 @@ func TestOpenAPIDocumentMatchesServer(t *testing.T) {
 	eve = auth(second.body["access_token"].(string))
 	c.do(exchange{method: "POST", path: "/v1/me/recovery-codes", hdr: eve, status: 200})
 	wopts := c.do(exchange{method: "POST", path: "/v1/me/factors/webauthn/options", body: `{"label":"laptop"}`, hdr: eve, status: 200})
-	pk := &webauthntest.Authenticator{Origin: "http://gatehouse.test", UV: true}
+	pk := &factortest.Authenticator{Origin: "http://gatehouse.test", UV: true}
 	att, err := pk.Register(wopts.raw)
 	if err != nil {
 		t.Fatal(err)

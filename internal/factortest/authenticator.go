@@ -1,11 +1,14 @@
-// Package webauthntest is a software WebAuthn authenticator for tests: it
+// Package factortest holds second factors for tests: a software WebAuthn
+// authenticator, and TOTP codes computed from RFC 6238 itself.
+//
+// The authenticator
 // answers the creation and request options a relying party sends with the
 // JSON a browser's PublicKeyCredential.toJSON() would give (ES256 keys,
 // "none" attestation), so the server's ceremonies can be driven over HTTP
 // without a browser. It is a test double of an authenticator, not of the
 // server: the verification under test is go-webauthn's, unchanged. The
 // browser itself is tested with Chromium's virtual authenticator.
-package webauthntest
+package factortest
 
 import (
 	"crypto/ecdsa"
