@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -152,5 +154,29 @@ func secondFactorRacesAcrossInstances(t *testing.T, a, b *proc) {
 		return st
 	}); won != 1 {
 		t.Fatalf("one elevation token on two instances at once: %d accepted, want 1", won)
+	}
+}
+
+// gatehouse user mfa-reset removes a running server's account's factors:
+// its sessions die at once, the password alone signs in again.
+func TestCLIMFAReset(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "gh.db")
+	p := start(t, dir, nil)
+	secret, _ := enrolTOTPOn(t, p, "ann")
+	st, out := p.call(t, "POST", "/v1/auth/mfa", "", map[string]string{"mfa_token": mfaTicket(t, p, "ann"), "code": nextCode(t, secret)})
+	if st != 200 {
+		t.Fatalf("mfa: %d %v", st, out)
+	}
+	access := out["access_token"].(string)
+	if code, out := runCLI(t, "", nil, "user", "mfa-reset", "--username", "ann", "--db", db); code != 0 || !strings.Contains(out, "second factors removed") {
+		t.Fatalf("mfa-reset: %d %s", code, out)
+	}
+	waitFor(t, "mfa-reset", func() bool { st, _ := p.call(t, "GET", "/v1/me", access, nil); return st == 401 })
+	if st, out := p.call(t, "POST", "/v1/auth/login", "", map[string]string{"username": "ann", "password": "ann-password"}); st != 200 || out["user"].(map[string]any)["mfa"] != false {
+		t.Fatalf("login after the reset: %d %v", st, out)
+	}
+	if code, _ := runCLI(t, "", nil, "user", "mfa-reset", "--username", "nobody", "--db", db); code == 0 {
+		t.Fatal("mfa-reset of an unknown user succeeded")
 	}
 }
