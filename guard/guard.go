@@ -109,9 +109,14 @@ type Claims struct {
 	Permissions []string
 	IssuedAt    time.Time
 	ExpiresAt   time.Time
-	// AuthTime is when the person last proved their password in this
+	// AuthTime is when the person last proved who they are in this
 	// session (login or step-up); zero if the token does not say.
 	AuthTime time.Time
+	// ACR is that proof's assurance level: "aal1", or "aal2" for two
+	// factors (a token that does not say is aal1). AMR lists its methods
+	// (RFC 8176: pwd, otp, hwk, user, mfa).
+	ACR string
+	AMR []string
 }
 
 // HasPermission reports whether the claims carry permission p.
@@ -246,7 +251,10 @@ func (g *Guard) verifySignature(tok string, now time.Time) (*Claims, error) {
 		return nil, ErrInvalidToken
 	}
 	out := &Claims{Issuer: c.Issuer, Subject: c.Subject, SessionID: c.SessionID, ID: c.ID, Role: c.Role,
-		Permissions: c.Permissions, IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time}
+		Permissions: c.Permissions, IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time, ACR: c.ACR, AMR: c.AMR}
+	if out.ACR == "" {
+		out.ACR = "aal1"
+	}
 	if c.AuthTime > 0 {
 		out.AuthTime = time.Unix(c.AuthTime, 0)
 	}
@@ -562,6 +570,33 @@ func (g *Guard) RequireRecentAuth(maxAge time.Duration, next http.Handler) http.
 				`Bearer error="insufficient_user_authentication", error_description="A more recent authentication is required", max_age=%d`,
 				int(maxAge.Seconds())))
 			writeError(w, 401, "insufficient_user_authentication", "This needs a recent sign-in: re-authenticate, then retry.")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// acrRank orders the assurance levels Gatehouse issues.
+var acrRank = map[string]int{"aal1": 1, "aal2": 2}
+
+// RequireACR lets a request through only if its token's proof is at least
+// acr ("aal2": two factors); otherwise 401 insufficient_user_authentication
+// with the RFC 9470 challenge `Bearer error="insufficient_user_authentication",
+// acr_values="aal2"`, which tells the client to re-authenticate with its
+// second factor and retry. Combine it with RequireRecentAuth for a recent
+// second-factor proof. Use it inside Middleware.
+func RequireACR(acr string, next http.Handler) http.Handler {
+	need, known := acrRank[acr]
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, ok := ClaimsFrom(r.Context())
+		if !ok {
+			writeError(w, 401, "invalid_token", "An access token is required.")
+			return
+		}
+		if !known || acrRank[c.ACR] < need {
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(
+				`Bearer error="insufficient_user_authentication", error_description="A stronger authentication is required", acr_values=%q`, acr))
+			writeError(w, 401, "insufficient_user_authentication", "This needs a sign-in with a second factor: re-authenticate, then retry.")
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -3,6 +3,7 @@ package guard_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/gatehouse-auth/gatehouse/guard"
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
+	"github.com/gatehouse-auth/gatehouse/internal/factortest"
 )
 
 func get(h http.Handler, tok string) *httptest.ResponseRecorder {
@@ -121,5 +123,55 @@ func waitAccepted(t *testing.T, gd *guard.Guard, tok string) {
 			t.Fatalf("token still refused: %v", err)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Claims carry the proof's level and methods; RequireACR("aal2") passes a
+// two-factor session and challenges a password-only one with acr_values.
+func TestGuardRequireACR(t *testing.T) {
+	g := startGatehouse(t)
+	gd := newGuard(t, g, nil)
+	ctx := context.Background()
+	ann := g.login(t, "ann")
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
+	aal2 := gd.Middleware(guard.RequireACR("aal2", ok))
+	if c, err := gd.Verify(ann.AccessToken); err != nil || c.ACR != "aal1" || strings.Join(c.AMR, " ") != "pwd" {
+		t.Fatalf("password login: %+v, %v", c, err)
+	}
+	w := get(aal2, ann.AccessToken)
+	if w.Code != 401 || errorCode(w) != "insufficient_user_authentication" || !strings.Contains(w.Header().Get("WWW-Authenticate"), `acr_values="aal2"`) {
+		t.Fatalf("aal1 on an aal2 route: %d %s %q", w.Code, w.Body, w.Header().Get("WWW-Authenticate"))
+	}
+	// Enrol a TOTP factor, sign in with both.
+	p, err := g.svc.Authenticate(ann.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := g.svc.EnrollTOTP(ctx, p, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, _ := factortest.TOTP(e.Secret, time.Now())
+	if _, _, err := g.svc.VerifyFactor(ctx, p, e.Factor.ID, now, auth.Meta{IP: "127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = g.svc.Login(ctx, "ann", "password-ann", auth.Meta{IP: "127.0.0.1"})
+	var mfa *auth.MFARequiredError
+	if !errors.As(err, &mfa) {
+		t.Fatalf("login with a factor: %v", err)
+	}
+	next, _ := factortest.TOTP(e.Secret, time.Now().Add(30*time.Second))
+	tk, err := g.svc.CompleteMFA(ctx, mfa.Token, next, nil, auth.Meta{IP: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := gd.Verify(tk.AccessToken); err != nil || c.ACR != "aal2" || strings.Join(c.AMR, " ") != "pwd otp mfa" {
+		t.Fatalf("two-factor login: %+v, %v", c, err)
+	}
+	if w := get(aal2, tk.AccessToken); w.Code != 200 {
+		t.Fatalf("aal2 on an aal2 route: %d %s", w.Code, w.Body)
+	}
+	if w := get(gd.Middleware(guard.RequireACR("aal9", ok)), tk.AccessToken); w.Code != 401 {
+		t.Fatalf("an unknown level passed: %d", w.Code)
 	}
 }

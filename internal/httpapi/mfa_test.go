@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
-	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 	"github.com/gatehouse-auth/gatehouse/internal/factortest"
+	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 )
 
 // totpAt is the code of secret at t (factortest.TOTP).

@@ -21,8 +21,8 @@ import (
 	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
 
 	"github.com/gatehouse-auth/gatehouse/docs"
-	"github.com/gatehouse-auth/gatehouse/internal/httpapi"
 	"github.com/gatehouse-auth/gatehouse/internal/factortest"
+	"github.com/gatehouse-auth/gatehouse/internal/httpapi"
 )
 
 // specOp is one operation of docs/openapi.yaml.
