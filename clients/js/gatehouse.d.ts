@@ -6,6 +6,8 @@ export interface User {
   role: string;
   permissions?: string[];
   disabled: boolean;
+  /** The account has an active second factor. */
+  mfa: boolean;
   created_at: string;
 }
 
@@ -62,18 +64,49 @@ export interface GatehouseSocket extends EventTarget {
   addEventListener(type: string, listener: EventListenerOrEventListenerObject | null): void;
 }
 
+export interface Factor {
+  id: string;
+  type: "totp" | "webauthn";
+  label: string;
+  created_at: string;
+  last_used_at: string | null;
+  active: boolean;
+}
+
+export interface MFAChallenge {
+  mfaRequired: true;
+  factors: { id: string; type: "totp" | "webauthn"; label: string }[];
+}
+
 export interface Client {
   /** The signed-in user, or null. */
   readonly user: User | null;
   readonly baseUrl: string;
   register(username: string, password: string): Promise<User>;
-  login(username: string, password: string): Promise<User>;
+  /** The User, or, for an account with a second factor, a challenge to complete with verifyMfa or verifyMfaWithPasskey. */
+  login(username: string, password: string): Promise<User | MFAChallenge>;
+  /** Complete a login with a TOTP or recovery code (invalid_mfa_code: try again; invalid_token: log in again). */
+  verifyMfa(code: string): Promise<User>;
+  /** Complete a login with a passkey. */
+  verifyMfaWithPasskey(): Promise<User>;
+  /** Sign in with a discoverable passkey, no password. */
+  loginWithPasskey(): Promise<User>;
+  factors(): Promise<{ factors: Factor[]; recoveryCodesLeft: number }>;
+  /** Start a TOTP factor (step-up); activate it with verifyFactor. */
+  enrollTotp(label?: string): Promise<{ factor: Factor; secret: string; otpauthUri: string }>;
+  /** Activate a pending factor; the first also returns ten recovery codes, shown once. */
+  verifyFactor(id: string, code: string): Promise<{ factor: Factor; recoveryCodes: string[] | null }>;
+  /** Register a passkey (step-up). */
+  enrollPasskey(label?: string): Promise<{ factor: Factor; recoveryCodes: string[] | null }>;
+  /** Remove a factor (step-up with the second factor); other sessions are revoked. */
+  removeFactor(id: string): Promise<void>;
+  regenerateRecoveryCodes(): Promise<string[]>;
   /** Resume after a page load (another tab's token, else the refresh cookie); null when signed out. */
   restore(): Promise<User | null>;
   /** fetch with the Bearer token; refreshes once and retries when the token is refused. */
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
-  /** Step-up: prove the password again; new access token with auth_time = now. */
-  reauthenticate(password: string): Promise<User>;
+  /** Step-up: prove the password (and/or a code, or a passkey) again; new access token with auth_time = now. */
+  reauthenticate(proof: string | { password?: string; code?: string } | { passkey: true }): Promise<User>;
   sessions(): Promise<Session[]>;
   revokeSession(id: string): Promise<void>;
   /** End this session; every tab of the origin signs out. */

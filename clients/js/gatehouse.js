@@ -29,12 +29,28 @@ const LOCK_TIMEOUT = 20000;
 
 /** An API error: `code` is the server's `error` code (or `network_error`). */
 export class GatehouseError extends Error {
-  constructor(code, message, status) {
+  constructor(code, message, status, body) {
     super(message || code);
     this.name = "GatehouseError";
     this.code = code;
     this.status = status || 0;
+    if (body && body.mfa_token) {
+      this._mfaToken = body.mfa_token; // the login's ticket: kept by the client, not the app
+      this.factors = body.factors || [];
+    }
   }
+}
+
+// The WebAuthn calls: JSON options in, PublicKeyCredential.toJSON() out
+// (Level 3's parse…FromJSON, in every current browser).
+async function createCredential(options) {
+  const cred = await navigator.credentials.create({ publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options) });
+  return cred.toJSON();
+}
+
+async function getCredential(options) {
+  const cred = await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options) });
+  return cred.toJSON();
 }
 
 export function createClient(options) {
@@ -96,13 +112,96 @@ class Client {
     return (await this._req("POST", "/v1/auth/register", { body: { username, password } })).user;
   }
 
+  // login resolves to the User, or, for an account with a second factor,
+  // to {mfaRequired: true, factors}: complete it with verifyMfa(code) or
+  // verifyMfaWithPasskey() (no token exists until then).
   async login(username, password) {
-    const r = await this._req("POST", "/v1/auth/login", {
-      body: { username, password },
-      transport: true,
-    });
+    let r;
+    try {
+      r = await this._req("POST", "/v1/auth/login", {
+        body: { username, password },
+        transport: true,
+      });
+    } catch (e) {
+      if (e.code != "mfa_required") throw e;
+      this._mfaToken = e._mfaToken;
+      return { mfaRequired: true, factors: e.factors };
+    }
     this._accept(r, "login");
     return this.user;
+  }
+
+  // verifyMfa completes a login with a TOTP or a recovery code. A wrong
+  // code rejects with invalid_mfa_code (try again); a dead ticket with
+  // invalid_token (log in again).
+  async verifyMfa(code) {
+    return this._completeMfa({ code });
+  }
+
+  async verifyMfaWithPasskey() {
+    const opts = await this._req("POST", "/v1/auth/mfa/webauthn/options", { body: { mfa_token: this._mfaPending() } });
+    return this._completeMfa({ webauthn: await getCredential(opts) });
+  }
+
+  _mfaPending() {
+    if (!this._mfaToken) throw new GatehouseError("invalid_token", "No sign-in is waiting for a second factor");
+    return this._mfaToken;
+  }
+
+  async _completeMfa(answer) {
+    let r;
+    try {
+      r = await this._req("POST", "/v1/auth/mfa", { body: { mfa_token: this._mfaPending(), ...answer }, transport: true });
+    } catch (e) {
+      if (e.code == "invalid_token") this._mfaToken = null;
+      throw e;
+    }
+    this._mfaToken = null;
+    this._accept(r, "login");
+    return this.user;
+  }
+
+  // loginWithPasskey signs in with a discoverable passkey, no password.
+  async loginWithPasskey() {
+    const opts = await this._req("POST", "/v1/auth/passkey/options", {});
+    const r = await this._req("POST", "/v1/auth/passkey", { body: { assertion: await getCredential(opts) }, transport: true });
+    this._accept(r, "login");
+    return this.user;
+  }
+
+  // --- second factors ---
+
+  async factors() {
+    const r = await this._authed("GET", "/v1/me/factors");
+    return { factors: r.factors, recoveryCodesLeft: r.recovery_codes_left };
+  }
+
+  // enrollTotp starts a TOTP factor: show secret/otpauthUri, then
+  // verifyFactor(factor.id, code) activates it.
+  async enrollTotp(label) {
+    const r = await this._authed("POST", "/v1/me/factors/totp", label ? { label } : {});
+    return { factor: r.factor, secret: r.secret, otpauthUri: r.otpauth_uri };
+  }
+
+  // verifyFactor activates a pending factor; the account's first also
+  // returns its recovery codes (shown once).
+  async verifyFactor(id, code) {
+    const r = await this._authed("POST", "/v1/me/factors/" + encodeURIComponent(id) + "/verify", { code });
+    return { factor: r.factor, recoveryCodes: r.recovery_codes || null };
+  }
+
+  async enrollPasskey(label) {
+    const opts = await this._authed("POST", "/v1/me/factors/webauthn/options", label ? { label } : {});
+    const r = await this._authed("POST", "/v1/me/factors/webauthn", await createCredential(opts));
+    return { factor: r.factor, recoveryCodes: r.recovery_codes || null };
+  }
+
+  async removeFactor(id) {
+    await this._authed("DELETE", "/v1/me/factors/" + encodeURIComponent(id));
+  }
+
+  async regenerateRecoveryCodes() {
+    return (await this._authed("POST", "/v1/me/recovery-codes")).recovery_codes;
   }
 
   // restore resumes a session after a page load: from another tab if one
@@ -134,8 +233,15 @@ class Client {
     return res;
   }
 
-  async reauthenticate(password) {
-    const r = await this._authed("POST", "/v1/auth/reauthenticate", { password });
+  // reauthenticate is the step-up: reauthenticate(password), or
+  // reauthenticate({password, code}), ({code}) or ({passkey: true}).
+  async reauthenticate(proof) {
+    let body = typeof proof == "string" ? { password: proof } : { ...proof };
+    if (body.passkey) {
+      const opts = await this._authed("POST", "/v1/auth/reauthenticate/webauthn/options");
+      body = { webauthn: await getCredential(opts) };
+    }
+    const r = await this._authed("POST", "/v1/auth/reauthenticate", body);
     this._accept(r, "reauth");
     return this.user;
   }
@@ -388,7 +494,7 @@ class Client {
       if (signal.aborted) throw new GatehouseError("network_error", "Gatehouse did not answer in " + this._requestTimeout + " ms");
     }
     if (!res.ok) {
-      throw new GatehouseError((data && data.error) || "http_" + res.status, data && data.error_description, res.status);
+      throw new GatehouseError((data && data.error) || "http_" + res.status, data && data.error_description, res.status, data);
     }
     return data;
   }
