@@ -117,7 +117,7 @@ func startGatehouse(t *testing.T, ln net.Listener, o ghOptions) *gatehouse {
 		issuer = o.issuer
 	}
 	g.svc = auth.New(auth.Config{
-		Issuer: issuer, RegistrationOpen: true, AccessTTL: o.accessTTL, ResourceKeys: []string{resourceKey},
+		Issuer: issuer, RegistrationOpen: true, AccessTTL: o.accessTTL, ResourceKeys: []string{resourceKey}, WebAuthnOrigins: o.origins,
 		Logger: log, SyncInterval: 50 * time.Millisecond, Throttle: throttle.Config{PerIP: 1000}, ReauthMaxAge: o.reauthAge,
 		HashParams: password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
 	}, st, token.NewKeySet(token.GenerateKey()), make([]byte, 32))
