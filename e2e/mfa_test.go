@@ -179,3 +179,72 @@ func TestBrowserPasskeys(t *testing.T) {
 		t.Fatalf("%d webauthn_clone_suspected events", n)
 	}
 }
+
+// The web UI's two-factor pages: enrolling an authenticator app (the key
+// shown, the first code, the recovery codes once), signing in with the
+// code, and the admin's reset; axe-clean, with screenshots.
+func TestUITwoFactor(t *testing.T) {
+	src := axeSource(t)
+	gh := uiServer(t, ghOptions{})
+	b := startBrowser(t)
+	ann := b.newDevice("ann", uaFirefox)
+	ann.signIn(gh.URL, "ann", "pw-ann-long")
+	ann.visit(gh.URL + "/account/security")
+	ann.waitFor(`document.querySelector("main h2")?.textContent === "Two-factor sign-in"`, 5*time.Second)
+	ann.clickText("main", "Add an authenticator app")
+	ann.waitFor(`!!document.querySelector("main code.secret")`, 5*time.Second)
+	secret := strings.ReplaceAll(ann.text("main code.secret"), " ", "")
+	code := func(at time.Time) string {
+		c, err := factortest.TOTP(secret, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ann.fill("main input[autocomplete=one-time-code]", code(time.Now()))
+	ann.clickText("main", "Turn on")
+	ann.waitFor(`document.querySelectorAll("main .codes li").length === 10`, 5*time.Second)
+	codes := strings.Fields(ann.text("main .codes"))
+	ann.waitFor(`document.querySelector("main .muted")?.textContent !== "" && [...document.querySelectorAll("main p.muted")].some((p) => p.textContent.startsWith("On: 1 factor"))`, 5*time.Second)
+	for _, width := range []int64{1280, 360} {
+		ann.viewport(width, false)
+		for _, v := range ann.axe(src) {
+			t.Errorf("two-factor page at %d px: axe: %s", width, v)
+		}
+		ann.screenshot(fmt.Sprintf("two-factor-%d", width))
+	}
+	ann.viewport(1280, false)
+
+	// Sign out; the password alone now leads to the second step.
+	ann.eval(`await window.gatehouseUI.gh.logout(); return null`, nil)
+	ann.visit(gh.URL + "/login")
+	ann.fill("main input[autocomplete=username]", "ann")
+	ann.fill("main input[type=password]", "pw-ann-long")
+	ann.click("main form button[type=submit]")
+	ann.waitFor(`document.querySelector("main h1")?.textContent === "Two-factor sign-in" && window.gatehouseUI.gh.user === null`, 5*time.Second)
+	for _, v := range ann.axe(src) {
+		t.Errorf("second-step page: axe: %s", v)
+	}
+	ann.screenshot("two-factor-sign-in-1280")
+	ann.fill("main input[autocomplete=one-time-code]", "000000")
+	ann.click("main form button[type=submit]")
+	ann.waitFor(`document.querySelector("main .notice.error")?.textContent.startsWith("That code was not accepted")`, 5*time.Second)
+	ann.fill("main input[autocomplete=one-time-code]", codes[0]) // a recovery code
+	ann.click("main form button[type=submit]")
+	ann.waitFor(`window.gatehouseUI.gh.user?.mfa === true && location.pathname === "/account"`, 5*time.Second)
+
+	// The admin sees it on and resets it: ann is signed out.
+	admin := b.newDevice("admin", uaChrome)
+	admin.signIn(gh.URL, "root", "pw-root-long")
+	admin.visit(gh.URL + "/admin/users/" + gh.user(t, "ann"))
+	admin.waitFor(`document.querySelector("main dl").textContent.includes("Two-factorOn")`, 5*time.Second)
+	admin.clickText("main", "Reset two-factor")
+	admin.confirm("Reset two-factor")
+	start := time.Now()
+	admin.statusIs("Two-factor sign-in was reset.")
+	ann.signedOut("revoked", start)
+	admin.waitFor(`document.querySelector("main dl").textContent.includes("Two-factorOff")`, 5*time.Second)
+	// 403: the password step answers mfa_required; 401: the wrong code and the reset.
+	ann.pageErrors("401", "403")
+	admin.pageErrors()
+}

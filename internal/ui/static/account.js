@@ -1,11 +1,11 @@
 // The account pages: devices, security activity, password, deletion.
 import { h, field, notice, status, busy } from "./dom.js";
 import { gh, api, explain } from "./client.js";
-import { act } from "./dialogs.js";
+import { act, stepUp } from "./dialogs.js";
 import { EVENT_NAMES, deviceName, eventItem, sessionItem } from "./items.js";
 import { tabbedPage, socketListeners, onLeave, signOut, signOutReason } from "./shell.js";
 
-const ACCOUNT_TABS = [["/account", "Devices"], ["/account/activity", "Security activity"], ["/account/password", "Password"], ["/account/delete", "Delete account"]];
+const ACCOUNT_TABS = [["/account", "Devices"], ["/account/activity", "Security activity"], ["/account/password", "Password"], ["/account/security", "Two-factor"], ["/account/delete", "Delete account"]];
 
 export async function accountPage(sub) {
   const active = sub ? `/account/${sub}` : "/account";
@@ -13,6 +13,7 @@ export async function accountPage(sub) {
   if (!sub || sub === "devices") return devices(section);
   if (sub === "activity") return activity(section);
   if (sub === "password") return passwordForm(section);
+  if (sub === "security") return twoFactor(section);
   if (sub === "delete") return deleteForm(section);
 }
 
@@ -116,4 +117,97 @@ function deleteForm(section) {
         await signOut();
       }
     } }, "Delete account…"))));
+}
+
+const FACTOR_KINDS = { totp: "Authenticator app", webauthn: "Passkey" };
+
+// twoFactor lists the second factors and enrols new ones. Secrets and
+// recovery codes are shown once, here, and kept nowhere else.
+async function twoFactor(section) {
+  const list = h("ul", { class: "list", "aria-label": "Second factors" });
+  const summary = h("p", { class: "muted" });
+  const work = h("div", { "aria-live": "polite" });
+  const addApp = h("button", { type: "button", onclick: () => enrolApp().catch(fail) }, "Add an authenticator app");
+  const addKey = h("button", { class: "secondary", type: "button", onclick: () => enrolPasskey().catch(fail) }, "Add a passkey");
+  const regen = h("button", { class: "secondary", type: "button", onclick: () => regenerate().catch(fail) }, "New recovery codes");
+  section.replaceChildren(h("section", { class: "card", "aria-labelledby": "mfa-h" },
+    h("h2", { id: "mfa-h" }, "Two-factor sign-in"),
+    h("p", { class: "muted" }, "With a second factor, your password alone cannot sign in to your account."),
+    summary, list, work, h("div", { class: "actions" }, addApp, addKey, regen)));
+  function fail(e) {
+    if (e.code !== "cancelled") status("error", explain(e));
+  }
+  async function load() {
+    const r = await gh.factors();
+    const active = r.factors.filter((f) => f.active);
+    summary.textContent = active.length
+      ? `On: ${active.length} factor${active.length > 1 ? "s" : ""}, ${r.recoveryCodesLeft} recovery code${r.recoveryCodesLeft === 1 ? "" : "s"} left.`
+      : "Off: only your password protects this account.";
+    regen.hidden = !active.length;
+    list.replaceChildren(...active.map((f) => h("li", { class: "item" },
+      h("div", {}, h("div", { class: "title" }, `${FACTOR_KINDS[f.type] || f.type}: `, h("bdi", {}, f.label)),
+        h("div", { class: "muted" }, `Added ${new Date(f.created_at).toLocaleString()}`, f.last_used_at ? ` · last used ${new Date(f.last_used_at).toLocaleString()}` : "")),
+      h("button", { class: "danger", type: "button", onclick: () => remove(f) }, "Remove"))));
+  }
+  async function remove(f) {
+    const ok = await act({ title: "Remove this factor?", text: `${FACTOR_KINDS[f.type]} “${f.label}” stops working, and every other device is signed out.`, label: "Remove",
+      run: () => gh.removeFactor(f.id), done: "The factor was removed. Every other device was signed out." });
+    if (ok) {
+      await gh.restore();
+      await load();
+    }
+  }
+  async function enrolApp() {
+    const e = await stepUp(() => gh.enrollTotp("Authenticator app"));
+    const code = h("input", { autocomplete: "one-time-code", inputmode: "numeric", required: true, spellcheck: "false" });
+    const err = h("div", {});
+    const form = h("form", { class: "narrow" },
+      h("h3", {}, "Add an authenticator app"),
+      h("p", {}, "Add this key to your authenticator app (or open the link on the phone that has it), then enter the code it shows."),
+      h("p", {}, "Key: ", h("code", { class: "secret" }, e.secret.replace(/(.{4})/g, "$1 ").trim())),
+      h("p", {}, h("a", { href: e.otpauthUri }, "Open in an authenticator app")),
+      err, field("Code", code), h("div", { class: "actions" }, h("button", { type: "submit" }, "Turn on")));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      err.replaceChildren();
+      try {
+        const r = await busy(form, () => gh.verifyFactor(e.factor.id, code.value.trim()));
+        await enrolled(r);
+      } catch (x) {
+        err.replaceChildren(notice("error", explain(x)));
+      }
+    });
+    work.replaceChildren(form);
+    code.focus();
+  }
+  async function enrolPasskey() {
+    const r = await stepUp(() => gh.enrollPasskey("Passkey"));
+    await enrolled(r);
+  }
+  async function enrolled(r) {
+    await gh.restore();
+    work.replaceChildren(r.recoveryCodes ? codesCard(r.recoveryCodes) : notice("ok", "The factor was added."));
+    status("ok", "Two-factor sign-in is on.");
+    await load();
+  }
+  async function regenerate() {
+    const ok = await act({ title: "Make new recovery codes?", text: "Your current recovery codes stop working.", label: "Make new codes", danger: false,
+      run: async () => work.replaceChildren(codesCard(await gh.regenerateRecoveryCodes())) });
+    if (ok) await load();
+  }
+  await load();
+}
+
+// codesCard shows recovery codes once, with copy and download.
+function codesCard(codes) {
+  const text = codes.join("\n") + "\n";
+  return h("div", { class: "notice ok" },
+    h("p", {}, "Your recovery codes. Each works once, in place of a code from your app. Keep them somewhere safe: they are not shown again."),
+    h("ul", { class: "codes", "aria-label": "Recovery codes" }, codes.map((c) => h("li", {}, h("code", {}, c)))),
+    h("div", { class: "actions" },
+      h("button", { type: "button", class: "secondary", onclick: async () => {
+        await navigator.clipboard.writeText(text);
+        status("ok", "The recovery codes were copied.");
+      } }, "Copy"),
+      h("a", { class: "button secondary", download: "gatehouse-recovery-codes.txt", href: URL.createObjectURL(new Blob([text], { type: "text/plain" })) }, "Download")));
 }

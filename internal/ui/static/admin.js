@@ -97,6 +97,7 @@ export async function adminUserPage(id) {
       h("dt", {}, "Username"), h("dd", {}, h("bdi", {}, u.username)),
       h("dt", {}, "Role"), h("dd", {}, u.role),
       h("dt", {}, "Status"), h("dd", {}, u.disabled ? "Disabled" : "Active"),
+      h("dt", {}, "Two-factor"), h("dd", {}, u.mfa ? "On" : "Off"),
       h("dt", {}, "Permissions"), h("dd", {}, u.permissions.length ? u.permissions.join(", ") : "None"),
       h("dt", {}, "Created"), h("dd", {}, time(u.created_at)),
       h("dt", {}, "ID"), h("dd", {}, h("code", {}, u.id)));
@@ -140,6 +141,15 @@ export async function adminUserPage(id) {
     h("p", {}, h("a", { href: "/admin", "data-link": true }, "← All users")),
     h("section", { class: "card", "aria-labelledby": "u-h" }, h("h2", { id: "u-h" }, h("bdi", {}, u.username)), facts,
       h("div", { class: "actions" }, toggle,
+        h("button", { class: "danger", type: "button", onclick: async () => {
+          const ok = await act({ title: `Reset two-factor sign-in of ${u.username}?`, text: "Every second factor and recovery code is removed and every session ends. They sign in with the password alone and can enrol again.",
+            label: "Reset two-factor", run: () => api("DELETE", `/v1/admin/users/${encodeURIComponent(id)}/factors`), done: "Two-factor sign-in was reset." });
+          if (ok) {
+            u = (await api("GET", `/v1/admin/users/${encodeURIComponent(id)}`)).user;
+            show();
+            await loadSessions();
+          }
+        } }, "Reset two-factor"),
         h("a", { class: "button secondary", href: `/admin/events?user_id=${encodeURIComponent(id)}`, "data-link": true }, "View events"))),
     h("section", { class: "card", "aria-labelledby": "ch-h" }, h("h2", { id: "ch-h" }, "Change"), roleForm, permForm, pwForm),
     h("section", { class: "card", "aria-labelledby": "s-h" }, h("h2", { id: "s-h" }, "Sessions"), sessions,

@@ -18,7 +18,7 @@ async function route() {
     [/^\/$/, home],
     [/^\/login$/, loginPage],
     [/^\/register$/, registerPage],
-    [/^\/account(?:\/(devices|activity|password|delete))?$/, accountPage, true],
+    [/^\/account(?:\/(devices|activity|password|security|delete))?$/, accountPage, true],
     [/^\/admin(?:\/(users|events|emergency))?$/, adminPage, true, true],
     [/^\/admin\/users\/([^/]+)$/, adminUserPage, true, true],
   ];
@@ -72,7 +72,8 @@ function loginPage() {
     e.preventDefault();
     err.replaceChildren();
     try {
-      await busy(form, () => gh.login(user.value, pw.value));
+      const r = await busy(form, () => gh.login(user.value, pw.value));
+      if (r && r.mfaRequired) return secondFactorPage(r.factors);
       leave();
     } catch (x) {
       err.replaceChildren(notice("error", explain(x)));
@@ -80,8 +81,50 @@ function loginPage() {
       pw.focus();
     }
   });
+  const passkey = h("button", { class: "secondary", type: "button", onclick: async () => {
+    err.replaceChildren();
+    try {
+      await busy(form, () => gh.loginWithPasskey());
+      leave();
+    } catch (x) {
+      err.replaceChildren(notice("error", x.code === "invalid_credentials" ? "That passkey was not accepted." : explain(x)));
+    }
+  } }, "Sign in with a passkey");
+  form.querySelector(".actions").append(passkey);
   page("Sign in", form);
   user.focus();
+}
+
+// secondFactorPage is the login's second step: a code from the app, a
+// recovery code, or a passkey. No session exists until it succeeds.
+function secondFactorPage(factors) {
+  const hasPasskey = factors.some((f) => f.type === "webauthn");
+  const hasApp = factors.some((f) => f.type === "totp");
+  const code = h("input", { autocomplete: "one-time-code", inputmode: "numeric", required: true, spellcheck: "false" });
+  const err = h("div", { "aria-live": "assertive" });
+  const form = h("form", { class: "card narrow" }, err,
+    h("p", {}, hasApp ? "Enter the code from your authenticator app, or one of your recovery codes." : "Use your passkey, or enter one of your recovery codes."),
+    field(hasApp ? "Code" : "Recovery code", code),
+    h("div", { class: "actions" }, h("button", { type: "submit" }, "Verify"),
+      hasPasskey ? h("button", { class: "secondary", type: "button", onclick: () => answer(() => gh.verifyMfaWithPasskey()) }, "Use a passkey") : null));
+  async function answer(fn) {
+    err.replaceChildren();
+    try {
+      await busy(form, fn);
+      leave();
+    } catch (x) {
+      if (x.code === "invalid_token") return go(withReturn("/login"), true);
+      err.replaceChildren(notice("error", explain(x)));
+      code.value = "";
+      code.focus();
+    }
+  }
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    answer(() => gh.verifyMfa(code.value.trim()));
+  });
+  page("Two-factor sign-in", form);
+  code.focus();
 }
 
 function registerPage() {

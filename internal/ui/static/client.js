@@ -49,11 +49,15 @@ export const MESSAGES = {
   not_found: "It no longer exists.",
   forbidden: "You are not allowed to do that.",
   cancelled: "Cancelled.",
+  invalid_mfa_code: "That code was not accepted. Codes work once; wait for the next one.",
+  invalid_token: "This sign-in expired. Start again.",
+  mfa_enrollment_required: "Your account must set up two-factor sign-in first (Account, Two-factor).",
+  NotAllowedError: "The passkey request was cancelled or timed out.",
 };
 
 // explain turns an error into one sentence for people. The server's
 // descriptions are fixed sentences (never echoes of input), so they may be
 // shown where no better message exists.
 export function explain(e) {
-  return MESSAGES[e?.code] || e?.message || "Something went wrong.";
+  return MESSAGES[e?.code] || MESSAGES[e?.name] || e?.message || "Something went wrong.";
 }

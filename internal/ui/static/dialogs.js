@@ -36,27 +36,35 @@ export function confirmAction(title, text, label, { danger = true, typed = "" } 
 
 // askPassword is the step-up prompt: it re-authenticates this session and
 // resolves true, or false when the person cancels.
+// With two-factor sign-in on, it also asks for a code (or offers the
+// passkey): those accounts' sensitive actions need both.
 export function askPassword() {
+  const mfa = !!gh.user?.mfa;
   const pw = h("input", { type: "password", autocomplete: "current-password", required: true });
+  const code = mfa ? h("input", { autocomplete: "one-time-code", inputmode: "numeric", spellcheck: "false" }) : null;
   const err = h("div", { "aria-live": "assertive" });
   const form = h("form", {},
-    h("p", {}, "For your security, enter your password again to continue."),
-    field("Password", pw), err);
+    h("p", {}, mfa ? "For your security, enter your password and a code from your authenticator app (or a recovery code) to continue." : "For your security, enter your password again to continue."),
+    field("Password", pw), mfa ? field("Code", code) : null, err);
   return dialog("Confirm it’s you", form, (close) => {
-    const submit = async (e) => {
-      e?.preventDefault();
+    const run = async (proof) => {
       err.replaceChildren();
       try {
-        await busy(form, () => gh.reauthenticate(pw.value));
+        await busy(form, () => gh.reauthenticate(proof));
         close(true);
       } catch (x) {
         err.replaceChildren(notice("error", x.code === "invalid_credentials" ? "Wrong password." : explain(x)));
         pw.focus();
       }
     };
+    const submit = (e) => {
+      e?.preventDefault();
+      return run(mfa ? { password: pw.value, code: code.value.trim() } : pw.value);
+    };
     form.addEventListener("submit", submit);
     return [
       h("button", { class: "primary", type: "button", onclick: submit }, "Confirm"),
+      mfa ? h("button", { class: "secondary", type: "button", onclick: () => run({ passkey: true }) }, "Use a passkey") : null,
       h("button", { class: "secondary", type: "button", onclick: () => close(false) }, "Cancel"),
     ];
   }).then((v) => v === true);
