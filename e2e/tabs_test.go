@@ -113,7 +113,12 @@ func testTabsShareRefreshes(t *testing.T, tabsN int) {
 // disabling the user closes every tab's socket with 4003 and every tab
 // reports signedout "revoked".
 func TestBrowserSignOutReachesEveryTab(t *testing.T) {
-	s := startSPA(t, accessTTL)
+	// A longer lifetime than the other browser tests: the sockets must
+	// re-authenticate before it ends, and the client refreshes a tenth of
+	// it ahead (200 ms of a 2 s token was too little on a loaded CI
+	// machine; the server then rightly closed the socket 4001).
+	const ttl = 3 * accessTTL
+	s := startSPA(t, ttl)
 	tabs := s.openTabs(t, 3, "ann", "correct horse battery")
 
 	start := time.Now()
@@ -148,7 +153,7 @@ func TestBrowserSignOutReachesEveryTab(t *testing.T) {
 	}
 	// The sockets outlive their first token: they re-authenticate in-band
 	// after each refresh, on the same connection (one hello, no close).
-	time.Sleep(accessTTL + accessTTL/2)
+	time.Sleep(ttl + ttl/2)
 	for _, tb := range tabs {
 		var log []string
 		tb.eval(`return window.log.socket`, &log)

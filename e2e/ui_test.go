@@ -148,7 +148,7 @@ func TestUIPasswordActivityAndStepUp(t *testing.T) {
 	}
 
 	// Step-up: the laptop's sign-in is now older than --reauth-max-age.
-	time.Sleep(time.Until(signedInAt.Add(2500 * time.Millisecond)))
+	time.Sleep(time.Until(signedInAt.Add(8500 * time.Millisecond)))
 	laptop.visit(gh.URL + "/account")
 	laptop.clickText("main", "Sign out all other devices")
 	laptop.confirm("Sign out others")
@@ -166,7 +166,11 @@ func TestUIPasswordActivityAndStepUp(t *testing.T) {
 // sign-in), re-enables them after a step-up, reads the events, and pulls
 // the emergency switch behind its typed confirmation.
 func TestUIAdminConsole(t *testing.T) {
-	gh := uiServer(t, ghOptions{reauthAge: 2 * time.Second})
+	// The disable must come within --reauth-max-age of the admin's
+	// sign-in (else it first asks for the password): 8 s leaves room for a
+	// loaded CI machine (2 s did not, and the test waited for a sign-out
+	// the unanswered prompt had not made).
+	gh := uiServer(t, ghOptions{reauthAge: 8 * time.Second})
 	b := startBrowser(t)
 	ann := b.newDevice("ann", uaIPhone)
 	admin := b.newDevice("admin", uaFirefox)
@@ -190,7 +194,7 @@ func TestUIAdminConsole(t *testing.T) {
 	admin.waitFor(`document.querySelector("main dl").textContent.includes("Disabled")`, 5*time.Second)
 
 	// Older than --reauth-max-age now: enabling asks for the password.
-	time.Sleep(time.Until(signedInAt.Add(2500 * time.Millisecond)))
+	time.Sleep(time.Until(signedInAt.Add(8500 * time.Millisecond)))
 	admin.clickText("main", "Enable account")
 	admin.confirm("Enable")
 	admin.stepUp("pw-root-long")
@@ -220,7 +224,7 @@ func TestUIAdminConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	admin.visit(gh.URL + "/admin/users/" + cy.ID)
-	time.Sleep(time.Until(steppedUpAt.Add(2500 * time.Millisecond)))
+	time.Sleep(time.Until(steppedUpAt.Add(8500 * time.Millisecond)))
 	admin.clickText("main", "Delete user…")
 	admin.waitFor(`document.getElementById("dialog").open`, 5*time.Second)
 	admin.fill("#dialog input", "cy")
@@ -246,7 +250,7 @@ func TestUIAdminConsole(t *testing.T) {
 		t.Fatal("the emergency switch is armed before the phrase is typed")
 	}
 	admin.fill("#dialog input", "revoke all sessions")
-	time.Sleep(time.Until(steppedUpAt.Add(2500 * time.Millisecond)))
+	time.Sleep(time.Until(steppedUpAt.Add(8500 * time.Millisecond)))
 	admin.clickText("#dialog", "Revoke everything")
 	admin.stepUp("pw-root-long")
 	start = time.Now()

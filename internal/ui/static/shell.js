@@ -102,7 +102,8 @@ export function ensureSocket() {
     }
     for (const fn of socketListeners) fn(msg);
   });
-  socket.addEventListener("close", () => {
+  socket.addEventListener("close", (e) => {
+    (window.gatehouseUI.socketCloses ||= []).push(e.code); // for the browser tests
     socket = null;
     // Dropped for a reason other than sign-out (the client reconnects
     // after network drops itself): try again shortly while signed in.
