@@ -145,7 +145,7 @@ async function twoFactor(section) {
       : "Off: only your password protects this account.";
     regen.hidden = !active.length;
     list.replaceChildren(...active.map((f) => h("li", { class: "item" },
-      h("div", {}, h("div", { class: "title" }, `${FACTOR_KINDS[f.type] || f.type}: `, h("bdi", {}, f.label)),
+      h("div", {}, h("div", { class: "title" }, FACTOR_KINDS[f.type] || f.type, f.label !== FACTOR_KINDS[f.type] ? [": ", h("bdi", {}, f.label)] : null),
         h("div", { class: "muted" }, `Added ${new Date(f.created_at).toLocaleString()}`, f.last_used_at ? ` · last used ${new Date(f.last_used_at).toLocaleString()}` : "")),
       h("button", { class: "danger", type: "button", onclick: () => remove(f) }, "Remove"))));
   }
