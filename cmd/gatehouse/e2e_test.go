@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -101,26 +100,11 @@ func (p *proc) kill9(t *testing.T) {
 
 func (p *proc) call(t *testing.T, method, path, bearer string, body any) (int, map[string]any) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		j, _ := json.Marshal(body)
-		rd = bytes.NewReader(j)
-	}
-	req, _ := http.NewRequest(method, p.base+path, rd)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	hdr := map[string]string{}
 	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
+		hdr["Authorization"] = "Bearer " + bearer
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var out map[string]any
-	json.NewDecoder(res.Body).Decode(&out)
-	return res.StatusCode, out
+	return p.callWith(t, method, path, hdr, body)
 }
 
 func (p *proc) login(t *testing.T, user, pw string) (access, refresh string) {

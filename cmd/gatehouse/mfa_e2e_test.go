@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -13,12 +14,18 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/factortest"
 )
 
-// callWith is call with extra request headers.
+// callWith calls p with request headers hdr and body (JSON, if not nil).
 func (p *proc) callWith(t *testing.T, method, path string, hdr map[string]string, body any) (int, map[string]any) {
 	t.Helper()
-	j, _ := json.Marshal(body)
-	req, _ := http.NewRequest(method, p.base+path, bytes.NewReader(j))
-	req.Header.Set("Content-Type", "application/json")
+	var rd io.Reader
+	if body != nil {
+		j, _ := json.Marshal(body)
+		rd = bytes.NewReader(j)
+	}
+	req, _ := http.NewRequest(method, p.base+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
