@@ -222,6 +222,9 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, p Principal, m Me
 // removed and every session revoked (the person signs in again with the
 // password and enrols anew).
 func (s *Service) ResetMFA(ctx context.Context, userID string, m Meta) error {
+	if !validID(userID) {
+		return ErrNotFound // no such user, and no hostile bytes sent to the store
+	}
 	m = m.clean()
 	now := s.now()
 	var ev store.Event

@@ -425,7 +425,7 @@ func (s *Service) PasskeyLogin(ctx context.Context, body []byte, m Meta) (Tokens
 	if err != nil {
 		return Tokens{}, err
 	}
-	if !ok || userID == "" || len(userID) > 64 {
+	if !ok || !validID(userID) { // the handle is the client's bytes: never sent to the store unchecked
 		return Tokens{}, ErrInvalidCredentials
 	}
 	cur, err := s.mfa.GetMFA(ctx, userID)

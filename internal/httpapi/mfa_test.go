@@ -497,8 +497,10 @@ func TestAdminResetsMFA(t *testing.T) {
 	if !slices.Contains(s.events(t, "ann"), "mfa_reset") {
 		t.Fatal("no mfa_reset event")
 	}
-	if r := s.do(t, "DELETE", "/v1/admin/users/nobody/factors", nil, bearer(root.access)); r.status != 404 {
-		t.Fatalf("reset of nobody: %d", r.status)
+	for _, id := range []string{"nobody", "%00", "a%27%3B--"} {
+		if r := s.do(t, "DELETE", "/v1/admin/users/"+id+"/factors", nil, bearer(root.access)); r.status != 404 {
+			t.Fatalf("reset of %q: %d %s", id, r.status, r.raw)
+		}
 	}
 }
 
