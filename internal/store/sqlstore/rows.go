@@ -86,8 +86,27 @@ func (d *sessionScan) session() store.Session {
 	d.x.RotatedAt, d.x.CreatedAt, d.x.LastUsedAt = Time(d.rotated), Time(d.created), Time(d.last)
 	d.x.IdleExpiresAt, d.x.ExpiresAt, d.x.AccessExpiresAt = Time(d.idle), Time(d.exp), Time(d.access)
 	d.x.AuthTime, d.x.RevokedAt = Time(d.authTime), Time(d.revoked)
-	d.x.AMR = strings.Fields(d.amr)
+	d.x.AMR = splitAMR(d.amr)
 	return d.x
+}
+
+// commonAMR are the method lists sessions carry, shared (read-only) so
+// the refresh path does not split and allocate one per row.
+var commonAMR = map[string][]string{}
+
+func init() {
+	for _, v := range []string{"pwd", "pwd otp mfa", "pwd hwk mfa", "pwd hwk user mfa", "hwk user mfa", "otp", "hwk", "hwk user"} {
+		commonAMR[v] = strings.Fields(v)
+	}
+}
+
+// splitAMR decodes the amr column. The slice may be shared: callers never
+// modify a session's AMR (they build new lists).
+func splitAMR(s string) []string {
+	if v, ok := commonAMR[s]; ok {
+		return v
+	}
+	return strings.Fields(s)
 }
 
 // ScanUser reads UserCols.
