@@ -331,9 +331,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	} else if err != nil {
 		return err
 	}
-	s.sessionsRevoked(revoked, ReasonPasswordChanged, now)
-	s.afterRevocation(ctx)
-	s.announce(ctx, changed)
+	s.committedRevocations(ctx, revoked, ReasonPasswordChanged, now, changed)
 	return nil
 }
 

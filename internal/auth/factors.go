@@ -184,9 +184,7 @@ func (s *Service) RemoveFactor(ctx context.Context, p Principal, id string, m Me
 	} else if err != nil {
 		return err
 	}
-	s.sessionsRevoked(revoked, ReasonMFARemoved, now)
-	s.afterRevocation(ctx)
-	s.announce(ctx, removed)
+	s.committedRevocations(ctx, revoked, ReasonMFARemoved, now, removed)
 	return nil
 }
 
@@ -241,9 +239,7 @@ func (s *Service) ResetMFA(ctx context.Context, userID string, m Meta) error {
 	} else if err != nil {
 		return err
 	}
-	s.sessionsRevoked(revoked, ReasonMFAReset, now)
-	s.afterRevocation(ctx)
-	s.announce(ctx, ev)
+	s.committedRevocations(ctx, revoked, ReasonMFAReset, now, ev)
 	return nil
 }
 

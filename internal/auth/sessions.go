@@ -243,6 +243,15 @@ func (s *Service) sessionsRevoked(list []store.RevokedSession, reason string, no
 	s.metrics.revoked(reason, len(list))
 }
 
+// committedRevocations is what follows a change that revoked sessions in
+// its transaction: the in-memory list and metrics, the log synced (other
+// instances and this one's sockets), then its events announced.
+func (s *Service) committedRevocations(ctx context.Context, revoked []store.RevokedSession, reason string, now time.Time, events ...store.Event) {
+	s.sessionsRevoked(revoked, reason, now)
+	s.afterRevocation(ctx)
+	s.announce(ctx, events...)
+}
+
 // forgetSessions puts sessions the store revoked into the in-memory list.
 func (s *Service) forgetSessions(list []store.RevokedSession, now time.Time) {
 	for _, r := range list {
