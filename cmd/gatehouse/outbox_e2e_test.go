@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -36,6 +37,7 @@ func TestEventsCommitWithTheirChangesAcrossKill9(t *testing.T) {
 			annID = out["users"].([]any)[0].(map[string]any)["id"].(string)
 		}
 		stop := make(chan struct{})
+		var moved atomic.Int32 // refreshes answered from a new address this round
 		var wg sync.WaitGroup
 		for w := range 4 {
 			wg.Add(1)
@@ -63,6 +65,9 @@ func TestEventsCommitWithTheirChangesAcrossKill9(t *testing.T) {
 							default:
 							}
 							_, out = p.tryCallFrom(fmt.Sprintf("198.51.100.%d", 1+j%2), "/v1/auth/refresh", map[string]string{"refresh_token": rt})
+							if _, ok := out["refresh_token"]; ok {
+								moved.Add(1)
+							}
 						}
 					default: // logins and logouts (login_succeeded, session_revoked)
 						_, out := p.tryCall("POST", "/v1/auth/login", "", map[string]string{"username": "ann", "password": "ann-password"})
@@ -72,6 +77,12 @@ func TestEventsCommitWithTheirChangesAcrossKill9(t *testing.T) {
 					}
 				}
 			}()
+		}
+		// Kill at a random moment, but only once an address change has
+		// committed: on a loaded machine the first login's hash alone could
+		// outlast the random delay, and the round would test nothing.
+		for deadline := time.Now().Add(30 * time.Second); moved.Load() == 0 && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
 		}
 		time.Sleep(time.Duration(150+rand.IntN(350)) * time.Millisecond)
 		p.kill9(t)
