@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -194,6 +195,27 @@ func TestUITwoFactor(t *testing.T) {
 	ann.clickText("main", "Add an authenticator app")
 	ann.waitFor(`!!document.querySelector("main code.secret")`, 5*time.Second)
 	secret := strings.ReplaceAll(ann.text("main code.secret"), " ", "")
+	// The QR code says what the link says, and the link holds the key shown.
+	var link string
+	ann.eval(`return document.querySelector("main a[href^='otpauth:']").getAttribute("href")`, &link)
+	if got := ann.decodeQR("main svg.qr"); got != link {
+		t.Errorf("QR code reads %q, the link is %q", got, link)
+	}
+	if u, err := url.Parse(link); err != nil || u.Query().Get("secret") != secret || u.Query().Get("issuer") == "" || !strings.HasSuffix(u.Path, ":ann") {
+		t.Errorf("otpauth link %q does not hold key %q (%v)", link, secret, err)
+	}
+	for _, v := range ann.axe(src) {
+		t.Errorf("authenticator enrolment: axe: %s", v)
+	}
+	ann.viewport(360, true)
+	if ann.overflowsX() {
+		t.Error("enrolment with its QR code overflows 360 px")
+	}
+	if got := ann.decodeQR("main svg.qr"); got != link { // dark mode keeps dark on light
+		t.Errorf("QR code in dark mode reads %q", got)
+	}
+	ann.viewport(1280, false)
+	ann.screenshot("two-factor-enrol-1280")
 	code := func(at time.Time) string {
 		c, err := factortest.TOTP(secret, at)
 		if err != nil {

@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +18,8 @@ import (
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/makiuchi-d/gozxing"
+	"github.com/makiuchi-d/gozxing/qrcode"
 )
 
 // device is one browser profile (its own cookie jar, like another
@@ -226,6 +230,32 @@ func (d *device) screenshot(name string) []byte {
 		}
 	}
 	return png
+}
+
+// decodeQR photographs the element sel as Chromium draws it and reads the
+// QR code in it with a decoder written apart from the encoder (ZXing's).
+func (d *device) decodeQR(sel string) string {
+	d.t.Helper()
+	d.run(chromedp.WaitVisible(sel))
+	ctx, cancel := context.WithTimeout(d.ctx, 30*time.Second)
+	defer cancel()
+	shot, err := chromedp.Run(ctx, chromedp.Screenshot(sel))
+	if err != nil {
+		d.t.Fatalf("QR screenshot: %v", err)
+	}
+	img, err := png.Decode(bytes.NewReader(shot))
+	if err != nil {
+		d.t.Fatalf("QR screenshot: %v", err)
+	}
+	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+	if err != nil {
+		d.t.Fatalf("QR bitmap: %v", err)
+	}
+	res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
+	if err != nil {
+		d.t.Fatalf("no QR code readable in %s (%dx%d): %v", sel, img.Bounds().Dx(), img.Bounds().Dy(), err)
+	}
+	return res.GetText()
 }
 
 // axe runs axe-core (e2e/node_modules, installed by npm ci) on the page

@@ -159,11 +159,13 @@ async function twoFactor(section) {
   }
   async function enrolApp() {
     const e = await stepUp(() => gh.enrollTotp("Authenticator app"));
+    const { qrSVG } = await import("./qr.js"); // loaded only by the few who enrol
     const code = h("input", { autocomplete: "one-time-code", inputmode: "numeric", required: true, spellcheck: "false" });
     const err = h("div", {});
     const form = h("form", { class: "narrow" },
       h("h3", {}, "Add an authenticator app"),
-      h("p", {}, "Add this key to your authenticator app (or open the link on the phone that has it), then enter the code it shows."),
+      h("p", {}, "Scan this QR code with your authenticator app (or type in the key below it), then enter the code the app shows."),
+      qrSVG(e.otpauthUri, "QR code of the authenticator key"),
       h("p", {}, "Key: ", h("code", { class: "secret" }, e.secret.replace(/(.{4})/g, "$1 ").trim())),
       h("p", {}, h("a", { href: e.otpauthUri }, "Open in an authenticator app")),
       err, field("Code", code), h("div", { class: "actions" }, h("button", { type: "submit" }, "Turn on")));
