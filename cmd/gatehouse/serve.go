@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
+	"github.com/gatehouse-auth/gatehouse/internal/dpop"
 	"github.com/gatehouse-auth/gatehouse/internal/httpapi"
 	"github.com/gatehouse-auth/gatehouse/internal/redact"
 	"github.com/gatehouse-auth/gatehouse/internal/secret"
@@ -95,6 +96,7 @@ type serveConfig struct {
 	RequireMFA         string
 	TOTPIssuer         string
 	WebAuthnRPID       string
+	DPoPNonce          bool
 
 	trustedProxies []netip.Prefix
 }
@@ -125,6 +127,7 @@ func (c *serveConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.ResourceKeys, "resource-key", "", "comma-separated resource-server keys (at least 32 characters each) for the revocation feed and the OAuth endpoints; prefer GATEHOUSE_RESOURCE_KEY or stored keys (gatehouse keys resource add)")
 	fs.BoolVar(&c.UI, "ui", true, "serve the web UI (sign-in, account pages, admin console) at /; --ui=false leaves the API and /gatehouse.js")
 	fs.BoolVar(&c.AllowQueryToken, "allow-query-token", false, "deprecated: accept ?access_token= on the WebSocket endpoint (never logged)")
+	fs.BoolVar(&c.DPoPNonce, "dpop-nonce", false, "demand server-issued nonces in DPoP proofs (RFC 9449 §8): a captured proof is replayable for at most 5 minutes on another instance")
 	fs.StringVar(&c.RequireMFA, "require-mfa", "", "comma-separated roles (e.g. admin) whose accounts must enrol a second factor before anything else")
 	fs.StringVar(&c.TOTPIssuer, "totp-issuer", "", "the name authenticator apps show for TOTP codes (default the issuer's host)")
 	fs.StringVar(&c.WebAuthnRPID, "webauthn-rp-id", "", "the passkeys' relying party id, a domain (default the issuer's host); the issuer and each --allowed-origin at or under it may use passkeys")
@@ -307,6 +310,9 @@ type app struct {
 	svc   *auth.Service
 	keys  *auth.Keyring
 	close func() error
+	// dpopNonceKey keys DPoP nonces: every instance with the master secret
+	// accepts every other's.
+	dpopNonceKey []byte
 }
 
 // keyGrace is how long a retired signing key keeps verifying: every token it
@@ -333,7 +339,7 @@ func openApp(ctx context.Context, sc storeConfig, cfg auth.Config, getenv func(s
 		st.Close()
 		return nil, err
 	}
-	return &app{svc: svc, keys: keys, close: st.Close}, nil
+	return &app{svc: svc, keys: keys, close: st.Close, dpopNonceKey: master.Derive("dpop-nonces")}, nil
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.
@@ -493,10 +499,15 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(str
 		}
 	}
 
+	var nonces *dpop.Nonces
+	if c.DPoPNonce {
+		nonces = dpop.NewNonces(a.dpopNonceKey)
+	}
 	h, err := httpapi.New(a.svc, httpapi.Config{
 		AllowedOrigins: splitList(c.AllowedOrigins), InsecureDevCookies: c.InsecureDevCookies, Logger: log,
 		TrustedProxies: c.trustedProxies, AllowQueryToken: c.AllowQueryToken,
 		Registry: reg, MetricsElsewhere: c.MetricsAddr != "", UI: c.UI,
+		DPoP: dpop.NewVerifier(0, nonces, a.svc.Now),
 	})
 	if err != nil {
 		return fmt.Errorf("--allowed-origin: %w", err)

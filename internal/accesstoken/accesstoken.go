@@ -66,6 +66,15 @@ type Claims struct {
 	// factors). Tokens of earlier releases carry neither: a password.
 	AMR []string `json:"amr,omitempty"`
 	ACR string   `json:"acr,omitempty"`
+	// Confirmation (RFC 7800 cnf) binds the token to a DPoP key: its
+	// jkt is the key's RFC 7638 thumbprint (RFC 9449 §6.1). Absent on
+	// bearer tokens.
+	Confirmation *Confirmation `json:"cnf,omitempty"`
+}
+
+// Confirmation is the cnf claim of a DPoP-bound token.
+type Confirmation struct {
+	JKT string `json:"jkt"`
 }
 
 // NumericDate is a JWT NumericDate with microsecond precision.
@@ -149,7 +158,7 @@ func Verify(tok string, keyFor func(header string) (ed25519.PublicKey, bool), is
 		return Claims{}, ErrInvalid
 	}
 	if c.Subject == "" || c.SessionID == "" || c.ID == "" || c.IssuedAt.IsZero() || c.ExpiresAt.IsZero() ||
-		c.Role == "" || c.AuthTime < 0 {
+		c.Role == "" || c.AuthTime < 0 || (c.Confirmation != nil && c.Confirmation.JKT == "") {
 		return Claims{}, ErrInvalid
 	}
 	if c.Issuer != issuer {

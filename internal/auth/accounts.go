@@ -209,6 +209,7 @@ func (s *Service) openSession(ctx context.Context, found store.User, pf store.Pr
 		AuthTime:   now,
 		AMR:        pf.AMR,
 		ACR:        pf.ACR,
+		DPoPJKT:    m.DPoP,
 		IP:         m.IP,
 		UserAgent:  m.UserAgent,
 	}
@@ -243,7 +244,7 @@ func (s *Service) openSession(ctx context.Context, found store.User, pf store.Pr
 	case err != nil:
 		return Tokens{}, err
 	}
-	s.nonces.put(sess.ID, sess.Nonce, sess.UserID)
+	s.nonces.put(sess)
 	s.announce(ctx, succeeded)
 	if err := s.enforceSessionLimit(ctx, cur.ID, sess.ID, m); err != nil {
 		return Tokens{}, err

@@ -35,4 +35,7 @@ var (
 	// ErrMFAEnrollmentRequired: the account's role requires a second
 	// factor and it has none yet (--require-mfa).
 	ErrMFAEnrollmentRequired = errors.New("second factor enrolment required")
+	// ErrDPoPMismatch: a DPoP-bound session's refresh came without a
+	// proof by its key (or with another key's). Nothing changed.
+	ErrDPoPMismatch = errors.New("the session is bound to another DPoP key")
 )

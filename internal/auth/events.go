@@ -46,6 +46,9 @@ const (
 	EventRecoveryCodesRegen     = "recovery_codes_regenerated"
 	EventMFAReset               = "mfa_reset"
 	EventWebAuthnCloneSuspected = "webauthn_clone_suspected"
+	// EventDPoPMismatch: a DPoP-bound session's refresh token came
+	// without a proof by its key: the token was likely stolen.
+	EventDPoPMismatch = "dpop_mismatch"
 )
 
 // EventTypes lists every event type, for validation of filters.
@@ -56,7 +59,7 @@ var EventTypes = []string{
 	EventRateLimited, EventCSRFFailed, EventReauthenticated, EventPermissionsChanged,
 	EventPasswordReset, EventAccountDeleted,
 	EventMFAEnrolled, EventMFARemoved, EventMFAFailed, EventMFASucceeded, EventRecoveryCodeUsed,
-	EventRecoveryCodesRegen, EventMFAReset, EventWebAuthnCloneSuspected,
+	EventRecoveryCodesRegen, EventMFAReset, EventWebAuthnCloneSuspected, EventDPoPMismatch,
 }
 
 // Event records a security event in the store and as a structured log

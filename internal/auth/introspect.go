@@ -14,8 +14,12 @@ import (
 
 // Introspection is an RFC 7662 answer. Inactive tokens carry nothing else.
 type Introspection struct {
-	Active    bool
-	TokenType string // "access_token" or "refresh_token"
+	Active bool
+	// TokenType is how the token is used (RFC 7662 token_type): "Bearer",
+	// or "DPoP" for a token bound to a key (JKT, its cnf.jkt); a refresh
+	// token's is "refresh_token".
+	TokenType string
+	JKT       string
 	Subject   string
 	SessionID string
 	Role      string
@@ -52,7 +56,11 @@ func (s *Service) Introspect(ctx context.Context, tok string) (Introspection, er
 	if err != nil {
 		return Introspection{}, nil
 	}
-	return Introspection{Active: true, TokenType: "access_token", Subject: p.UserID, SessionID: p.SessionID,
+	typ := "Bearer"
+	if p.DPoPJKT != "" {
+		typ = "DPoP"
+	}
+	return Introspection{Active: true, TokenType: typ, JKT: p.DPoPJKT, Subject: p.UserID, SessionID: p.SessionID,
 		Role: p.Role, IssuedAt: p.IssuedAt, ExpiresAt: p.ExpiresAt}, nil
 }
 

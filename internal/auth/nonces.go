@@ -1,9 +1,13 @@
 package auth
 
-import "sync"
+import (
+	"sync"
 
-// nonceCache keeps the immutable parts of sessions (the refresh-token nonce
-// and the user id) so that a refresh can check its token's MAC before
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+)
+
+// nonceCache keeps the immutable parts of sessions (the refresh-token nonce,
+// the user id and the DPoP key binding) so that a refresh can check its token's MAC before
 // touching the database, and a store with a fast path (PostgreSQL) can then
 // do the whole rotation in one round trip. Entries never go stale: a
 // session's nonce and user never change. Bounded: when full it starts over.
@@ -16,6 +20,7 @@ type nonceCache struct {
 type cachedSession struct {
 	nonce  []byte
 	userID string
+	jkt    string
 }
 
 func newNonceCache(max int) *nonceCache {
@@ -29,11 +34,11 @@ func (c *nonceCache) get(sid string) (cachedSession, bool) {
 	return v, ok
 }
 
-func (c *nonceCache) put(sid string, nonce []byte, userID string) {
+func (c *nonceCache) put(sess store.Session) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= c.max {
 		clear(c.m)
 	}
-	c.m[sid] = cachedSession{nonce: nonce, userID: userID}
+	c.m[sess.ID] = cachedSession{nonce: sess.Nonce, userID: sess.UserID, jkt: sess.DPoPJKT}
 }

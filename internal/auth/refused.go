@@ -29,7 +29,9 @@ const (
 	foldedAddress        = "*"
 )
 
-func aggregated(typ string) bool { return typ == EventRateLimited || typ == EventCSRFFailed }
+func aggregated(typ string) bool {
+	return typ == EventRateLimited || typ == EventCSRFFailed || typ == EventDPoPMismatch
+}
 
 type refusedKey struct{ typ, userID, addr string }
 

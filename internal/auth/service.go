@@ -170,6 +170,10 @@ type Service struct {
 type Meta struct {
 	IP        string
 	UserAgent string
+	// DPoP is the RFC 7638 thumbprint of the key of the request's DPoP
+	// proof, which the transport verified; "" when it carried none. A
+	// session opened with one is bound to that key.
+	DPoP string
 }
 
 // Principal is a verified access token.
@@ -187,6 +191,10 @@ type Principal struct {
 	// AMR and ACR are what that proof was (RFC 8176 methods; aal1, aal2).
 	AMR []string
 	ACR string
+	// DPoPJKT is the thumbprint of the key the token is bound to (its
+	// cnf.jkt); "" for a bearer token. The transport must see a proof by
+	// that key before it trusts the principal.
+	DPoPJKT string
 	// Elevated is set by the transport when the request carried a valid
 	// one-time elevation of this session (consumed): it stands for a
 	// fresh second-factor proof for this one request.
@@ -508,17 +516,18 @@ func (s *Service) issue(readAt time.Time, u store.User, sess store.Session) (Tok
 		iat = time.Unix(0, cut).Add(time.Microsecond - 1).Truncate(time.Microsecond).UTC()
 	}
 	at, err := s.keys.Sign(token.Claims{
-		Issuer:      s.cfg.Issuer,
-		Subject:     u.ID,
-		SessionID:   sess.ID,
-		ID:          newID(),
-		IssuedAt:    token.NumericDate{Time: iat},
-		ExpiresAt:   token.NumericDate{Time: exp},
-		Role:        u.Role,
-		AuthTime:    authTimeClaim(sess.AuthTime),
-		Permissions: u.Permissions,
-		AMR:         sessionAMR(sess),
-		ACR:         sessionACR(sess),
+		Issuer:       s.cfg.Issuer,
+		Subject:      u.ID,
+		SessionID:    sess.ID,
+		ID:           newID(),
+		IssuedAt:     token.NumericDate{Time: iat},
+		ExpiresAt:    token.NumericDate{Time: exp},
+		Role:         u.Role,
+		AuthTime:     authTimeClaim(sess.AuthTime),
+		Permissions:  u.Permissions,
+		AMR:          sessionAMR(sess),
+		ACR:          sessionACR(sess),
+		Confirmation: confirmation(sess.DPoPJKT),
 	})
 	if err != nil {
 		return Tokens{}, err
@@ -558,6 +567,9 @@ func (s *Service) Authenticate(tok string) (Principal, error) {
 	}
 	p := Principal{UserID: c.Subject, SessionID: c.SessionID, Role: c.Role, Permissions: c.Permissions,
 		TokenID: c.ID, IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time, AMR: c.AMR, ACR: c.ACR}
+	if c.Confirmation != nil {
+		p.DPoPJKT = c.Confirmation.JKT
+	}
 	if p.ACR == "" {
 		p.ACR = ACR1
 	}
@@ -565,6 +577,14 @@ func (s *Service) Authenticate(tok string) (Principal, error) {
 		p.AuthTime = time.Unix(c.AuthTime, 0).UTC()
 	}
 	return p, nil
+}
+
+// confirmation is the cnf claim of a session bound to key thumbprint jkt.
+func confirmation(jkt string) *token.Confirmation {
+	if jkt == "" {
+		return nil
+	}
+	return &token.Confirmation{JKT: jkt}
 }
 
 // authTimeClaim is auth_time as the claim carries it: whole seconds,

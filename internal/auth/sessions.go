@@ -81,7 +81,10 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 		if !s.refresh.Verify(r, sess.Nonce) || r.Generation > sess.Generation {
 			return Tokens{}, false, ErrInvalidRefreshToken
 		}
-		s.nonces.put(sess.ID, sess.Nonce, sess.UserID)
+		s.nonces.put(sess)
+		if sess.DPoPJKT != m.DPoP && sess.DPoPJKT != "" {
+			return Tokens{}, false, s.dpopMismatch(ctx, sess.UserID, sess.ID, m)
+		}
 		if u.Disabled {
 			return Tokens{}, false, ErrAccountDisabled
 		}
@@ -154,6 +157,21 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 	}
 }
 
+// dpopMismatch refuses the refresh of a DPoP-bound session that came
+// without a proof by its key: the refresh token is in someone else's hands
+// (or the client lost its key). Nothing rotates and nothing is revoked: a
+// thief who cannot use the token must not be able to end the victim's
+// session with it either. The event is aggregated (refused.go): a thief
+// retrying cannot flood the audit log.
+func (s *Service) dpopMismatch(ctx context.Context, userID, sessionID string, m Meta) error {
+	detail := "refresh token presented without a DPoP proof"
+	if m.DPoP != "" {
+		detail = "refresh token presented with another key's DPoP proof"
+	}
+	s.event(ctx, EventDPoPMismatch, m, userID, sessionID, detail)
+	return ErrDPoPMismatch
+}
+
 // fastRefresh is the common refresh in one database round trip, for stores
 // that offer it: the MAC is checked against the cached session nonce, then
 // one conditional statement rotates a live, unexpired session of an enabled
@@ -171,6 +189,9 @@ func (s *Service) fastRefresh(ctx context.Context, r token.Refresh, m Meta) (t T
 	}
 	if !s.refresh.Verify(r, c.nonce) {
 		return Tokens{}, true, ErrInvalidRefreshToken // the nonce never changes: final
+	}
+	if c.jkt != m.DPoP && c.jkt != "" {
+		return Tokens{}, true, s.dpopMismatch(ctx, c.userID, r.SessionID, m) // the binding never changes either
 	}
 	now := s.now()
 	if s.stale(c.userID, now) {

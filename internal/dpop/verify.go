@@ -42,6 +42,9 @@ func NewVerifier(maxEntries int, nonces *Nonces, now func() time.Time) *Verifier
 	return &Verifier{replay: NewReplayCache(maxEntries), nonces: nonces, now: now}
 }
 
+// Remembered is the number of proofs in the replay cache.
+func (v *Verifier) Remembered() int { return v.replay.Len() }
+
 // Nonces returns the nonce source, nil when nonces are off.
 func (v *Verifier) Nonces() *Nonces { return v.nonces }
 

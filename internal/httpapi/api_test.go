@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
+	"github.com/gatehouse-auth/gatehouse/internal/dpop"
 	"github.com/gatehouse-auth/gatehouse/internal/httpapi"
 	"github.com/gatehouse-auth/gatehouse/internal/password"
 	"github.com/gatehouse-auth/gatehouse/internal/store/sqlite"
@@ -71,6 +72,7 @@ type options struct {
 	maxAddrPending     int
 	sendBuffer         int // SO_SNDBUF of accepted connections, if set
 	requireMFA         []string
+	dpopNonceKey       []byte // demand DPoP nonces under this key
 }
 
 const resourceKey = "resource-key-for-tests-0123456789abcdef0123"
@@ -104,7 +106,11 @@ func newServer(t *testing.T, opt options) *server {
 		Now: now, Logger: log, AccessTTL: opt.accessTTL, ResourceKeys: []string{resourceKey},
 		SyncInterval: 20 * time.Millisecond, MaxSyncAge: opt.maxSyncAge, RequireMFARoles: opt.requireMFA,
 	}, st, token.NewKeySet(token.GenerateKey()), make([]byte, 32))
-	h, err := httpapi.New(svc, httpapi.Config{Logger: log, Registry: reg, MetricsElsewhere: opt.metricsElsewhere, InsecureDevCookies: opt.devCookies, AllowedOrigins: opt.origins,
+	var nonces *dpop.Nonces
+	if opt.dpopNonceKey != nil {
+		nonces = dpop.NewNonces(opt.dpopNonceKey)
+	}
+	h, err := httpapi.New(svc, httpapi.Config{DPoP: dpop.NewVerifier(0, nonces, now), Logger: log, Registry: reg, MetricsElsewhere: opt.metricsElsewhere, InsecureDevCookies: opt.devCookies, AllowedOrigins: opt.origins,
 		TrustedProxies: opt.trusted, AllowQueryToken: opt.allowQueryToken, MaxPendingSockets: opt.maxPendingSockets, UI: opt.ui,
 		MaxSocketsPerUser: opt.maxUserSockets, MaxPendingSocketsPerAddress: opt.maxAddrPending})
 	if err != nil {

@@ -74,7 +74,11 @@ func (h *handler) cors(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if r.Method != http.MethodOptions {
 		if origin != "" {
-			hdr.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+			expose := corsExposeHeaders
+			if r.Header.Get(dpopHeader) != "" {
+				expose += ", " + dpopNonceHeader // a DPoP client reads the nonce to use next
+			}
+			hdr.Set("Access-Control-Expose-Headers", expose)
 		}
 		return false
 	}
@@ -99,12 +103,13 @@ func (h *handler) cors(w http.ResponseWriter, r *http.Request) bool {
 	}
 	hdr.Set("Access-Control-Allow-Methods", strings.Join(methods, ", "))
 	allow := corsAllowHeaders
-	// The contract's list, and Gatehouse-Elevation only to a preflight
-	// that asks for it (a one-time elevation sent cross-origin).
-	if slices.ContainsFunc(strings.Split(r.Header.Get("Access-Control-Request-Headers"), ","), func(h string) bool {
-		return strings.EqualFold(strings.TrimSpace(h), elevationHeader)
-	}) {
-		allow += ", " + elevationHeader
+	// The contract's list, and Gatehouse-Elevation and DPoP only to a
+	// preflight that asks for them (a one-time elevation, a DPoP proof).
+	asked := strings.Split(r.Header.Get("Access-Control-Request-Headers"), ",")
+	for _, extra := range []string{elevationHeader, dpopHeader} {
+		if slices.ContainsFunc(asked, func(h string) bool { return strings.EqualFold(strings.TrimSpace(h), extra) }) {
+			allow += ", " + extra
+		}
 	}
 	hdr.Set("Access-Control-Allow-Headers", allow)
 	hdr.Set("Access-Control-Max-Age", corsMaxAge)

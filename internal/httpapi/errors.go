@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
+	"github.com/gatehouse-auth/gatehouse/internal/dpop"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
 
@@ -71,6 +72,7 @@ var domainErrors = []struct {
 	{auth.ErrMFARequired, apiError{403, "mfa_required", "A second factor is required: send it with the mfa_token to POST /v1/auth/mfa."}},
 	{auth.ErrInvalidMFACode, apiError{401, "invalid_mfa_code", "The code or passkey was not accepted."}},
 	{auth.ErrMFAEnrollmentRequired, apiError{403, "mfa_enrollment_required", "This account must enrol a second factor first (POST /v1/me/factors/totp or a passkey)."}},
+	{auth.ErrDPoPMismatch, apiError{401, "invalid_dpop_proof", "This session is bound to a DPoP key: refresh it with a proof by that key."}},
 }
 
 // toAPIError maps any error to its contract form. Unknown errors (the store
@@ -79,6 +81,9 @@ var domainErrors = []struct {
 func toAPIError(err error) *apiError {
 	var ae *apiError
 	if errors.As(err, &ae) {
+		return ae
+	}
+	if ae, ok := dpopAPIError(err); ok {
 		return ae
 	}
 	for _, m := range domainErrors {
@@ -139,11 +144,23 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 			}
 			hdr.Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_user_authentication", error_description=%q%s, max_age=%d`,
 				"A more recent authentication is required", acr, int(su.MaxAge.Seconds())))
+		case ae.code == "use_dpop_nonce":
+			// RFC 9449 §9: the nonce to use is in DPoP-Nonce.
+			hdr.Set("WWW-Authenticate", `DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof", algs="`+dpop.AlgorithmList+`"`)
+			if n := h.dpop.Nonce(); n != "" {
+				hdr.Set(dpopNonceHeader, n)
+			}
+		case ae.code == "invalid_dpop_proof":
+			hdr.Set("WWW-Authenticate", `DPoP error="invalid_token", algs="`+dpop.AlgorithmList+`"`)
 		case ae == errMissingToken:
 			// RFC 6750 §3: no error code when no token was sent.
 			hdr.Set("WWW-Authenticate", `Bearer`)
 		case ae.code == "invalid_token" || ae.code == "token_expired" || ae.code == "token_revoked":
-			hdr.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			if authScheme(r) == "dpop" {
+				hdr.Set("WWW-Authenticate", `DPoP error="invalid_token", algs="`+dpop.AlgorithmList+`"`)
+			} else {
+				hdr.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			}
 		}
 	case http.StatusTooManyRequests:
 		retry := 1

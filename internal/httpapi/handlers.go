@@ -150,8 +150,12 @@ func (h *handler) writeTokens(w http.ResponseWriter, t auth.Tokens, tr transport
 // writeTokensElevated is writeTokens with a one-time elevation token.
 func (h *handler) writeTokensElevated(w http.ResponseWriter, t auth.Tokens, tr transport, elevation string) {
 	now := t.IssuedAt
+	typ := "Bearer"
+	if t.Session.DPoPJKT != "" {
+		typ = "DPoP"
+	}
 	resp := tokenResponse{
-		TokenType:        "Bearer",
+		TokenType:        typ,
 		ExpiresIn:        secondsUntil(t.AccessExpiresAt, now),
 		RefreshExpiresIn: secondsUntil(t.RefreshExpiresAt, now),
 		SessionID:        t.Session.ID,
@@ -245,6 +249,9 @@ func (h *handler) authed(next authedHandler) http.HandlerFunc {
 			return
 		}
 		p, err := h.svc.Authenticate(tok)
+		if err == nil {
+			err = checkBinding(r, p)
+		}
 		if err != nil {
 			h.writeError(w, r, err)
 			return

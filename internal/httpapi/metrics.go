@@ -20,9 +20,11 @@ type metrics struct {
 	stepUp    prometheus.Counter
 	sockets   prometheus.Gauge
 	longPolls prometheus.Gauge
+	// dpopRefused counts requests whose DPoP proof was refused.
+	dpopRefused prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, svc *auth.Service, pending func() int) *metrics {
+func newMetrics(reg prometheus.Registerer, svc *auth.Service, pending func() int, proofs func() int) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_http_requests_total", Help: "HTTP requests by route and status.",
@@ -43,8 +45,14 @@ func newMetrics(reg prometheus.Registerer, svc *auth.Service, pending func() int
 		longPolls: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gatehouse_feed_long_polls", Help: "Revocation-feed long-polls waiting now.",
 		}),
+		dpopRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_dpop_proofs_refused_total", Help: "Requests whose DPoP proof was refused (invalid, replayed, or without the nonce).",
+		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.csrf, m.stepUp, m.sockets, m.longPolls,
+	reg.MustRegister(m.requests, m.duration, m.csrf, m.stepUp, m.sockets, m.longPolls, m.dpopRefused,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gatehouse_dpop_replay_entries", Help: "DPoP proofs remembered by this instance's replay cache.",
+		}, func() float64 { return float64(proofs()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "gatehouse_websockets_pending", Help: "WebSocket connections waiting for their first (auth) message.",
 		}, func() float64 { return float64(pending()) }),

@@ -198,10 +198,14 @@ func (h *handler) introspect(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"active": false})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	out := map[string]any{
 		"active": true, "token_type": res.TokenType, "sub": res.Subject, "sid": res.SessionID,
 		"role": res.Role, "iat": res.IssuedAt.Unix(), "exp": res.ExpiresAt.Unix(), "iss": h.svc.Config().Issuer,
-	})
+	}
+	if res.JKT != "" {
+		out["cnf"] = map[string]string{"jkt": res.JKT}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (h *handler) revokeToken(w http.ResponseWriter, r *http.Request) {

@@ -40,7 +40,7 @@ func TestIntrospection(t *testing.T) {
 	s.register(t, "ann")
 	tk := s.login(t, "ann")
 	st, out, _ := s.form(t, "/v1/oauth/introspect", resourceKey, url.Values{"token": {tk.access}})
-	if st != 200 || out["active"] != true || out["token_type"] != "access_token" || out["sid"] != tk.session || out["role"] != "user" || out["sub"] == nil {
+	if st != 200 || out["active"] != true || out["token_type"] != "Bearer" || out["cnf"] != nil || out["sid"] != tk.session || out["role"] != "user" || out["sub"] == nil {
 		t.Fatalf("active access token: %d %v", st, out)
 	}
 	st, out, _ = s.form(t, "/v1/oauth/introspect", resourceKey, url.Values{"token": {tk.refresh}})

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
+	"github.com/gatehouse-auth/gatehouse/internal/dpop"
 	"github.com/gatehouse-auth/gatehouse/internal/ui"
 )
 
@@ -51,6 +52,9 @@ type Config struct {
 	MaxSocketsPerUser int
 	// UI serves the embedded web UI at / (serve --ui, on by default).
 	UI bool
+	// DPoP verifies DPoP proofs (its replay cache is this instance's);
+	// nil makes one without nonces (serve --dpop-nonce turns them on).
+	DPoP *dpop.Verifier
 }
 
 type handler struct {
@@ -64,6 +68,7 @@ type handler struct {
 	origins  map[string]struct{} // normalised AllowedOrigins
 	sockets  *socketLimits
 	hsts     bool // the issuer is https://
+	dpop     *dpop.Verifier
 }
 
 // New returns the HTTP handler for svc.
@@ -83,6 +88,9 @@ func New(svc *auth.Service, cfg Config) (http.Handler, error) {
 	if cfg.MaxSocketsPerUser <= 0 {
 		cfg.MaxSocketsPerUser = 32
 	}
+	if cfg.DPoP == nil {
+		cfg.DPoP = dpop.NewVerifier(0, nil, svc.Now)
+	}
 	cop := http.NewCrossOriginProtection()
 	origins := map[string]struct{}{}
 	var normalised []string // the same origins, for the UI's return_to
@@ -100,8 +108,8 @@ func New(svc *auth.Service, cfg Config) (http.Handler, error) {
 	mux := http.NewServeMux()
 	h := &handler{svc: svc, cfg: cfg, log: cfg.Logger, cop: cop,
 		mux: mux, origins: origins, sockets: newSocketLimits(cfg),
-		hsts: strings.HasPrefix(svc.Config().Issuer, "https://")}
-	h.metrics = newMetrics(cfg.Registry, svc, h.sockets.waiting)
+		hsts: strings.HasPrefix(svc.Config().Issuer, "https://"), dpop: cfg.DPoP}
+	h.metrics = newMetrics(cfg.Registry, svc, h.sockets.waiting, cfg.DPoP.Remembered)
 
 	for _, rt := range h.routes() {
 		mux.HandleFunc(rt.pattern, rt.serve)
@@ -235,6 +243,11 @@ func (h *handler) middleware(next http.Handler) http.Handler {
 				h.writeError(sw, r, errCSRF)
 				return
 			}
+		}
+		r, err := h.checkDPoP(sw, r)
+		if err != nil {
+			h.writeError(sw, r, err)
+			return
 		}
 		next.ServeHTTP(sw, r)
 	})

@@ -29,11 +29,11 @@ func (h *handler) cookieNames() (access, refresh string) {
 	return accessCookie, refreshCookie
 }
 
-// bearerRequest reports whether the request carries a Bearer token in its
-// Authorization header.
+// bearerRequest reports whether the request carries an access token in its
+// Authorization header (Bearer or DPoP).
 func bearerRequest(r *http.Request) bool {
 	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	return ok && strings.EqualFold(scheme, "Bearer") && strings.TrimSpace(tok) != ""
+	return ok && (strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "DPoP")) && strings.TrimSpace(tok) != ""
 }
 
 // csrfExempt reports whether the credential the route acts on comes from the
@@ -49,13 +49,13 @@ func csrfExempt(r *http.Request) bool {
 	return bearerRequest(r)
 }
 
-// accessToken returns the caller's access token: the Bearer header first,
-// then the access cookie. A non-Bearer Authorization header is an error,
-// not a reason to fall back to the cookie.
+// accessToken returns the caller's access token: the Authorization header
+// (Bearer or DPoP) first, then the access cookie. Another scheme is an
+// error, not a reason to fall back to the cookie.
 func (h *handler) accessToken(r *http.Request) (string, error) {
 	if v := r.Header.Get("Authorization"); v != "" {
 		scheme, tok, ok := strings.Cut(v, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		if !ok || !(strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "DPoP")) || tok == "" {
 			return "", auth.ErrInvalidToken
 		}
 		return strings.TrimSpace(tok), nil
@@ -168,7 +168,7 @@ func secondsUntil(t, now time.Time) int {
 
 // meta is what the domain records about the caller.
 func (h *handler) meta(r *http.Request) auth.Meta {
-	return auth.Meta{IP: h.clientIP(r), UserAgent: truncate(r.UserAgent(), 512)}
+	return auth.Meta{IP: h.clientIP(r), UserAgent: truncate(r.UserAgent(), 512), DPoP: proofKey(r.Context())}
 }
 
 // clientIP is the socket's peer address, unless the peer is a trusted proxy

@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
+	"github.com/gatehouse-auth/gatehouse/internal/dpop"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 )
@@ -70,6 +71,9 @@ type wsOut struct {
 type wsIn struct {
 	Type        string `json:"type"`
 	AccessToken string `json:"access_token"`
+	// DPoP is the proof for a DPoP-bound token (htm GET, htu the socket's
+	// ws:// or wss:// URL, ath the token's hash).
+	DPoP string `json:"dpop,omitempty"`
 }
 
 // In-band authentication (API.md "WebSocket"): a browser holding its access
@@ -137,6 +141,9 @@ func (h *handler) websocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, u, err = h.socketPrincipal(r.Context(), tok)
+	if err == nil {
+		err = checkBinding(r, p) // a proof at the upgrade was verified by the middleware
+	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -247,6 +254,8 @@ func wsAuthFailure(err error) string {
 		return "access token expired"
 	case errors.Is(err, auth.ErrTokenRevoked), errors.Is(err, auth.ErrSessionRevoked):
 		return "access token revoked"
+	case errors.Is(err, dpop.ErrInvalid), errors.Is(err, dpop.ErrUseNonce), err == errDPoPMissing, err == errDPoPForeign:
+		return "invalid DPoP proof"
 	}
 	return "invalid access token"
 }
@@ -289,11 +298,28 @@ func (h *handler) authenticateInBand(ctx context.Context, c *websocket.Conn) (au
 		}
 		return auth.Principal{}, store.User{}, fmt.Errorf("read first message: %w", res.err)
 	}
-	tok, err := parseAuthMessage(res.data)
+	in, err := parseAuthMessage(res.data)
 	if err != nil {
 		return auth.Principal{}, store.User{}, err
 	}
-	return h.socketPrincipal(ctx, tok)
+	p, u, err := h.socketPrincipal(ctx, in.AccessToken)
+	if err != nil || p.DPoPJKT == "" {
+		return p, u, err
+	}
+	// A bound token: the first message must carry a proof by its key,
+	// made for this socket and this token.
+	if in.DPoP == "" {
+		return auth.Principal{}, store.User{}, errDPoPMissing
+	}
+	proof, err := h.dpop.Verify(in.DPoP, dpop.Request{Method: http.MethodGet, URL: h.publicURL("/v1/ws"), AccessToken: in.AccessToken})
+	if err != nil {
+		h.metrics.dpopRefused.Inc()
+		return auth.Principal{}, store.User{}, err
+	}
+	if proof.Thumbprint != p.DPoPJKT {
+		return auth.Principal{}, store.User{}, errDPoPForeign
+	}
+	return p, u, nil
 }
 
 // socketPrincipal authenticates a socket's access token, from the upgrade
@@ -416,13 +442,13 @@ func (h *handler) serveSocket(parent context.Context, c *websocket.Conn, p auth.
 // parseAuthMessage reads a first message: exactly one JSON object
 // {"type":"auth","access_token":…}, keys exact and once each (decodeStrict,
 // as for request bodies).
-func parseAuthMessage(data []byte) (string, error) {
+func parseAuthMessage(data []byte) (wsIn, error) {
 	if len(data) > firstMessageLimit {
-		return "", errAuthTooLarge
+		return wsIn{}, errAuthTooLarge
 	}
 	var in wsIn
 	if decodeStrict(data, &in) != nil || in.Type != "auth" || in.AccessToken == "" {
-		return "", errAuthMessage
+		return wsIn{}, errAuthMessage
 	}
-	return in.AccessToken, nil
+	return in, nil
 }

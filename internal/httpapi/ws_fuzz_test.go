@@ -8,17 +8,22 @@ import (
 func FuzzParseAuthMessage(f *testing.F) {
 	// Seeds: testdata/fuzz/FuzzParseAuthMessage.
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tok, err := parseAuthMessage(data)
+		in, err := parseAuthMessage(data)
 		if err != nil {
-			if tok != "" {
-				t.Fatal("token returned with an error")
+			if in != (wsIn{}) {
+				t.Fatal("message returned with an error")
 			}
 			return
 		}
-		// Whatever is accepted is an auth message carrying that token.
+		// Whatever is accepted is an auth message carrying that token (and
+		// that proof, if any).
 		var m map[string]any
+		tok := in.AccessToken
 		if json.Unmarshal(data, &m) != nil || m["type"] != "auth" || m["access_token"] != tok || tok == "" || len(data) > firstMessageLimit {
 			t.Fatalf("accepted %q as %q", data, tok)
+		}
+		if proof, _ := m["dpop"].(string); proof != in.DPoP {
+			t.Fatalf("accepted %q with proof %q", data, in.DPoP)
 		}
 	})
 }

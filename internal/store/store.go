@@ -84,8 +84,12 @@ type Session struct {
 	AuthTime time.Time
 	// AMR (RFC 8176) and ACR are what that proof was: the methods proven
 	// and the assurance level (aal1, aal2); refreshes carry them too.
-	AMR          []string
-	ACR          string
+	AMR []string
+	ACR string
+	// DPoPJKT is the RFC 7638 thumbprint of the key the session is bound
+	// to (DPoP, RFC 9449), set at creation and never changed; "" when
+	// unbound.
+	DPoPJKT      string
 	IP           string
 	UserAgent    string
 	RevokedAt    time.Time // zero while live

@@ -39,6 +39,9 @@ type Claims = accesstoken.Claims
 // NumericDate is a JWT NumericDate with microsecond precision.
 type NumericDate = accesstoken.NumericDate
 
+// Confirmation is the cnf claim of a DPoP-bound token.
+type Confirmation = accesstoken.Confirmation
+
 // Key is one Ed25519 key. Private is nil for keys that only verify.
 type Key struct {
 	ID      string

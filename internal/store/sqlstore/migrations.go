@@ -243,6 +243,9 @@ var Migrations = []Migration{
 	ALTER TABLE users ADD COLUMN mfa BOOLEAN NOT NULL DEFAULT false;
 	ALTER TABLE sessions ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd';
 	ALTER TABLE sessions ADD COLUMN acr TEXT NOT NULL DEFAULT 'aal1';`},
+	// v8: DPoP. A session created with a proof is bound to the key's
+	// RFC 7638 thumbprint ('' for unbound sessions, every earlier one).
+	{SQL: `ALTER TABLE sessions ADD COLUMN dpop_jkt TEXT NOT NULL DEFAULT '';`},
 }
 
 // Migration returns step i (0-based) in the flavor.

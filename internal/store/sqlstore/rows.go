@@ -17,10 +17,10 @@ type Row interface{ Scan(dest ...any) error }
 const (
 	UserCols    = `id, username, username_norm, password_hash, role, permissions, disabled, mfa, created_at`
 	SessionCols = `id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
-	idle_expires_at, expires_at, access_exp, auth_time, amr, acr, ip, user_agent, COALESCE(revoked_at, 0), revoke_reason`
+	idle_expires_at, expires_at, access_exp, auth_time, amr, acr, dpop_jkt, ip, user_agent, COALESCE(revoked_at, 0), revoke_reason`
 	// SessionUserCols is a session (alias s) and its user (alias u).
 	SessionUserCols = `s.id, s.user_id, s.nonce, s.generation, s.rotated_at, s.created_at, s.last_used_at,
-	s.idle_expires_at, s.expires_at, s.access_exp, s.auth_time, s.amr, s.acr, s.ip, s.user_agent, COALESCE(s.revoked_at, 0), s.revoke_reason,
+	s.idle_expires_at, s.expires_at, s.access_exp, s.auth_time, s.amr, s.acr, s.dpop_jkt, s.ip, s.user_agent, COALESCE(s.revoked_at, 0), s.revoke_reason,
 	u.id, u.username, u.username_norm, u.password_hash, u.role, u.permissions, u.disabled, u.mfa, u.created_at`
 )
 
@@ -79,7 +79,7 @@ type sessionScan struct {
 
 func (d *sessionScan) dest() []any {
 	return []any{&d.x.ID, &d.x.UserID, &d.x.Nonce, &d.x.Generation, &d.rotated, &d.created, &d.last,
-		&d.idle, &d.exp, &d.access, &d.authTime, &d.amr, &d.x.ACR, &d.x.IP, &d.x.UserAgent, &d.revoked, &d.x.RevokeReason}
+		&d.idle, &d.exp, &d.access, &d.authTime, &d.amr, &d.x.ACR, &d.x.DPoPJKT, &d.x.IP, &d.x.UserAgent, &d.revoked, &d.x.RevokeReason}
 }
 
 func (d *sessionScan) session() store.Session {

@@ -274,10 +274,10 @@ func (s *Store) CreateSession(ctx context.Context, x store.Session, check func(s
 		}
 		_, err = s.exec(ctx, tx,
 			`INSERT INTO sessions (id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
-			   idle_expires_at, expires_at, access_exp, auth_time, amr, acr, ip, user_agent)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			   idle_expires_at, expires_at, access_exp, auth_time, amr, acr, dpop_jkt, ip, user_agent)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			x.ID, x.UserID, x.Nonce, x.Generation, NS(x.RotatedAt), NS(x.CreatedAt), NS(x.LastUsedAt),
-			NS(x.IdleExpiresAt), NS(x.ExpiresAt), NS(x.AccessExpiresAt), NS(x.AuthTime), joinAMR(x.AMR), acrOr(x.ACR), x.IP, x.UserAgent)
+			NS(x.IdleExpiresAt), NS(x.ExpiresAt), NS(x.AccessExpiresAt), NS(x.AuthTime), joinAMR(x.AMR), acrOr(x.ACR), x.DPoPJKT, x.IP, x.UserAgent)
 		if err != nil {
 			return s.wrap(what, err)
 		}

@@ -171,6 +171,22 @@ func testSessionLifecycle(t *testing.T, s store.Store) {
 	if err := s.CreateSession(ctx, x, nil); !errors.Is(err, store.ErrAlreadyExists) {
 		t.Errorf("CreateSession(duplicate id) = %v, want ErrAlreadyExists", err)
 	}
+	if got.DPoPJKT != "" {
+		t.Errorf("unbound session reads back bound to %q", got.DPoPJKT)
+	}
+	// A DPoP-bound session keeps its key's thumbprint through rotation.
+	bound := x
+	bound.ID, bound.DPoPJKT = id(), "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+	if err := s.CreateSession(ctx, bound, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RotateSession(ctx, store.Rotation{SessionID: bound.ID, FromGeneration: 1, Now: base,
+		IdleExpiresAt: bound.IdleExpiresAt, AccessExpiresAt: bound.AccessExpiresAt}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _, err := s.GetSessionWithUser(ctx, bound.ID); err != nil || b.DPoPJKT != bound.DPoPJKT || b.Generation != 2 {
+		t.Fatalf("bound session after rotation: %+v, %v", b, err)
+	}
 	if err := s.ExtendAccess(ctx, x.ID, base.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}

@@ -27,12 +27,13 @@ type Upgrade struct {
 
 // RunUpgrade is the upgrade test every backend runs: a database of an
 // earlier release (schema v3: no permissions, no auth_time; v4: no shared
-// login throttle; v5: no known addresses; v6, the previous release: no
-// second factors, sessions without amr and acr), with the
+// login throttle; v5: no known addresses; v6: no second factors, sessions
+// without amr and acr; v7, the previous release: sessions not bound to a
+// DPoP key), with the
 // version recorded as that release did, is upgraded in place, and its
 // account, session and throttle state keep working.
 func RunUpgrade(t *testing.T, u Upgrade) {
-	for _, previous := range []int{3, 4, 5, 6} {
+	for _, previous := range []int{3, 4, 5, 6, 7} {
 		t.Run(fmt.Sprintf("v%d", previous), func(t *testing.T) {
 			exec, open := u.Empty(t)
 			for i := range previous {
@@ -138,8 +139,8 @@ func (o OldRows) Check(t *testing.T, s store.Store) {
 	}
 	// Sessions of releases before second factors proved a password; their
 	// accounts have no factor.
-	if len(x.AMR) != 1 || x.AMR[0] != "pwd" || x.ACR != "aal1" || u.MFA {
-		t.Fatalf("old session's proof after the upgrade: amr %q acr %q, user mfa %v", x.AMR, x.ACR, u.MFA)
+	if len(x.AMR) != 1 || x.AMR[0] != "pwd" || x.ACR != "aal1" || u.MFA || x.DPoPJKT != "" {
+		t.Fatalf("old session's proof after the upgrade: amr %q acr %q, user mfa %v, dpop %q", x.AMR, x.ACR, u.MFA, x.DPoPJKT)
 	}
 	if m, err := s.GetMFA(ctx, u.ID); err != nil || len(m.Factors) != 0 || len(m.RecoveryCodes) != 0 {
 		t.Fatalf("factors of an old account: %+v, %v", m, err)
