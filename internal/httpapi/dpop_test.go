@@ -96,7 +96,9 @@ func TestDPoPBoundAccessToken(t *testing.T) {
 				"wrong method":             proof(func(h map[string]string) { h["DPoP"] = k.Proof("POST", issuerURL+"/v1/me", tk.access, "", now) }),
 				"wrong path":               proof(func(h map[string]string) { h["DPoP"] = k.Proof("GET", issuerURL+"/v1/sessions", tk.access, "", now) }),
 				"the listener's URL":       proof(func(h map[string]string) { h["DPoP"] = k.Proof("GET", s.URL+"/v1/me", tk.access, "", now) }),
-				"stale proof":              proof(func(h map[string]string) { h["DPoP"] = k.Proof("GET", issuerURL+"/v1/me", tk.access, "", now.Add(-2*time.Minute)) }),
+				"stale proof": proof(func(h map[string]string) {
+					h["DPoP"] = k.Proof("GET", issuerURL+"/v1/me", tk.access, "", now.Add(-2*time.Minute))
+				}),
 				"alg none": proof(func(h map[string]string) {
 					p := strings.Split(k.Proof("GET", issuerURL+"/v1/me", tk.access, "", now), ".")
 					h["DPoP"] = b64json(map[string]any{"typ": "dpop+jwt", "alg": "none", "jwk": k.JWK()}) + "." + p[1] + "."
