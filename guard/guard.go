@@ -21,7 +21,14 @@
 // Gatehouse's own (403 csrf_failed). See docs/API.md in the repository for
 // the contract the guard follows.
 //
-// The package depends on nothing else in Gatehouse.
+// DPoP-bound tokens (RFC 9449: tokens with cnf.jkt, sent as
+// "Authorization: DPoP" with a proof) are accepted when Config.DPoP is set,
+// with a proof by the bound key for this request; without it they are
+// refused, never taken as bearer tokens.
+//
+// The package depends on nothing else in Gatehouse but two of its internal
+// packages: the access-token verifier and the DPoP proof verifier the server
+// uses itself (one implementation, standard library only).
 package guard
 
 import (
@@ -41,6 +48,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/accesstoken"
+	"github.com/gatehouse-auth/gatehouse/internal/dpop"
 )
 
 // Errors returned by Verify.
@@ -51,6 +59,13 @@ var (
 	// ErrStale means the revocation feed has been unreachable for longer
 	// than MaxStaleness: no token is accepted until it is back.
 	ErrStale = errors.New("guard: revocation status unknown (feed unreachable)")
+	// ErrDPoP refuses a request whose DPoP binding does not hold: a bound
+	// token without a valid proof by its key, sent as Bearer, or with
+	// DPoP not configured; a bearer token sent as DPoP (or at all, with
+	// DPoPConfig.Required).
+	ErrDPoP = errors.New("guard: DPoP proof missing or invalid")
+	// ErrUseNonce asks the client to retry with the nonce in DPoP-Nonce.
+	ErrUseNonce = errors.New("guard: DPoP nonce required")
 )
 
 // Cookie names Gatehouse sets in its cookie transport, for
@@ -96,6 +111,28 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock (tests); defaults to time.Now.
 	Now func() time.Time
+	// DPoP accepts DPoP-bound tokens in the middleware; nil refuses them.
+	DPoP *DPoPConfig
+}
+
+// DPoPConfig configures DPoP (RFC 9449) for the middleware.
+type DPoPConfig struct {
+	// URL is this resource server's public base URL, as clients address
+	// it ("https://api.example.com"): a proof's htu must be URL followed
+	// by the request's path. Behind a proxy the URL the server sees is
+	// another, so it is configured rather than guessed. Required.
+	URL string
+	// NonceKey, when set (32 bytes or more), makes the middleware demand
+	// nonces it issues (DPoP-Nonce, use_dpop_nonce): a captured proof
+	// then replays for at most five minutes on another instance. Nonces
+	// are stateless: every instance with the same key accepts them.
+	NonceKey []byte
+	// Required refuses bearer tokens: every token must be DPoP-bound.
+	Required bool
+	// MaxProofs bounds the replay cache (proofs seen within the iat
+	// window); 0 means about two million. A full cache refuses proofs
+	// rather than forget one that could be replayed.
+	MaxProofs int
 }
 
 // Claims are a verified access token's claims.
@@ -117,6 +154,15 @@ type Claims struct {
 	// (RFC 8176: pwd, otp, hwk, user, mfa).
 	ACR string
 	AMR []string
+	// Confirmation is the key the token is bound to (cnf), nil for a
+	// bearer token. The middleware has checked the request's proof.
+	Confirmation *Confirmation
+}
+
+// Confirmation is a DPoP-bound token's cnf claim.
+type Confirmation struct {
+	// JKT is the RFC 7638 thumbprint of the bound key.
+	JKT string
 }
 
 // HasPermission reports whether the claims carry permission p.
@@ -149,6 +195,8 @@ type Guard struct {
 	users    map[string]int64 // user id -> not-before, Unix ns
 	global   atomic.Int64
 	cursor   string
+
+	dpop *dpop.Verifier // nil: DPoP-bound tokens are refused
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -190,6 +238,19 @@ func New(ctx context.Context, cfg Config) (*Guard, error) {
 	}
 	g := &Guard{cfg: cfg, client: cfg.HTTPClient, log: cfg.Logger, base: strings.TrimRight(base, "/"), cop: cop,
 		sessions: map[string]int64{}, users: map[string]int64{}, done: make(chan struct{})}
+	if d := cfg.DPoP; d != nil {
+		if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("guard: DPoP.URL %q is not an http(s) URL", d.URL)
+		}
+		var nonces *dpop.Nonces
+		if d.NonceKey != nil {
+			if len(d.NonceKey) < 32 {
+				return nil, errors.New("guard: DPoP.NonceKey must be at least 32 bytes")
+			}
+			nonces = dpop.NewNonces(d.NonceKey)
+		}
+		g.dpop = dpop.NewVerifier(d.MaxProofs, nonces, cfg.Now)
+	}
 	if err := g.fetchJWKS(ctx); err != nil {
 		return nil, err
 	}
@@ -252,6 +313,9 @@ func (g *Guard) verifySignature(tok string, now time.Time) (*Claims, error) {
 	}
 	out := &Claims{Issuer: c.Issuer, Subject: c.Subject, SessionID: c.SessionID, ID: c.ID, Role: c.Role,
 		Permissions: c.Permissions, IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time, ACR: c.ACR, AMR: c.AMR}
+	if c.Confirmation != nil {
+		out.Confirmation = &Confirmation{JKT: c.Confirmation.JKT}
+	}
 	if out.ACR == "" {
 		out.ACR = "aal1"
 	}
@@ -483,8 +547,9 @@ func ClaimsFrom(ctx context.Context) (*Claims, bool) {
 
 // Middleware verifies the request's access token and puts the claims in
 // the context for next. The token comes from the Authorization header
-// (Bearer), else from Config.AccessCookie when set; never from the query
-// string. A request with a header is judged on the header alone, even when
+// (Bearer, or DPoP with a proof for a bound token), else from
+// Config.AccessCookie when set (never a bound token: cookies carry no
+// proof); never from the query string. A request with a header is judged on the header alone, even when
 // it also carries the cookie. Failures are answered in Gatehouse's error
 // format.
 func (g *Guard) Middleware(next http.Handler) http.Handler {
@@ -495,7 +560,7 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 		}
 		tok, fromCookie := g.requestToken(r)
 		if tok == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer`)
+			w.Header().Set("WWW-Authenticate", g.challenge(""))
 			writeError(w, 401, "invalid_token", "An access token is required.")
 			return
 		}
@@ -506,8 +571,24 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 				return
 			}
 		}
+		if g.dpop != nil && r.Header.Get("DPoP") != "" {
+			if n := g.dpop.Nonce(); n != "" {
+				w.Header().Set("DPoP-Nonce", n) // the nonce to use next
+			}
+		}
 		c, err := g.Verify(tok)
+		if err == nil {
+			err = g.checkDPoP(r, tok, c)
+		}
 		switch {
+		case errors.Is(err, ErrUseNonce):
+			w.Header().Set("WWW-Authenticate", `DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof", algs="`+dpop.AlgorithmList+`"`)
+			writeError(w, 401, "use_dpop_nonce", "This resource server requires a nonce in DPoP proofs: use the one in the DPoP-Nonce header.")
+			return
+		case errors.Is(err, ErrDPoP):
+			w.Header().Set("WWW-Authenticate", g.challenge(`error="invalid_token"`))
+			writeError(w, 401, "invalid_dpop_proof", dpopDescription(err))
+			return
 		case errors.Is(err, ErrStale):
 			w.Header().Set("Retry-After", "1")
 			writeError(w, 503, "unavailable", "Token revocation status is unknown; retry shortly.")
@@ -529,13 +610,101 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 	})
 }
 
+// VerifyRequest checks the access token in r's Authorization header, as
+// the middleware does: Bearer, or DPoP with a proof by the bound key for
+// this request (ErrDPoP, ErrUseNonce). For servers that cannot use
+// Middleware; it reads no cookie.
+func (g *Guard) VerifyRequest(r *http.Request) (*Claims, error) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !(strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "DPoP")) || strings.TrimSpace(tok) == "" {
+		return nil, ErrInvalidToken
+	}
+	tok = strings.TrimSpace(tok)
+	c, err := g.Verify(tok)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.checkDPoP(r, tok, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// challenge is the WWW-Authenticate value for a 401 with params (RFC 9449
+// §7.1): a DPoP challenge when DPoP is configured (with the algorithms),
+// besides Bearer unless only bound tokens are accepted.
+func (g *Guard) challenge(params string) string {
+	bearer := "Bearer"
+	if params != "" {
+		bearer += " " + params
+	}
+	if g.dpop == nil {
+		return bearer
+	}
+	d := `DPoP algs="` + dpop.AlgorithmList + `"`
+	if params != "" {
+		d = "DPoP " + params + `, algs="` + dpop.AlgorithmList + `"`
+	}
+	if g.cfg.DPoP.Required {
+		return d
+	}
+	return bearer + ", " + d
+}
+
+// checkDPoP enforces the token's binding for the request (see ErrDPoP).
+// The proof is verified with the server's own verifier: htm and htu (the
+// configured public URL and the request's path), ath (this token), iat
+// within 60 s, jti not seen by this guard, the nonce when demanded.
+func (g *Guard) checkDPoP(r *http.Request, tok string, c *Claims) error {
+	scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	asDPoP := strings.EqualFold(scheme, "DPoP")
+	proofs := r.Header.Values("DPoP")
+	switch {
+	case c.Confirmation == nil && asDPoP:
+		return fmt.Errorf("%w: the access token is not DPoP-bound: send it as Bearer", ErrDPoP)
+	case c.Confirmation == nil && g.dpop != nil && g.cfg.DPoP.Required:
+		return fmt.Errorf("%w: only DPoP-bound tokens are accepted here", ErrDPoP)
+	case c.Confirmation == nil:
+		return nil
+	case g.dpop == nil:
+		g.warnOnce("dpop", "guard: refusing DPoP-bound tokens: set Config.DPoP to accept them")
+		return fmt.Errorf("%w: DPoP-bound tokens are not accepted here", ErrDPoP)
+	case !asDPoP:
+		return fmt.Errorf("%w: the access token is DPoP-bound: send it as Authorization: DPoP with a proof", ErrDPoP)
+	case len(proofs) != 1:
+		return fmt.Errorf("%w: send exactly one DPoP proof", ErrDPoP)
+	}
+	p, err := g.dpop.Verify(proofs[0], dpop.Request{Method: r.Method,
+		URL: strings.TrimSuffix(g.cfg.DPoP.URL, "/") + r.URL.Path, AccessToken: tok})
+	switch {
+	case errors.Is(err, dpop.ErrUseNonce):
+		return ErrUseNonce
+	case err != nil:
+		return fmt.Errorf("%w: %w", ErrDPoP, err)
+	case p.Thumbprint != c.Confirmation.JKT:
+		return fmt.Errorf("%w: the proof was made with another key than the token is bound to", ErrDPoP)
+	}
+	return nil
+}
+
+// dpopDescription is a refusal's description: the reason, which never
+// quotes the proof or the token.
+func dpopDescription(err error) string {
+	msg := strings.TrimPrefix(err.Error(), ErrDPoP.Error()+": ")
+	msg = strings.TrimPrefix(msg, dpop.ErrInvalid.Error()+": ")
+	if msg == "" || msg == err.Error() {
+		return "The DPoP proof is missing or invalid."
+	}
+	return "Invalid DPoP proof: " + msg + "."
+}
+
 // requestToken returns the token to judge and whether it came from the
 // cookie. A malformed Authorization header yields no token: it is never a
 // reason to fall back to the cookie.
 func (g *Guard) requestToken(r *http.Request) (tok string, fromCookie bool) {
 	if v := r.Header.Get("Authorization"); v != "" {
 		scheme, t, ok := strings.Cut(v, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") {
+		if !ok || !(strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "DPoP")) {
 			return "", false
 		}
 		return strings.TrimSpace(t), false

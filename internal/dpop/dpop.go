@@ -23,6 +23,7 @@ import (
 	"math/big"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -104,7 +105,43 @@ var b64 = base64.RawURLEncoding.Strict()
 
 // Parse decodes proof and checks its header and signature. It checks
 // nothing about the request (see Verifier.Verify).
-func Parse(proof string) (Proof, error) {
+func Parse(proof string) (Proof, error) { return parse(proof, nil) }
+
+// proofKey is a proof header's verified meaning: the algorithm and the
+// public key that checks the signature, and the key's thumbprint.
+type proofKey struct {
+	ed    ed25519.PublicKey
+	ec    *ecdsa.PublicKey
+	thumb string
+}
+
+// keyCache remembers decoded headers: a client signs every proof with
+// one key, so its header repeats byte for byte. Bounded; starts over when
+// full.
+type keyCache struct {
+	mu sync.RWMutex
+	m  map[string]proofKey
+}
+
+const maxCachedKeys = 4096
+
+func (c *keyCache) get(h string) (proofKey, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	k, ok := c.m[h]
+	return k, ok
+}
+
+func (c *keyCache) put(h string, k proofKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedKeys {
+		c.m = make(map[string]proofKey)
+	}
+	c.m[h] = k
+}
+
+func parse(proof string, cache *keyCache) (Proof, error) {
 	if len(proof) > MaxLength {
 		return Proof{}, invalid("too long")
 	}
@@ -113,74 +150,37 @@ func Parse(proof string) (Proof, error) {
 	if !ok || !ok2 || strings.Contains(ss, ".") {
 		return Proof{}, invalid("not a compact JWS")
 	}
-	hb, err := b64.DecodeString(hs)
-	if err != nil {
-		return Proof{}, invalid("header is not base64url")
+	var key proofKey
+	var err error
+	if cache != nil {
+		key, ok = cache.get(hs)
 	}
-	var h header
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return Proof{}, invalid("header is not a JSON object")
-	}
-	switch {
-	case h.Typ != Type:
-		return Proof{}, invalid(`typ must be "dpop+jwt"`)
-	case h.Crit != nil:
-		return Proof{}, invalid("crit is not supported")
-	case h.JKU != nil || h.X5U != nil || h.X5C != nil || h.Kid != nil:
-		return Proof{}, invalid("the key must be given as jwk only")
-	case h.JWK == nil:
-		return Proof{}, invalid("jwk is missing")
-	}
-	var k jwk
-	if err := json.Unmarshal(h.JWK, &k); err != nil {
-		return Proof{}, invalid("jwk is not a JSON object")
-	}
-	if k.D != "" || k.K != "" || k.P != "" || k.Q != "" {
-		return Proof{}, invalid("jwk holds a private key")
+	if !ok {
+		if key, err = parseHeader(hs); err != nil {
+			return Proof{}, err
+		}
+		if cache != nil {
+			cache.put(hs, key)
+		}
 	}
 	sig, err := b64.DecodeString(ss)
 	if err != nil {
 		return Proof{}, invalid("signature is not base64url")
 	}
 	signed := proof[:len(hs)+1+len(ps)]
-	var thumb string
-	switch h.Alg {
-	case "EdDSA":
-		if k.Kty != "OKP" || k.Crv != "Ed25519" {
-			return Proof{}, invalid("EdDSA needs an OKP Ed25519 jwk")
-		}
-		x, err := b64.DecodeString(k.X)
-		if err != nil || len(x) != ed25519.PublicKeySize {
-			return Proof{}, invalid("jwk x is not an Ed25519 key")
-		}
-		if len(sig) != ed25519.SignatureSize || !ed25519.Verify(ed25519.PublicKey(x), []byte(signed), sig) {
+	if key.ed != nil {
+		if len(sig) != ed25519.SignatureSize || !ed25519.Verify(key.ed, []byte(signed), sig) {
 			return Proof{}, invalid("bad signature")
 		}
-		thumb = thumbprint(`{"crv":"Ed25519","kty":"OKP","x":"` + k.X + `"}`)
-	case "ES256":
-		if k.Kty != "EC" || k.Crv != "P-256" {
-			return Proof{}, invalid("ES256 needs an EC P-256 jwk")
-		}
-		x, errX := b64.DecodeString(k.X)
-		y, errY := b64.DecodeString(k.Y)
-		if errX != nil || errY != nil || len(x) != 32 || len(y) != 32 {
-			return Proof{}, invalid("jwk x and y are not P-256 coordinates")
-		}
-		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
-		if err != nil {
-			return Proof{}, invalid("jwk is not a point on P-256")
-		}
+	} else {
 		if len(sig) != 64 {
 			return Proof{}, invalid("bad signature")
 		}
 		digest := sha256.Sum256([]byte(signed))
 		r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
-		if !ecdsa.Verify(pub, digest[:], r, s) {
+		if !ecdsa.Verify(key.ec, digest[:], r, s) {
 			return Proof{}, invalid("bad signature")
 		}
-		thumb = thumbprint(`{"crv":"P-256","kty":"EC","x":"` + k.X + `","y":"` + k.Y + `"}`)
-	default:
-		return Proof{}, invalid("alg must be ES256 or EdDSA")
 	}
 	pb, err := b64.DecodeString(ps)
 	if err != nil {
@@ -200,8 +200,64 @@ func Parse(proof string) (Proof, error) {
 	if err != nil {
 		return Proof{}, invalid("iat is missing or not a number")
 	}
-	return Proof{Thumbprint: thumb, ID: c.JTI, IssuedAt: iat, Method: c.HTM, URL: c.HTU,
+	return Proof{Thumbprint: key.thumb, ID: c.JTI, IssuedAt: iat, Method: c.HTM, URL: c.HTU,
 		AccessTokenHash: c.ATH, Nonce: c.Nonce}, nil
+}
+
+// parseHeader decodes and checks a proof's JOSE header: typ, alg, and a
+// public jwk of the algorithm's kind, nothing critical, no other key source.
+func parseHeader(hs string) (proofKey, error) {
+	hb, err := b64.DecodeString(hs)
+	if err != nil {
+		return proofKey{}, invalid("header is not base64url")
+	}
+	var h header
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return proofKey{}, invalid("header is not a JSON object")
+	}
+	switch {
+	case h.Typ != Type:
+		return proofKey{}, invalid(`typ must be "dpop+jwt"`)
+	case h.Crit != nil:
+		return proofKey{}, invalid("crit is not supported")
+	case h.JKU != nil || h.X5U != nil || h.X5C != nil || h.Kid != nil:
+		return proofKey{}, invalid("the key must be given as jwk only")
+	case h.JWK == nil:
+		return proofKey{}, invalid("jwk is missing")
+	}
+	var k jwk
+	if err := json.Unmarshal(h.JWK, &k); err != nil {
+		return proofKey{}, invalid("jwk is not a JSON object")
+	}
+	if k.D != "" || k.K != "" || k.P != "" || k.Q != "" {
+		return proofKey{}, invalid("jwk holds a private key")
+	}
+	switch h.Alg {
+	case "EdDSA":
+		if k.Kty != "OKP" || k.Crv != "Ed25519" {
+			return proofKey{}, invalid("EdDSA needs an OKP Ed25519 jwk")
+		}
+		x, err := b64.DecodeString(k.X)
+		if err != nil || len(x) != ed25519.PublicKeySize {
+			return proofKey{}, invalid("jwk x is not an Ed25519 key")
+		}
+		return proofKey{ed: ed25519.PublicKey(x), thumb: thumbprint(`{"crv":"Ed25519","kty":"OKP","x":"` + k.X + `"}`)}, nil
+	case "ES256":
+		if k.Kty != "EC" || k.Crv != "P-256" {
+			return proofKey{}, invalid("ES256 needs an EC P-256 jwk")
+		}
+		x, errX := b64.DecodeString(k.X)
+		y, errY := b64.DecodeString(k.Y)
+		if errX != nil || errY != nil || len(x) != 32 || len(y) != 32 {
+			return proofKey{}, invalid("jwk x and y are not P-256 coordinates")
+		}
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+		if err != nil {
+			return proofKey{}, invalid("jwk is not a point on P-256")
+		}
+		return proofKey{ec: pub, thumb: thumbprint(`{"crv":"P-256","kty":"EC","x":"` + k.X + `","y":"` + k.Y + `"}`)}, nil
+	}
+	return proofKey{}, invalid("alg must be ES256 or EdDSA")
 }
 
 // thumbprint hashes a JWK's canonical members (RFC 7638 §3). The members
@@ -230,6 +286,9 @@ func TokenHash(accessToken string) string {
 // the request's URI without query and fragment, compared after scheme and
 // host normalisation; default ports dropped).
 func SameURL(htu, target string) bool {
+	if htu == target && !strings.ContainsAny(htu, "?#") {
+		return true // the common case, without parsing
+	}
 	a, err := url.Parse(htu)
 	if err != nil || a.Opaque != "" || a.User != nil {
 		return false

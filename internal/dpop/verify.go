@@ -28,6 +28,7 @@ type Request struct {
 // Verifier checks proofs against requests. Its replay cache is this
 // process's; nonces, when on, are accepted by every process with the key.
 type Verifier struct {
+	keys   keyCache // proof headers already checked
 	replay *ReplayCache
 	nonces *Nonces // nil: no nonce demanded
 	now    func() time.Time
@@ -60,7 +61,7 @@ func (v *Verifier) Nonce() string {
 // when one is demanded, and was not seen before. The jti is recorded only
 // when everything else checks out: a refused proof uses up nothing.
 func (v *Verifier) Verify(proof string, req Request) (Proof, error) {
-	p, err := Parse(proof)
+	p, err := parse(proof, &v.keys)
 	if err != nil {
 		return Proof{}, err
 	}
