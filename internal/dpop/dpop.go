@@ -152,10 +152,11 @@ func parse(proof string, cache *keyCache) (Proof, error) {
 	}
 	var key proofKey
 	var err error
+	cached := false
 	if cache != nil {
-		key, ok = cache.get(hs)
+		key, cached = cache.get(hs)
 	}
-	if !ok {
+	if !cached {
 		if key, err = parseHeader(hs); err != nil {
 			return Proof{}, err
 		}
