@@ -18,8 +18,16 @@ func FuzzParse(f *testing.F) {
 	f.Add("")
 	f.Add("..")
 	f.Add("eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.")
+	cache := &keyCache{}
 	f.Fuzz(func(t *testing.T, proof string) {
 		p, err := Parse(proof)
+		// The verifier's cached path says the same, first and second time.
+		for range 2 {
+			q, err2 := parse(proof, cache)
+			if q != p || (err == nil) != (err2 == nil) {
+				t.Fatalf("cached parse differs: %+v %v, uncached %+v %v", q, err2, p, err)
+			}
+		}
 		if err != nil {
 			if p != (Proof{}) {
 				t.Fatalf("refused proof returned fields: %+v", p)
