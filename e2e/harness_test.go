@@ -178,6 +178,12 @@ func (g *gatehouse) user(t *testing.T, name string) string {
 // listed origins as any API serving a browser app on another origin must.
 func startAPI(t *testing.T, gh *gatehouse, cfg guard.Config, corsOrigins ...string) (string, *atomic.Int64) {
 	t.Helper()
+	return startAPIOn(t, reserve(t), gh, cfg, corsOrigins...)
+}
+
+// startAPIOn is startAPI on a listener reserved beforehand (its URL is in cfg).
+func startAPIOn(t *testing.T, ln net.Listener, gh *gatehouse, cfg guard.Config, corsOrigins ...string) (string, *atomic.Int64) {
+	t.Helper()
 	cfg.Issuer, cfg.ResourceKey = gh.URL, resourceKey
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	gd, err := guard.New(context.Background(), cfg)
@@ -194,7 +200,7 @@ func startAPI(t *testing.T, gh *gatehouse, cfg guard.Config, corsOrigins ...stri
 	}))
 	mux := http.NewServeMux()
 	mux.Handle("/api/", protected)
-	return listen(t, cors(mux, corsOrigins)), &calls
+	return serveOn(t, ln, cors(mux, corsOrigins)), &calls
 }
 
 func cors(next http.Handler, origins []string) http.Handler {
@@ -203,10 +209,10 @@ func cors(next http.Handler, origins []string) http.Handler {
 		for _, o := range origins {
 			if r.Header.Get("Origin") == o {
 				w.Header().Set("Access-Control-Allow-Origin", o)
-				w.Header().Set("Access-Control-Expose-Headers", "WWW-Authenticate")
+				w.Header().Set("Access-Control-Expose-Headers", "WWW-Authenticate, DPoP-Nonce")
 				if r.Method == "OPTIONS" {
 					w.Header().Set("Access-Control-Allow-Methods", "GET, POST")
-					w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+					w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type, DPoP")
 					w.WriteHeader(204)
 					return
 				}
@@ -345,8 +351,10 @@ func (tb *tab) assertNoTokenReadable() {
 		Session int    `json:"session"`
 		IDB     int    `json:"idb"`
 	}
+	// IndexedDB may hold one thing: a DPoP client's non-extractable key
+	// (TestBrowserDPoP shows it cannot be read out).
 	tb.eval(`return { cookie: document.cookie, local: localStorage.length, session: sessionStorage.length,
-		idb: (await indexedDB.databases()).length }`, &got)
+		idb: (await indexedDB.databases()).filter((d) => d.name !== "gatehouse-dpop").length }`, &got)
 	if got.Cookie != "" || got.Local != 0 || got.Session != 0 || got.IDB != 0 {
 		tb.t.Fatalf("%s: page JavaScript can read state: %+v", tb.name, got)
 	}

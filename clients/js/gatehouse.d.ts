@@ -42,6 +42,16 @@ export interface ClientOptions {
    * past it this tab refreshes without the lock. Default 20000.
    */
   lockTimeout?: number;
+  /**
+   * Bind the session to a key of this browser (DPoP, RFC 9449): a
+   * non-extractable P-256 key made at sign-in, kept in IndexedDB for the
+   * origin's tabs and deleted at sign-out; every Gatehouse call, `fetch` and
+   * the socket carry a proof signed with it, so a stolen refresh cookie or
+   * access token is useless elsewhere. Needs a secure context (https: or
+   * localhost): createClient throws `dpop_unavailable` without WebCrypto.
+   * `baseUrl` must be Gatehouse's public URL (its `--issuer`). Default false.
+   */
+  dpop?: boolean;
 }
 
 /** Every rejection: `code` is the API's `error` code, or `network_error`. */

@@ -3,10 +3,17 @@
 //
 // It uses the refresh-cookie transport: the refresh token lives only in an
 // HttpOnly cookie that JavaScript cannot read, the access token only in this
-// module's memory. Nothing is written to cookies, localStorage,
-// sessionStorage or IndexedDB. Across the tabs of one origin, at most one
-// refresh runs at a time (Web Locks) and its result is shared
-// (BroadcastChannel), so N tabs cost one refresh per access-token lifetime.
+// module's memory. Nothing is written to cookies, localStorage or
+// sessionStorage. Across the tabs of one origin, at most one refresh runs at
+// a time (Web Locks) and its result is shared (BroadcastChannel), so N tabs
+// cost one refresh per access-token lifetime.
+//
+// With createClient({ dpop: true }) the session is bound to a key that never
+// leaves the browser (DPoP, RFC 9449): a non-extractable P-256 key made by
+// WebCrypto at sign-in, kept as a CryptoKey in IndexedDB for the origin's
+// tabs (the one thing stored there), deleted at sign-out. Every Gatehouse
+// call, gh.fetch and the socket carry a proof signed with it; the refresh
+// cookie and the access token are then useless anywhere else.
 
 const SESSION_ERRORS = {
   refresh_token_reused: "reused",
@@ -14,8 +21,9 @@ const SESSION_ERRORS = {
   invalid_refresh_token: "expired",
   session_revoked: "revoked",
   account_disabled: "revoked",
+  invalid_dpop_proof: "expired", // the session's DPoP key is gone (site data cleared)
 };
-const TOKEN_ERRORS = ["token_expired", "invalid_token", "token_revoked"];
+const TOKEN_ERRORS = ["token_expired", "invalid_token", "token_revoked", "invalid_dpop_proof"];
 const MAX_BACKOFF = 60000;
 const SETTLE = 100;
 // A request to Gatehouse that has not answered in this long is abandoned
@@ -57,6 +65,82 @@ export function createClient(options) {
   return new Client(options || {});
 }
 
+// --- DPoP: the key and its proofs ---
+
+const KEY_DB = "gatehouse-dpop";
+const KEY_STORE = "keys";
+
+const enc = new TextEncoder();
+
+function b64url(bytes) {
+  let s = "";
+  for (const b of new Uint8Array(bytes)) s += String.fromCharCode(b);
+  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+const b64json = (v) => b64url(enc.encode(JSON.stringify(v)));
+const sha256 = async (s) => new Uint8Array(await crypto.subtle.digest("SHA-256", enc.encode(s)));
+
+// keyDB runs fn on the key store in one transaction; resolves its result.
+// Any failure (no IndexedDB, private browsing) resolves undefined: the
+// key then lives in this tab's memory only.
+function keyDB(mode, fn) {
+  return new Promise((resolve) => {
+    let open;
+    try {
+      open = indexedDB.open(KEY_DB, 1);
+    } catch {
+      return resolve(undefined);
+    }
+    open.onupgradeneeded = () => open.result.createObjectStore(KEY_STORE);
+    open.onerror = () => resolve(undefined);
+    open.onsuccess = () => {
+      const db = open.result;
+      try {
+        const tx = db.transaction(KEY_STORE, mode);
+        const req = fn(tx.objectStore(KEY_STORE));
+        tx.oncomplete = () => (db.close(), resolve(req.result));
+        tx.onerror = tx.onabort = () => (db.close(), resolve(undefined));
+      } catch {
+        db.close();
+        resolve(undefined);
+      }
+    };
+  });
+}
+
+// newKey makes a P-256 key whose private half cannot be exported: script
+// on the page can sign with it while the page is open, never copy it.
+async function newKey() {
+  const kp = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
+  const pub = await crypto.subtle.exportKey("jwk", kp.publicKey);
+  const jwk = { kty: "EC", crv: "P-256", x: pub.x, y: pub.y };
+  const jkt = b64url(await sha256(`{"crv":"P-256","kty":"EC","x":"${jwk.x}","y":"${jwk.y}"}`));
+  return { priv: kp.privateKey, jwk, jkt };
+}
+
+// proof signs a DPoP proof for method url (query and fragment dropped),
+// with ath when a token is presented and the server's nonce when known.
+async function proof(key, method, url, token, nonce) {
+  const u = new URL(url);
+  const claims = { jti: b64url(crypto.getRandomValues(new Uint8Array(16))), htm: method, htu: u.origin + u.pathname, iat: Math.floor(Date.now() / 1000) };
+  if (token) claims.ath = b64url(await sha256(token));
+  if (nonce) claims.nonce = nonce;
+  const input = b64json({ typ: "dpop+jwt", alg: "ES256", jwk: key.jwk }) + "." + b64json(claims);
+  // WebCrypto's ECDSA signature is r||s, the JWS form.
+  const sig = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, key.priv, enc.encode(input));
+  return input + "." + b64url(sig);
+}
+
+// cnfOf is a token's cnf.jkt, "" for a bearer token.
+function cnfOf(tok) {
+  try {
+    return JSON.parse(atob(tok.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).cnf?.jkt || "";
+  } catch {
+    return "";
+  }
+}
+
 class Client {
   constructor(o) {
     this.baseUrl = String(o.baseUrl || location.origin).replace(/\/+$/, "");
@@ -75,6 +159,14 @@ class Client {
     this._timer = 0;
     this._sockets = new Set();
     this._lock = "gatehouse-refresh " + this.baseUrl;
+    this._dpop = !!o.dpop;
+    if (this._dpop && !globalThis.crypto?.subtle) {
+      // Refuse rather than quietly send bearer tokens the app asked to bind.
+      throw new GatehouseError("dpop_unavailable", "DPoP needs WebCrypto, which browsers offer only in secure contexts (https:// or localhost)");
+    }
+    this._keyRec = null; // {priv, jwk, jkt}: the session's DPoP key
+    this._pendingKey = null; // the key of a sign-in waiting for its second factor
+    this._nonces = {}; // origin -> the DPoP-Nonce it last sent
     this._bc = typeof BroadcastChannel == "function" ? new BroadcastChannel("gatehouse " + this.baseUrl) : null;
     if (this._bc) this._bc.onmessage = (e) => this._onMessage(e.data || {});
     if (typeof document != "undefined") {
@@ -116,19 +208,49 @@ class Client {
   // to {mfaRequired: true, factors}: complete it with verifyMfa(code) or
   // verifyMfaWithPasskey() (no token exists until then).
   async login(username, password) {
+    const key = await this._signInKey();
     let r;
     try {
       r = await this._req("POST", "/v1/auth/login", {
         body: { username, password },
         transport: true,
+        key,
       });
     } catch (e) {
       if (e.code != "mfa_required") throw e;
       this._mfaToken = e._mfaToken;
       return { mfaRequired: true, factors: e.factors };
     }
-    this._accept(r, "login");
+    await this._signedIn(r, key);
     return this.user;
+  }
+
+  // _signInKey is a new key for a sign-in (one key per session), kept
+  // until the second factor if one is asked for; null without DPoP.
+  async _signInKey() {
+    if (!this._dpop) return null;
+    this._pendingKey = await newKey();
+    return this._pendingKey;
+  }
+
+  // _signedIn adopts a sign-in's tokens and, with DPoP, its key: stored
+  // for the other tabs and the next page load, replacing the last one.
+  async _signedIn(r, key) {
+    if (key) {
+      this._keyRec = key;
+      this._pendingKey = null;
+      await keyDB("readwrite", (s) => s.put(key, this.baseUrl));
+    }
+    this._accept(r, "login");
+  }
+
+  // _key is the session's DPoP key: this tab's, or the one another tab
+  // stored (after its sign-in), or null.
+  async _key() {
+    if (!this._dpop) return null;
+    if (this._keyRec && (!this._jkt || this._keyRec.jkt == this._jkt)) return this._keyRec;
+    this._keyRec = (await keyDB("readonly", (s) => s.get(this.baseUrl))) || this._keyRec;
+    return this._keyRec;
   }
 
   // verifyMfa completes a login with a TOTP or a recovery code. A wrong
@@ -149,23 +271,25 @@ class Client {
   }
 
   async _completeMfa(answer) {
+    const key = this._pendingKey;
     let r;
     try {
-      r = await this._req("POST", "/v1/auth/mfa", { body: { mfa_token: this._mfaPending(), ...answer }, transport: true });
+      r = await this._req("POST", "/v1/auth/mfa", { body: { mfa_token: this._mfaPending(), ...answer }, transport: true, key });
     } catch (e) {
       if (e.code == "invalid_token") this._mfaToken = null;
       throw e;
     }
     this._mfaToken = null;
-    this._accept(r, "login");
+    await this._signedIn(r, key);
     return this.user;
   }
 
   // loginWithPasskey signs in with a discoverable passkey, no password.
   async loginWithPasskey() {
     const opts = await this._req("POST", "/v1/auth/passkey/options", {});
-    const r = await this._req("POST", "/v1/auth/passkey", { body: { assertion: await getCredential(opts) }, transport: true });
-    this._accept(r, "login");
+    const key = await this._signInKey();
+    const r = await this._req("POST", "/v1/auth/passkey", { body: { assertion: await getCredential(opts) }, transport: true, key });
+    await this._signedIn(r, key);
     return this.user;
   }
 
@@ -219,18 +343,39 @@ class Client {
     }
   }
 
-  // fetch calls any API with the Bearer token; on a 401 that says the token
-  // is bad it refreshes once and retries. A body that is a stream cannot be
-  // sent twice: pass a string, Blob, FormData or URLSearchParams.
+  // fetch calls any API with the access token (Bearer, or DPoP with a
+  // proof when the session is bound); on a 401 that says the token is bad
+  // it refreshes once and retries, and on use_dpop_nonce it retries once
+  // with the server's nonce. A body that is a stream cannot be sent twice:
+  // pass a string, Blob, FormData or URLSearchParams.
   async fetch(input, init) {
     init = init || {};
     let tok = await this._valid();
-    let res = await this._fetch(input, withBearer(init, tok));
+    let res = await this._apiFetch(input, init, tok);
     if (res.status == 401 && (await isTokenFailure(res))) {
       tok = await this._refresh(tok);
-      res = await this._fetch(input, withBearer(init, tok));
+      res = await this._apiFetch(input, init, tok);
     }
     return res;
+  }
+
+  async _apiFetch(input, init, tok) {
+    const url = new URL(input instanceof Request ? input.url : String(input), location.href);
+    const method = String(init.method || (input instanceof Request ? input.method : "GET")).toUpperCase();
+    for (let attempt = 0; ; attempt++) {
+      const headers = new Headers(init.headers);
+      const key = cnfOf(tok) ? await this._key() : null;
+      if (key) {
+        headers.set("Authorization", "DPoP " + tok);
+        headers.set("DPoP", await proof(key, method, url.href, tok, this._nonces[url.origin]));
+      } else {
+        headers.set("Authorization", "Bearer " + tok);
+      }
+      const res = await this._fetch(input, { ...init, headers });
+      const nonce = res.headers.get("DPoP-Nonce");
+      if (nonce) this._nonces[url.origin] = nonce;
+      if (!key || attempt || res.status != 401 || !nonce || !/use_dpop_nonce/.test(res.headers.get("WWW-Authenticate") || "")) return res;
+    }
   }
 
   // reauthenticate is the step-up: reauthenticate(password), or
@@ -369,6 +514,7 @@ class Client {
 
   _set(token, exp, ttl, user, sid) {
     this._token = token;
+    this._jkt = cnfOf(token);
     this._exp = exp;
     this._ttl = ttl;
     this.user = user;
@@ -401,6 +547,11 @@ class Client {
   _signOut(reason, broadcast) {
     const had = !!this.user;
     clearTimeout(this._timer);
+    if (this._dpop) {
+      this._keyRec = null;
+      // The tab that ends the session deletes its key for every tab.
+      if (broadcast) keyDB("readwrite", (s) => s.delete(this.baseUrl));
+    }
     this._token = null;
     this._exp = 0;
     this.user = null;
@@ -466,37 +617,48 @@ class Client {
     }
   }
 
+  // _req calls Gatehouse. With DPoP every call carries a proof by the
+  // session's key (o.key for a sign-in), a bound token goes as DPoP, and a
+  // use_dpop_nonce answer is retried once with the nonce it brings.
   async _req(method, path, o) {
-    const headers = {};
-    if (o.body !== undefined) headers["Content-Type"] = "application/json";
-    if (o.token) headers.Authorization = "Bearer " + o.token;
-    if (o.transport) headers["Gatehouse-Transport"] = "refresh-cookie";
-    let res;
-    const signal = timeoutSignal(this._requestTimeout); // covers the body too
-    try {
-      res = await this._fetch(this.baseUrl + path, {
-        method,
-        headers,
-        body: o.body === undefined ? undefined : JSON.stringify(o.body),
-        credentials: "include",
-        cache: "no-store",
-        signal,
-      });
-    } catch (e) {
-      if (signal.aborted) throw new GatehouseError("network_error", "Gatehouse did not answer in " + this._requestTimeout + " ms");
-      throw new GatehouseError("network_error", e && e.message);
+    const key = o.key !== undefined ? o.key : await this._key();
+    const bound = !!o.token && !!key && cnfOf(o.token) == key.jkt;
+    for (let attempt = 0; ; attempt++) {
+      const headers = {};
+      if (o.body !== undefined) headers["Content-Type"] = "application/json";
+      if (o.token) headers.Authorization = (bound ? "DPoP " : "Bearer ") + o.token;
+      if (o.transport) headers["Gatehouse-Transport"] = "refresh-cookie";
+      if (key) headers.DPoP = await proof(key, method, this.baseUrl + path, bound ? o.token : null, this._nonces[this.baseUrl]);
+      let res;
+      const signal = timeoutSignal(this._requestTimeout); // covers the body too
+      try {
+        res = await this._fetch(this.baseUrl + path, {
+          method,
+          headers,
+          body: o.body === undefined ? undefined : JSON.stringify(o.body),
+          credentials: "include",
+          cache: "no-store",
+          signal,
+        });
+      } catch (e) {
+        if (signal.aborted) throw new GatehouseError("network_error", "Gatehouse did not answer in " + this._requestTimeout + " ms");
+        throw new GatehouseError("network_error", e && e.message);
+      }
+      const nonce = res.headers.get("DPoP-Nonce");
+      if (nonce) this._nonces[this.baseUrl] = nonce;
+      if (res.status == 204) return null;
+      let data = null;
+      try {
+        data = await res.json();
+      } catch {
+        if (signal.aborted) throw new GatehouseError("network_error", "Gatehouse did not answer in " + this._requestTimeout + " ms");
+      }
+      if (!res.ok) {
+        if (key && !attempt && nonce && data && data.error == "use_dpop_nonce") continue;
+        throw new GatehouseError((data && data.error) || "http_" + res.status, data && data.error_description, res.status, data);
+      }
+      return data;
     }
-    if (res.status == 204) return null;
-    let data = null;
-    try {
-      data = await res.json();
-    } catch {
-      if (signal.aborted) throw new GatehouseError("network_error", "Gatehouse did not answer in " + this._requestTimeout + " ms");
-    }
-    if (!res.ok) {
-      throw new GatehouseError((data && data.error) || "http_" + res.status, data && data.error_description, res.status, data);
-    }
-    return data;
   }
 }
 
@@ -519,12 +681,6 @@ function remaining(tok, fallback) {
     if (ms > 0 && ms <= fallback) return ms;
   } catch {}
   return fallback;
-}
-
-function withBearer(init, tok) {
-  const headers = new Headers(init.headers);
-  headers.set("Authorization", "Bearer " + tok);
-  return { ...init, headers };
 }
 
 async function isTokenFailure(res) {
@@ -561,8 +717,13 @@ class Socket extends EventTarget {
     }
     if (this._closed) return;
     const ws = (this._ws = new WebSocket(this.url));
-    ws.onopen = () => {
-      ws.send(JSON.stringify({ type: "auth", access_token: this._c._token || tok }));
+    ws.onopen = async () => {
+      const at = this._c._token || tok;
+      const msg = { type: "auth", access_token: at };
+      const key = cnfOf(at) ? await this._c._key() : null;
+      if (key) msg.dpop = await proof(key, "GET", this.url, at, this._c._nonces[this._c.baseUrl]);
+      if (ws.readyState != 1) return;
+      ws.send(JSON.stringify(msg));
       this.readyState = 1;
       this.dispatchEvent(new Event("open"));
     };

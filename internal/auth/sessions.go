@@ -82,9 +82,6 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 			return Tokens{}, false, ErrInvalidRefreshToken
 		}
 		s.nonces.put(sess)
-		if sess.DPoPJKT != m.DPoP && sess.DPoPJKT != "" {
-			return Tokens{}, false, s.dpopMismatch(ctx, sess.UserID, sess.ID, m)
-		}
 		if u.Disabled {
 			return Tokens{}, false, ErrAccountDisabled
 		}
@@ -96,6 +93,12 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 		}
 		if !now.Before(sess.ExpiresAt) || !now.Before(sess.IdleExpiresAt) {
 			return Tokens{}, false, ErrSessionExpired
+		}
+		// A dead session says so first (a browser that lost its key with
+		// the session is not a theft); a live one needs its key's proof
+		// before anything changes: no rotation, no reuse verdict.
+		if sess.DPoPJKT != m.DPoP && sess.DPoPJKT != "" {
+			return Tokens{}, false, s.dpopMismatch(ctx, sess.UserID, sess.ID, m)
 		}
 		// A new address is recorded with what this refresh commits: the
 		// rotation, the grace answer or the revocation.
@@ -191,7 +194,7 @@ func (s *Service) fastRefresh(ctx context.Context, r token.Refresh, m Meta) (t T
 		return Tokens{}, true, ErrInvalidRefreshToken // the nonce never changes: final
 	}
 	if c.jkt != m.DPoP && c.jkt != "" {
-		return Tokens{}, true, s.dpopMismatch(ctx, c.userID, r.SessionID, m) // the binding never changes either
+		return Tokens{}, false, nil // the full path tells a dead session from a stolen token
 	}
 	now := s.now()
 	if s.stale(c.userID, now) {

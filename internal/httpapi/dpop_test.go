@@ -160,6 +160,27 @@ func TestDPoPBoundRefresh(t *testing.T) {
 	if !contains(evs, "dpop_mismatch") || contains(evs, "refresh_token_reused") {
 		t.Fatalf("events %v: want dpop_mismatch, no reuse", evs)
 	}
+	// A dead session says so, even without the key: a browser that lost
+	// its key with its session is not a theft.
+	mismatches := count(evs, "dpop_mismatch")
+	if r := s.do(t, "DELETE", "/v1/sessions/"+tk.session, nil, s.withProof(k, "DELETE", "/v1/sessions/"+tk.session, tk.access)); r.status != 204 {
+		t.Fatalf("revoke: %d %s", r.status, r.raw)
+	}
+	if r := s.do(t, "POST", "/v1/auth/refresh", map[string]string{"refresh_token": next}, nil); r.errCode() != "session_revoked" {
+		t.Fatalf("refresh of the revoked session without a proof: %d %s", r.status, r.raw)
+	}
+	if n := count(s.events(t, "ann"), "dpop_mismatch"); n != mismatches {
+		t.Fatalf("dpop_mismatch recorded for a dead session (%d, was %d)", n, mismatches)
+	}
+}
+
+func count(list []string, s string) (n int) {
+	for _, v := range list {
+		if v == s {
+			n++
+		}
+	}
+	return n
 }
 
 // The refresh cookie is bound the same way: the browser's case.

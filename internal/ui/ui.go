@@ -106,6 +106,7 @@ func (h *handler) shell(w http.ResponseWriter, r *http.Request) {
 	err := h.page.Execute(&buf, map[string]string{
 		"Registration": reg,
 		"ReturnTo":     h.ReturnTo(r.URL.Query().Get("return_to")),
+		"Issuer":       h.cfg.Issuer,
 		"Version":      h.version,
 	})
 	if err != nil {

@@ -1,10 +1,17 @@
 // The Gatehouse client this UI runs on, and calls to the public API.
 import { createClient } from "/gatehouse.js";
 
-export const gh = createClient({ baseUrl: location.origin });
-window.gatehouseUI = { gh }; // for the browser tests and the curious
-
 const meta = (name) => document.querySelector(`meta[name="${name}"]`)?.content || "";
+
+// The UI binds its sessions to a key of this browser (DPoP) wherever it
+// can: proofs name the server's public URL (its issuer), so the page must
+// be served there, and WebCrypto needs a secure context (https, localhost).
+const issuerOrigin = URL.canParse(meta("gatehouse-issuer")) ? new URL(meta("gatehouse-issuer")).origin : "";
+const dpop = issuerOrigin === location.origin && !!globalThis.crypto?.subtle && "indexedDB" in globalThis;
+
+export const gh = createClient({ baseUrl: location.origin, dpop });
+window.gatehouseUI = { gh, dpop }; // for the browser tests and the curious
+
 export const registrationOpen = meta("gatehouse-registration") === "open";
 export const returnTo = meta("gatehouse-return-to"); // validated by the server
 

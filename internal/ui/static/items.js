@@ -21,6 +21,15 @@ export const EVENT_NAMES = {
   permissions_changed: "Permissions changed",
   password_reset: "Password reset by an administrator",
   account_deleted: "Account deleted",
+  mfa_enrolled: "Second factor added",
+  mfa_removed: "Second factor removed",
+  mfa_failed: "Wrong second-factor code",
+  mfa_succeeded: "Second factor confirmed",
+  recovery_code_used: "Recovery code used",
+  recovery_codes_regenerated: "New recovery codes made",
+  mfa_reset: "Two-factor reset by an administrator",
+  webauthn_clone_suspected: "Passkey refused: it may have been copied",
+  dpop_mismatch: "Session token used without this browser's key (possibly stolen)",
 };
 
 export const SIGNED_OUT = {
@@ -48,7 +57,7 @@ function noveltyBadges(detail) {
 
 export function eventItem(e, { showUser } = {}) {
   const badges = e.type === "login_succeeded" ? noveltyBadges(e.detail) : [];
-  const bad = ["refresh_token_reused", "login_failed", "csrf_failed", "rate_limited"].includes(e.type);
+  const bad = ["refresh_token_reused", "login_failed", "csrf_failed", "rate_limited", "dpop_mismatch", "webauthn_clone_suspected", "mfa_failed"].includes(e.type);
   return h("li", { class: "item", "data-event": e.id },
     h("div", { class: "main" },
       h("div", { class: "title" }, EVENT_NAMES[e.type] || e.type, bad ? h("span", { class: "badge bad" }, "Attention") : null, badges),
