@@ -17,6 +17,13 @@ import (
 // callWith calls p with request headers hdr and body (JSON, if not nil).
 func (p *proc) callWith(t *testing.T, method, path string, hdr map[string]string, body any) (int, map[string]any) {
 	t.Helper()
+	st, out, _ := p.callHeaders(t, method, path, hdr, body)
+	return st, out
+}
+
+// callHeaders is callWith that returns the response's headers too.
+func (p *proc) callHeaders(t *testing.T, method, path string, hdr map[string]string, body any) (int, map[string]any, http.Header) {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		j, _ := json.Marshal(body)
@@ -36,7 +43,7 @@ func (p *proc) callWith(t *testing.T, method, path string, hdr map[string]string
 	defer res.Body.Close()
 	var out map[string]any
 	json.NewDecoder(res.Body).Decode(&out)
-	return res.StatusCode, out
+	return res.StatusCode, out, res.Header
 }
 
 // enrolTOTPOn registers name on p with an active TOTP factor and returns
