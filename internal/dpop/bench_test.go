@@ -2,6 +2,7 @@ package dpop
 
 import (
 	"crypto/ed25519"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -56,4 +57,39 @@ func BenchmarkReplayCache(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		_ = c.Use("thumbprint-of-the-client-key-43-characters-", jtis[i%len(jtis)], now)
 	}
+}
+
+// BenchmarkReplayCacheFlood fills a cache with a flood of distinct valid
+// proofs (each op is one more) and reports the heap per remembered proof:
+// the memory an attacker can make a server hold is entries × that, and
+// entries are bounded by the cache's maximum (DefaultMaxEntries).
+func BenchmarkReplayCacheFlood(b *testing.B) {
+	const n = 1 << 20
+	jtis := make([]string, n)
+	for i := range jtis {
+		jtis[i] = strconv.Itoa(i)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	c := NewReplayCache(n)
+	now := time.Now()
+	for i := 0; i < n; i++ {
+		if err := c.Use("thumbprint-of-the-client-key-43-characters-", jtis[i], now); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perEntry := float64(after.HeapAlloc-before.HeapAlloc) / float64(c.Len())
+	// The (n+1)th distinct proof is refused, not remembered.
+	if err := c.Use("thumbprint-of-the-client-key-43-characters-", "one more", now); err != ErrBusy {
+		b.Fatalf("over the bound: %v", err)
+	}
+	for b.Loop() {
+		_ = c.Use("thumbprint-of-the-client-key-43-characters-", jtis[0], now)
+	}
+	b.ReportMetric(perEntry, "bytes/entry")
+	b.ReportMetric(perEntry*DefaultMaxEntries/(1<<20), "MiB-at-max")
+	runtime.KeepAlive(jtis)
 }

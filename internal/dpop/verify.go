@@ -89,8 +89,9 @@ func (v *Verifier) Verify(proof string, req Request) (Proof, error) {
 	return p, nil
 }
 
-// DefaultMaxEntries bounds a replay cache: about 100 MiB at most (a few
-// dozen bytes an entry), and only under a flood of valid, distinct proofs.
+// DefaultMaxEntries bounds a replay cache: about 75 MiB at most (36 bytes
+// an entry, BenchmarkReplayCacheFlood), and only under a flood of valid,
+// distinct proofs.
 const DefaultMaxEntries = 1 << 21
 
 // ReplayCache remembers the proofs (key thumbprint and jti) used within

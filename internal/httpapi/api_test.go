@@ -77,7 +77,7 @@ type options struct {
 
 const resourceKey = "resource-key-for-tests-0123456789abcdef0123"
 
-func newServer(t *testing.T, opt options) *server {
+func newServer(t testing.TB, opt options) *server {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "api.db")
 	st, err := sqlite.Open(context.Background(), db, sqlite.Options{})
