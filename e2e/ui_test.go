@@ -78,6 +78,14 @@ func TestUIDevicesEndAnotherDevice(t *testing.T) {
 	phone := b.newDevice("phone", uaIPhone)
 	laptop.signIn(gh.URL, "ann", "pw-ann-long")
 	phone.signIn(gh.URL, "ann", "pw-ann-long")
+	// Served at its issuer on 127.0.0.1 (a secure context), the UI binds
+	// its sessions to a DPoP key of the browser.
+	var bound bool
+	laptop.eval(`const ui = window.gatehouseUI, k = await ui.gh._key();
+		return ui.dpop === true && !!k && JSON.parse(atob(ui.gh._token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).cnf?.jkt === k.jkt`, &bound)
+	if !bound {
+		t.Fatal("the web UI's session is not DPoP-bound")
+	}
 
 	laptop.visit(gh.URL + "/account")
 	laptop.waitFor(`document.querySelectorAll("[data-session]").length === 2`, 5*time.Second)
