@@ -97,6 +97,7 @@ type serveConfig struct {
 	TOTPIssuer         string
 	WebAuthnRPID       string
 	DPoPNonce          bool
+	Audience           string
 
 	trustedProxies []netip.Prefix
 }
@@ -105,6 +106,7 @@ func (c *serveConfig) bind(fs *flag.FlagSet) {
 	c.storeConfig.bind(fs)
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address")
 	fs.StringVar(&c.Issuer, "issuer", "", "token issuer (iss), the server's public base URL (default http://ADDR)")
+	fs.StringVar(&c.Audience, "audience", "", "comma-separated aud of access tokens: the APIs that accept them (default the issuer); each is also an audience a client may narrow a token to")
 	fs.DurationVar(&c.AccessTTL, "access-ttl", auth.DefaultAccessTTL, "access-token lifetime")
 	fs.DurationVar(&c.RefreshIdleTTL, "refresh-idle-ttl", auth.DefaultRefreshIdleTTL, "a session not refreshed for this long expires")
 	fs.DurationVar(&c.SessionMaxAge, "session-max-age", auth.DefaultSessionMaxAge, "absolute session lifetime")
@@ -227,6 +229,9 @@ func (c *serveConfig) validate() error {
 	}
 	if len(c.Issuer) > auth.MaxIssuerLength {
 		return fmt.Errorf("--issuer: at most %d bytes (every access token carries it)", auth.MaxIssuerLength)
+	}
+	if err := auth.CheckAudiences(splitList(c.Audience)); err != nil {
+		return fmt.Errorf("--audience: %w", err)
 	}
 	if c.WebAuthnRPID != "" {
 		// Asked for explicitly, so it must work; the default (the
@@ -459,6 +464,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(str
 	reg := newRegistry()
 	a, err := openApp(ctx, c.storeConfig, auth.Config{
 		Issuer:             c.Issuer,
+		Audiences:          splitList(c.Audience),
 		AccessTTL:          c.AccessTTL,
 		RefreshIdleTTL:     c.RefreshIdleTTL,
 		SessionMaxAge:      c.SessionMaxAge,

@@ -46,7 +46,15 @@ var (
 
 // Claims are the claims of an access token.
 type Claims struct {
-	Issuer    string `json:"iss"`
+	Issuer string `json:"iss"`
+	// Audience (RFC 9068 §2.2) is who the token is for: the --audience
+	// list, or one registered API when the client asked (RFC 8707).
+	// Tokens of releases before it carry none.
+	Audience Audience `json:"aud,omitempty"`
+	// ClientID is the OAuth client that obtained the token: "gatehouse"
+	// for the first-party login routes, a service client's id for its
+	// client_credentials tokens.
+	ClientID  string `json:"client_id,omitempty"`
 	Subject   string `json:"sub"`
 	SessionID string `json:"sid"`
 	ID        string `json:"jti"`
@@ -75,6 +83,43 @@ type Claims struct {
 // Confirmation is the cnf claim of a DPoP-bound token.
 type Confirmation struct {
 	JKT string `json:"jkt"`
+}
+
+// Audience is the aud claim: a string when there is one audience (what
+// most consumers expect), an array otherwise (RFC 7519 §4.1.3).
+type Audience []string
+
+// MarshalJSON writes one audience as a string, several as an array.
+func (a Audience) MarshalJSON() ([]byte, error) {
+	if len(a) == 1 {
+		return json.Marshal(a[0])
+	}
+	return json.Marshal([]string(a))
+}
+
+// UnmarshalJSON reads a string or an array of strings.
+func (a *Audience) UnmarshalJSON(b []byte) error {
+	var one string
+	if json.Unmarshal(b, &one) == nil {
+		*a = Audience{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return errors.New("aud is neither a string nor an array of strings")
+	}
+	*a = many
+	return nil
+}
+
+// Contains reports whether aud is one of the audiences.
+func (a Audience) Contains(aud string) bool {
+	for _, v := range a {
+		if v == aud {
+			return true
+		}
+	}
+	return false
 }
 
 // NumericDate is a JWT NumericDate with microsecond precision.

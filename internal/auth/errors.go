@@ -38,4 +38,9 @@ var (
 	// ErrDPoPMismatch: a DPoP-bound session's refresh came without a
 	// proof by its key (or with another key's). Nothing changed.
 	ErrDPoPMismatch = errors.New("the session is bound to another DPoP key")
+	// ErrInvalidTarget: a resource (RFC 8707) that is not a registered
+	// audience.
+	ErrInvalidTarget = errors.New("unknown resource")
+	// ErrUnauthorizedClient: the client may not use this grant.
+	ErrUnauthorizedClient = errors.New("client not allowed this grant")
 )

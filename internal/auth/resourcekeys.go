@@ -15,7 +15,7 @@ import (
 type resourceKeyStore interface {
 	AddResourceKey(ctx context.Context, k store.ResourceKey) error
 	ListResourceKeys(ctx context.Context) ([]store.ResourceKey, error)
-	RemoveResourceKey(ctx context.Context, id string) error
+	RemoveResourceKey(ctx context.Context, id string, c *store.Cutoff) error
 	FindResourceKey(ctx context.Context, hash []byte) (store.ResourceKey, error)
 }
 
@@ -46,9 +46,9 @@ func (s *Service) ListResourceKeys(ctx context.Context) ([]store.ResourceKey, er
 	return s.resourceKeys.ListResourceKeys(ctx)
 }
 
-// RemoveResourceKey deletes one.
+// RemoveResourceKey deletes one (RemoveClient, which it is).
 func (s *Service) RemoveResourceKey(ctx context.Context, id string) error {
-	return s.notFound(s.resourceKeys.RemoveResourceKey(ctx, id))
+	return s.RemoveClient(ctx, id)
 }
 
 // CheckResourceKey reports whether key is a configured (Config.ResourceKeys)

@@ -42,7 +42,11 @@ import (
 
 // Config is the domain's configuration. Zero values take the defaults.
 type Config struct {
-	Issuer           string
+	Issuer string
+	// Audiences are the access tokens' aud (--audience; default the
+	// issuer). Each is also a registered audience a client may narrow a
+	// token to (RFC 8707 resource).
+	Audiences        []string
 	AccessTTL        time.Duration // default 5m
 	RefreshIdleTTL   time.Duration // default 14 days
 	SessionMaxAge    time.Duration // default 90 days
@@ -109,6 +113,9 @@ const (
 	IPPolicyWarn   = "warn"
 	IPPolicyRevoke = "revoke"
 )
+
+// FirstPartyClient is the client_id of tokens from the login routes.
+const FirstPartyClient = "gatehouse"
 
 // Defaults.
 const (
@@ -242,6 +249,9 @@ func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited
 func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Service {
 	if cfg.AccessTTL <= 0 {
 		cfg.AccessTTL = DefaultAccessTTL
+	}
+	if len(cfg.Audiences) == 0 {
+		cfg.Audiences = []string{cfg.Issuer}
 	}
 	if cfg.RefreshIdleTTL <= 0 {
 		cfg.RefreshIdleTTL = DefaultRefreshIdleTTL
@@ -517,6 +527,8 @@ func (s *Service) issue(readAt time.Time, u store.User, sess store.Session) (Tok
 	}
 	at, err := s.keys.Sign(token.Claims{
 		Issuer:       s.cfg.Issuer,
+		Audience:     s.cfg.Audiences,
+		ClientID:     FirstPartyClient,
 		Subject:      u.ID,
 		SessionID:    sess.ID,
 		ID:           newID(),

@@ -73,6 +73,7 @@ type options struct {
 	sendBuffer         int // SO_SNDBUF of accepted connections, if set
 	requireMFA         []string
 	dpopNonceKey       []byte // demand DPoP nonces under this key
+	audiences          []string
 }
 
 const resourceKey = "resource-key-for-tests-0123456789abcdef0123"
@@ -101,7 +102,7 @@ func newServer(t testing.TB, opt options) *server {
 		hp = password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 	}
 	svc := auth.New(auth.Config{
-		Issuer: issuer, RegistrationOpen: !opt.closedRegistration, Metrics: reg,
+		Issuer: issuer, Audiences: opt.audiences, RegistrationOpen: !opt.closedRegistration, Metrics: reg,
 		HashParams: hp, HashConcurrency: opt.hashConcurrency, Throttle: opt.throttle,
 		Now: now, Logger: log, AccessTTL: opt.accessTTL, ResourceKeys: []string{resourceKey},
 		SyncInterval: 20 * time.Millisecond, MaxSyncAge: opt.maxSyncAge, RequireMFARoles: opt.requireMFA,

@@ -542,15 +542,18 @@ func TestAttackSlowSocketIsToldToResync(t *testing.T) {
 // message. One byte more of permissions is refused when set.
 func TestLargestTokenWorksEverywhere(t *testing.T) {
 	issuer := "https://" + strings.Repeat("a", auth.MaxIssuerLength-len("https://.example")) + ".example"
-	s := newServer(t, options{realClock: true, issuer: issuer, origins: []string{appOrigin}})
+	aud := strings.Repeat("b", 200)
+	audiences := []string{"https://" + aud + ".example/1", "https://" + aud + ".example/2"} // the longest list allowed
+	audiences = append(audiences, "https://"+strings.Repeat("c", auth.MaxAudienceBytes-len(audiences[0])-len(audiences[1])-len("https://.x"))+".x")
+	s := newServer(t, options{realClock: true, issuer: issuer, origins: []string{appOrigin}, audiences: audiences})
 	s.register(t, "ann")
 	if _, err := s.svc.CreateUser(context.Background(), "root", "root-password", "admin"); err != nil {
 		t.Fatal(err)
 	}
 	ann, _ := s.svc.FindUser(context.Background(), "ann")
 	perms := make([]string, 64)
-	for i := range perms { // 64 × 32 bytes: the bound, with the most JSON overhead
-		perms[i] = fmt.Sprintf("%02d:%s", i, strings.Repeat("p", 29))
+	for i := range perms { // 64 × 24 bytes: the bound, with the most JSON overhead
+		perms[i] = fmt.Sprintf("%02d:%s", i, strings.Repeat("p", auth.MaxPermissionBytes/64-3))
 	}
 	admin := s.do(t, "POST", "/v1/auth/login", map[string]string{"username": "root", "password": "root-password"}, nil)
 	over := append(slices.Clone(perms[:63]), perms[63]+"x")
@@ -588,6 +591,25 @@ func TestLargestTokenWorksEverywhere(t *testing.T) {
 	writeText(t, c, `{"type":"auth","access_token":"`+access+`"}`)
 	if m, err := read(t, c, 2*time.Second); err != nil || m.Type != "hello" {
 		t.Fatalf("the largest token as the first message: %+v %v", m, err)
+	}
+	// Bound to a DPoP key (cnf too), with the proof beside it.
+	k := newKey(t, "ES256")
+	h := map[string]string{"DPoP": k.Proof("POST", issuer+"/v1/auth/login", "", "", time.Now())}
+	r = s.do(t, "POST", "/v1/auth/login", map[string]string{"username": "ann", "password": "pw-ann-long"}, h)
+	bound, _ := r.body["access_token"].(string)
+	if r.status != 200 || len(bound) <= len(access) {
+		t.Fatalf("bound login: %d %s", r.status, r.raw)
+	}
+	t.Logf("largest bound token: %d bytes", len(bound))
+	h = map[string]string{"Authorization": "DPoP " + bound, "DPoP": k.Proof("GET", issuer+"/v1/me", bound, "", time.Now())}
+	if me := s.do(t, "GET", "/v1/me", nil, h); me.status != 200 {
+		t.Fatalf("the largest bound token: %d %s", me.status, me.raw)
+	}
+	c, _, _ = s.dialOrigin(t, appOrigin)
+	wsURL := "wss" + strings.TrimPrefix(issuer, "https") + "/v1/ws"
+	writeText(t, c, `{"type":"auth","access_token":"`+bound+`","dpop":"`+k.Proof("GET", wsURL, bound, "", time.Now())+`"}`)
+	if m, err := read(t, c, 2*time.Second); err != nil || m.Type != "hello" {
+		t.Fatalf("the largest bound token and its proof as the first message: %+v %v", m, err)
 	}
 }
 

@@ -72,6 +72,9 @@ var domainErrors = []struct {
 	{auth.ErrMFARequired, apiError{403, "mfa_required", "A second factor is required: send it with the mfa_token to POST /v1/auth/mfa."}},
 	{auth.ErrInvalidMFACode, apiError{401, "invalid_mfa_code", "The code or passkey was not accepted."}},
 	{auth.ErrMFAEnrollmentRequired, apiError{403, "mfa_enrollment_required", "This account must enrol a second factor first (POST /v1/me/factors/totp or a passkey)."}},
+	{auth.ErrInvalidClient, apiError{401, "invalid_client", "Client authentication failed."}},
+	{auth.ErrInvalidTarget, apiError{400, "invalid_target", "The resource is not a registered audience."}},
+	{auth.ErrUnauthorizedClient, apiError{400, "unauthorized_client", "This client may not use this grant."}},
 	{auth.ErrDPoPMismatch, apiError{401, "invalid_dpop_proof", "This session is bound to a DPoP key: refresh it with a proof by that key."}},
 }
 
@@ -144,6 +147,9 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 			}
 			hdr.Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_user_authentication", error_description=%q%s, max_age=%d`,
 				"A more recent authentication is required", acr, int(su.MaxAge.Seconds())))
+		case ae.code == "invalid_client":
+			// RFC 6749 §5.2: the scheme the client may authenticate with.
+			hdr.Set("WWW-Authenticate", `Basic realm="gatehouse"`)
 		case ae.code == "use_dpop_nonce":
 			// RFC 9449 §9: the nonce to use is in DPoP-Nonce.
 			hdr.Set("WWW-Authenticate", `DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof", algs="`+dpop.AlgorithmList+`"`)

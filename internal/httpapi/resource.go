@@ -1,23 +1,26 @@
 package httpapi
 
 import (
+	"context"
+	"encoding/base64"
 	"errors"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
+	"github.com/gatehouse-auth/gatehouse/internal/store"
 	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 )
 
 // Endpoints for resource servers: the revocation feed, RFC 7662
-// introspection and RFC 7009 revocation, all authenticated by a
-// resource-server key in the Authorization header.
-
-var errBadResourceKey = &apiError{http.StatusUnauthorized, "invalid_token", "A valid resource-server key is required."}
+// introspection and RFC 7009 revocation, all authenticated as a
+// registered client (clients.go): client_secret_basic, client_secret_post
+// or the secret (or an earlier release's resource key) as Bearer.
 
 // keyFailures throttles wrong resource keys per client address (IPv6 per
 // /64), so the OAuth endpoints cannot be used to guess keys (or as a token
@@ -61,32 +64,92 @@ func (k *keyFailures) fail(ip string, now time.Time) {
 	w.n++
 }
 
-// resource wraps a handler for callers holding a resource-server key. The
-// key is checked first (a hash and, for stored keys, one indexed lookup),
-// so only wrong keys are throttled.
+// resource wraps a handler for registered clients. The credential is
+// checked first (a hash and one indexed lookup), so only wrong ones are
+// throttled: a caller with a valid secret is never refused for what others
+// at its address got wrong.
 func (h *handler) resource(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		scheme, key, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		ok := false
-		if strings.EqualFold(scheme, "Bearer") {
-			var err error
-			if ok, err = h.svc.CheckResourceKey(r.Context(), strings.TrimSpace(key)); err != nil {
+		if r.Method == http.MethodPost {
+			if err := parseForm(w, r); err != nil {
 				h.writeError(w, r, err)
 				return
 			}
 		}
-		if ok {
-			next(w, r)
+		c, err := h.authenticateClient(r)
+		if err != nil {
+			h.writeError(w, r, err)
 			return
 		}
-		addr, now := throttle.AddressKey(h.clientIP(r)), time.Now()
-		if wait := h.keyFails.blocked(addr, now); wait > 0 {
-			h.writeError(w, r, &auth.RateLimitError{RetryAfter: wait})
-			return
-		}
-		h.keyFails.fail(addr, now)
-		h.writeError(w, r, errBadResourceKey)
+		next(w, r.WithContext(context.WithValue(r.Context(), clientKey{}, c)))
 	}
+}
+
+// authenticateClient authenticates the request's client, throttling
+// failures per address (IPv6 per /64).
+func (h *handler) authenticateClient(r *http.Request) (store.ResourceKey, error) {
+	id, secret, err := clientCredentials(r)
+	if err != nil {
+		return store.ResourceKey{}, err
+	}
+	c, err := h.svc.AuthenticateClient(r.Context(), id, secret)
+	if err == nil {
+		return c, nil
+	}
+	if !errors.Is(err, auth.ErrInvalidClient) {
+		return c, err
+	}
+	addr, now := throttle.AddressKey(h.clientIP(r)), time.Now()
+	if wait := h.keyFails.blocked(addr, now); wait > 0 {
+		return c, &auth.RateLimitError{RetryAfter: wait}
+	}
+	h.keyFails.fail(addr, now)
+	return c, err
+}
+
+type clientKey struct{}
+
+// clientCredentials reads a client's credentials (RFC 6749 §2.3.1):
+// HTTP Basic (client_secret_basic; id and secret form-urlencoded), the
+// client_id and client_secret form fields (client_secret_post), or the
+// secret as a Bearer token (resource keys of earlier releases). More than
+// one method is invalid_request (§2.3); none is invalid_client.
+func clientCredentials(r *http.Request) (id, secret string, err error) {
+	methods := 0
+	if scheme, v, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok {
+		switch strings.ToLower(scheme) {
+		case "basic":
+			raw, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
+			u, p, ok := strings.Cut(string(raw), ":")
+			if derr != nil || !ok {
+				return "", "", auth.ErrInvalidClient
+			}
+			if id, err = url.QueryUnescape(u); err != nil {
+				return "", "", auth.ErrInvalidClient
+			}
+			if secret, err = url.QueryUnescape(p); err != nil {
+				return "", "", auth.ErrInvalidClient
+			}
+			methods++
+		case "bearer":
+			secret = strings.TrimSpace(v)
+			methods++
+		}
+	}
+	if r.PostForm.Has("client_secret") {
+		if len(r.PostForm["client_secret"]) != 1 || len(r.PostForm["client_id"]) != 1 {
+			return "", "", errInvalidRequest("client_secret_post needs exactly one client_id and one client_secret.")
+		}
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+		methods++
+	}
+	if methods > 1 {
+		return "", "", errInvalidRequest("Use one client authentication method, not several.")
+	}
+	if methods == 0 {
+		return "", "", auth.ErrInvalidClient
+	}
+	return id, secret, nil
 }
 
 // maxFeedWait caps ?wait= (below the server's write timeout).
@@ -162,9 +225,24 @@ func (h *handler) revocations(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// readForm parses an application/x-www-form-urlencoded body (the OAuth
-// endpoints, as the RFCs say) under the body limit.
+// readForm parses the form of introspection and revocation: parseForm,
+// and exactly one token parameter.
 func readForm(w http.ResponseWriter, r *http.Request) error {
+	if err := parseForm(w, r); err != nil {
+		return err
+	}
+	if len(r.PostForm["token"]) != 1 || r.PostForm.Get("token") == "" {
+		return errInvalidRequest("Exactly one token parameter is required.")
+	}
+	return nil
+}
+
+// parseForm parses an application/x-www-form-urlencoded body (the OAuth
+// endpoints, as the RFCs say) under the body limit, once.
+func parseForm(w http.ResponseWriter, r *http.Request) error {
+	if r.PostForm != nil {
+		return nil
+	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {
 		return errInvalidRequest("Content-Type must be application/x-www-form-urlencoded.")
@@ -176,9 +254,6 @@ func readForm(w http.ResponseWriter, r *http.Request) error {
 			return errTooLarge
 		}
 		return errInvalidRequest("The form body could not be parsed.")
-	}
-	if len(r.PostForm["token"]) != 1 || r.PostForm.Get("token") == "" {
-		return errInvalidRequest("Exactly one token parameter is required.")
 	}
 	return nil
 }

@@ -63,7 +63,7 @@ func TestIntrospection(t *testing.T) {
 		t.Fatalf("revoked token: %v", out)
 	}
 	// Callers must authenticate.
-	if st, out, _ := s.form(t, "/v1/oauth/introspect", "", url.Values{"token": {tk.access}}); st != 401 || out["error"] != "invalid_token" {
+	if st, out, hdr := s.form(t, "/v1/oauth/introspect", "", url.Values{"token": {tk.access}}); st != 401 || out["error"] != "invalid_client" || hdr.Get("WWW-Authenticate") != `Basic realm="gatehouse"` {
 		t.Fatalf("no key: %d %v", st, out)
 	}
 	if st, _, _ := s.form(t, "/v1/oauth/introspect", tk.access, url.Values{"token": {tk.access}}); st != 401 {

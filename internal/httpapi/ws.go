@@ -84,7 +84,9 @@ type wsIn struct {
 // check as every other socket.
 var authDeadline = 5 * time.Second // a variable for tests
 
-const firstMessageLimit = 4096
+// firstMessageLimit bounds the auth message: the largest access token
+// (under 4096 bytes) and a DPoP proof (at most 4096) with their JSON.
+const firstMessageLimit = 8448
 
 func (h *handler) websocket(w http.ResponseWriter, r *http.Request) {
 	// Origin first: a cross-site page gets 403 with or without credentials.

@@ -221,15 +221,32 @@ type SigningKey struct {
 	RetiredAt time.Time
 }
 
-// ResourceKey is a resource server's credential for the revocation feed and
-// the OAuth endpoints. Only a SHA-256 of the key is stored: keys are 256-bit
-// random strings, so a fast hash is enough and a database leak yields none.
+// ResourceKey is a registered client: a resource server (the revocation
+// feed, introspection, revocation) or a service (client_credentials
+// tokens). ID is its client_id. Only a SHA-256 of the secret is stored:
+// secrets are 256-bit random strings, so a fast hash is enough and a
+// database leak yields none. Resource keys of earlier releases are
+// resource clients.
 type ResourceKey struct {
 	ID        string
 	Name      string
 	Hash      []byte
 	CreatedAt time.Time
+	// Kind is ClientResource or ClientService.
+	Kind string
+	// Audience is the API a resource client is (a registered audience
+	// tokens may be narrowed to); "" for none.
+	Audience string
+	// Role and Permissions are a service client's, carried by its tokens.
+	Role        string
+	Permissions []string
 }
+
+// Client kinds.
+const (
+	ClientResource = "resource"
+	ClientService  = "service"
+)
 
 // Event is a security event.
 type Event struct {
@@ -350,8 +367,10 @@ type Store interface {
 
 	AddResourceKey(ctx context.Context, k ResourceKey) error
 	ListResourceKeys(ctx context.Context) ([]ResourceKey, error)
-	// RemoveResourceKey deletes a key by id; ErrNotFound if absent.
-	RemoveResourceKey(ctx context.Context, id string) error
+	// RemoveResourceKey deletes a client by id and, in the same
+	// transaction, logs the cutoff c for its tokens (subject = its id),
+	// when c is not nil; ErrNotFound if absent.
+	RemoveResourceKey(ctx context.Context, id string, c *Cutoff) error
 	// FindResourceKey returns the key with this hash; ErrNotFound if none.
 	FindResourceKey(ctx context.Context, hash []byte) (ResourceKey, error)
 

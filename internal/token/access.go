@@ -42,6 +42,9 @@ type NumericDate = accesstoken.NumericDate
 // Confirmation is the cnf claim of a DPoP-bound token.
 type Confirmation = accesstoken.Confirmation
 
+// Audience is the aud claim.
+type Audience = accesstoken.Audience
+
 // Key is one Ed25519 key. Private is nil for keys that only verify.
 type Key struct {
 	ID      string

@@ -246,6 +246,13 @@ var Migrations = []Migration{
 	// v8: DPoP. A session created with a proof is bound to the key's
 	// RFC 7638 thumbprint ('' for unbound sessions, every earlier one).
 	{SQL: `ALTER TABLE sessions ADD COLUMN dpop_jkt TEXT NOT NULL DEFAULT '';`},
+	// v9: clients. Resource keys become registered clients (their id the
+	// client_id): resource servers with an optional audience, or service
+	// clients with the role and permissions of their tokens.
+	{SQL: `ALTER TABLE resource_keys ADD COLUMN kind TEXT NOT NULL DEFAULT 'resource';
+	ALTER TABLE resource_keys ADD COLUMN audience TEXT NOT NULL DEFAULT '';
+	ALTER TABLE resource_keys ADD COLUMN role TEXT NOT NULL DEFAULT '';
+	ALTER TABLE resource_keys ADD COLUMN permissions TEXT NOT NULL DEFAULT '';`},
 }
 
 // Migration returns step i (0-based) in the flavor.

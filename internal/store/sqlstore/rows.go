@@ -149,7 +149,7 @@ const (
 	RevokedSessionCols = `id, access_exp`
 	RevocationCols     = `seq, kind, subject, not_before, until`
 	SigningKeyCols     = `id, algorithm, public_key, sealed_private, created_at, COALESCE(retired_at, 0)`
-	ResourceKeyCols    = `id, name, hash, created_at`
+	ResourceKeyCols    = `id, name, hash, created_at, kind, audience, role, permissions`
 	EventCols          = `seq, id, type, at, user_id, session_id, ip, user_agent, detail`
 )
 
@@ -184,8 +184,9 @@ func ScanSigningKey(r Row) (store.SigningKey, error) {
 func ScanResourceKey(r Row) (store.ResourceKey, error) {
 	var k store.ResourceKey
 	var created int64
-	err := r.Scan(&k.ID, &k.Name, &k.Hash, &created)
-	k.CreatedAt = Time(created)
+	var perms string
+	err := r.Scan(&k.ID, &k.Name, &k.Hash, &created, &k.Kind, &k.Audience, &k.Role, &perms)
+	k.CreatedAt, k.Permissions = Time(created), SplitPermissions(perms)
 	return k, err
 }
 

@@ -522,8 +522,13 @@ func (s *Store) UpdateSigningKeys(ctx context.Context, next func([]store.Signing
 // --- resource keys ---
 
 func (s *Store) AddResourceKey(ctx context.Context, k store.ResourceKey) error {
-	_, err := s.exec(ctx, s.db.Writer(), `INSERT INTO resource_keys (id, name, hash, created_at) VALUES (?, ?, ?, ?)`,
-		k.ID, k.Name, k.Hash, NS(k.CreatedAt))
+	kind := k.Kind
+	if kind == "" {
+		kind = store.ClientResource
+	}
+	_, err := s.exec(ctx, s.db.Writer(), `INSERT INTO resource_keys (id, name, hash, created_at, kind, audience, role, permissions)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, k.Name, k.Hash, NS(k.CreatedAt), kind, k.Audience, k.Role, JoinPermissions(k.Permissions))
 	return s.wrap("add resource key", err)
 }
 
@@ -532,15 +537,20 @@ func (s *Store) ListResourceKeys(ctx context.Context) ([]store.ResourceKey, erro
 		`SELECT `+ResourceKeyCols+` FROM resource_keys ORDER BY created_at, id`)
 }
 
-func (s *Store) RemoveResourceKey(ctx context.Context, id string) error {
-	n, err := s.exec(ctx, s.db.Writer(), `DELETE FROM resource_keys WHERE id = ?`, id)
-	if err != nil {
-		return s.wrap("remove resource key", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("remove resource key %s: %w", id, store.ErrNotFound)
-	}
-	return nil
+func (s *Store) RemoveResourceKey(ctx context.Context, id string, c *store.Cutoff) error {
+	return s.inLogTx(ctx, "remove resource key", func(tx Tx) error {
+		n, err := s.exec(ctx, tx, `DELETE FROM resource_keys WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("remove resource key %s: %w", id, store.ErrNotFound)
+		}
+		if c == nil {
+			return nil
+		}
+		return s.logRevocation(ctx, tx, store.KindUser, id, NS(c.NotBefore), NS(c.Until))
+	})
 }
 
 func (s *Store) FindResourceKey(ctx context.Context, hash []byte) (store.ResourceKey, error) {

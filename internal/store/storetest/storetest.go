@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
@@ -604,8 +605,28 @@ func testResourceKeys(t *testing.T, s store.Store) {
 		t.Fatalf("duplicate hash: %v", err)
 	}
 	got, err := s.FindResourceKey(ctx, []byte("hash-1"))
-	if err != nil || got.ID != "rk1" || got.Name != "api" || !got.CreatedAt.Equal(base) {
+	if err != nil || got.ID != "rk1" || got.Name != "api" || !got.CreatedAt.Equal(base) || got.Kind != store.ClientResource {
 		t.Fatalf("FindResourceKey = %+v, %v", got, err)
+	}
+	// A service client keeps its role and permissions; removing it logs
+	// the cutoff of its tokens in the same transaction.
+	svc := store.ResourceKey{ID: "svc1", Name: "batch", Hash: []byte("hash-svc"), CreatedAt: base,
+		Kind: store.ClientService, Role: store.RoleAdmin, Permissions: []string{"a:b", "c"}}
+	if err := s.AddResourceKey(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.FindResourceKey(ctx, []byte("hash-svc")); err != nil || got.Kind != store.ClientService || got.Role != store.RoleAdmin ||
+		strings.Join(got.Permissions, " ") != "a:b c" || got.Audience != "" {
+		t.Fatalf("service client = %+v, %v", got, err)
+	}
+	before, _ := s.RevocationsSince(ctx, 0, 1000)
+	cut := store.Cutoff{NotBefore: base, Until: base.Add(time.Hour)}
+	if err := s.RemoveResourceKey(ctx, "svc1", &cut); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := s.RevocationsSince(ctx, 0, 1000)
+	if len(after) != len(before)+1 || after[len(after)-1].Kind != store.KindUser || after[len(after)-1].Subject != "svc1" {
+		t.Fatalf("removing a service client logged %+v", after[len(before):])
 	}
 	if _, err := s.FindResourceKey(ctx, []byte("hash-2")); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown hash: %v", err)
@@ -613,10 +634,10 @@ func testResourceKeys(t *testing.T, s store.Store) {
 	if list, _ := s.ListResourceKeys(ctx); len(list) != 1 {
 		t.Fatalf("list = %+v", list)
 	}
-	if err := s.RemoveResourceKey(ctx, "rk1"); err != nil {
+	if err := s.RemoveResourceKey(ctx, "rk1", nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RemoveResourceKey(ctx, "rk1"); !errors.Is(err, store.ErrNotFound) {
+	if err := s.RemoveResourceKey(ctx, "rk1", nil); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second remove: %v", err)
 	}
 	if _, err := s.FindResourceKey(ctx, []byte("hash-1")); !errors.Is(err, store.ErrNotFound) {

@@ -33,7 +33,7 @@ type Upgrade struct {
 // version recorded as that release did, is upgraded in place, and its
 // account, session and throttle state keep working.
 func RunUpgrade(t *testing.T, u Upgrade) {
-	for _, previous := range []int{3, 4, 5, 6, 7} {
+	for _, previous := range []int{3, 4, 5, 6, 7, 8} {
 		t.Run(fmt.Sprintf("v%d", previous), func(t *testing.T) {
 			exec, open := u.Empty(t)
 			for i := range previous {
