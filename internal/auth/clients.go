@@ -176,12 +176,41 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID, secret strin
 	return c, nil
 }
 
+// CheckResource reports whether resource is a registered audience
+// (ErrInvalidTarget otherwise). Callers check before changing anything.
+func (s *Service) CheckResource(ctx context.Context, resource string) error {
+	_, err := s.audienceFor(ctx, resource)
+	return err
+}
+
+// Narrow re-issues t's access token for one registered audience (RFC
+// 8707): the session is not narrowed, the token is.
+func (s *Service) Narrow(ctx context.Context, t Tokens, resource string) (Tokens, error) {
+	aud, err := s.audienceFor(ctx, resource)
+	if err != nil {
+		return t, err
+	}
+	c, err := s.keys.Verify(t.AccessToken, s.cfg.Issuer, s.cfg.Now())
+	if err != nil {
+		return t, fmt.Errorf("narrow: %w", err)
+	}
+	c.Audience = aud
+	if t.AccessToken, err = s.keys.Sign(c); err != nil {
+		return t, err
+	}
+	return t, nil
+}
+
+// ErrInvalidScope: a requested scope the client does not have.
+var ErrInvalidScope = errors.New("scope not granted to this client")
+
 // ClientCredentials issues a service client's access token (RFC 6749
-// §4.4): sub and client_id are the client's id, its role and
-// permissions, no session and no refresh token. sid is the client's id
-// too (verifiers require one); nothing revokes it but the client's
-// removal, which is a cutoff for its id.
-func (s *Service) ClientCredentials(ctx context.Context, c store.ResourceKey, resource string) (Tokens, error) {
+// §4.4): sub and client_id are the client's id, its role and permissions
+// (or the subset scope asks for), no session and no refresh token. sid is
+// the client's id too (verifiers require one); nothing revokes it but the
+// client's removal, which is a cutoff for its id. jkt binds it to a DPoP
+// key when the request carried a proof.
+func (s *Service) ClientCredentials(ctx context.Context, c store.ResourceKey, resource string, scope []string, jkt string) (Tokens, error) {
 	if c.Kind != store.ClientService {
 		return Tokens{}, ErrUnauthorizedClient
 	}
@@ -189,17 +218,27 @@ func (s *Service) ClientCredentials(ctx context.Context, c store.ResourceKey, re
 	if err != nil {
 		return Tokens{}, err
 	}
+	perms := c.Permissions
+	if scope != nil {
+		for _, p := range scope {
+			if !contains(c.Permissions, p) {
+				return Tokens{}, ErrInvalidScope
+			}
+		}
+		perms = scope
+	}
 	now := s.now()
 	iat := now.Truncate(time.Microsecond)
 	exp := accessExpiry(now.Add(s.cfg.AccessTTL))
 	at, err := s.keys.Sign(token.Claims{
 		Issuer: s.cfg.Issuer, Audience: aud, ClientID: c.ID, Subject: c.ID, SessionID: c.ID,
 		ID: newID(), IssuedAt: token.NumericDate{Time: iat}, ExpiresAt: token.NumericDate{Time: exp},
-		Role: c.Role, Permissions: c.Permissions,
+		Role: c.Role, Permissions: perms, Confirmation: confirmation(jkt),
 	})
 	if err != nil {
 		return Tokens{}, err
 	}
 	return Tokens{AccessToken: at, AccessExpiresAt: exp, IssuedAt: now,
-		User: store.User{ID: c.ID, Username: c.Name, Role: c.Role, Permissions: c.Permissions}}, nil
+		Session: store.Session{DPoPJKT: jkt},
+		User:    store.User{ID: c.ID, Username: c.Name, Role: c.Role, Permissions: perms}}, nil
 }

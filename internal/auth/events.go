@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/store"
@@ -84,6 +85,9 @@ func (s *Service) event(ctx context.Context, typ string, m Meta, userID, session
 // that record a change are handed to the store method making the change,
 // which commits them with it (the outbox); committed, they are announced.
 func (s *Service) newEvent(typ string, m Meta, userID, sessionID, detail string) store.Event {
+	if m.ClientID != "" {
+		detail = strings.TrimPrefix(detail+"; by service client "+m.ClientID, "; ")
+	}
 	m, detail = m.clean(), cleanText(detail, 512)
 	return store.Event{ID: newID(), Type: typ, At: s.now(), UserID: userID, SessionID: sessionID,
 		IP: m.IP, UserAgent: m.UserAgent, Detail: detail}

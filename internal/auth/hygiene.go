@@ -30,7 +30,7 @@ func cleanText(s string, max int) string {
 
 // clean is m made storable.
 func (m Meta) clean() Meta {
-	return Meta{IP: cleanText(m.IP, 64), UserAgent: cleanText(m.UserAgent, 512), DPoP: m.DPoP}
+	return Meta{IP: cleanText(m.IP, 64), UserAgent: cleanText(m.UserAgent, 512), DPoP: m.DPoP, ClientID: m.ClientID}
 }
 
 // validID reports whether id could be one of ours (base64url, not too

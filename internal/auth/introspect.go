@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"time"
 
-	"github.com/gatehouse-auth/gatehouse/internal/store"
 	"github.com/gatehouse-auth/gatehouse/internal/token"
 )
 
@@ -16,52 +14,46 @@ import (
 type Introspection struct {
 	Active bool
 	// TokenType is how the token is used (RFC 7662 token_type): "Bearer",
-	// or "DPoP" for a token bound to a key (JKT, its cnf.jkt); a refresh
-	// token's is "refresh_token".
+	// or "DPoP" for a token bound to a key (JKT, its cnf.jkt).
 	TokenType string
 	JKT       string
-	Subject   string
-	SessionID string
-	Role      string
-	IssuedAt  time.Time
-	ExpiresAt time.Time
+	Claims    token.Claims
+	// Username is the user's name ("" for a service client's token).
+	Username string
 }
 
-// Introspect reports whether a token is active now. It never changes state:
-// introspecting an old refresh token is not reuse.
+// Introspect reports whether an access token is active now: verified,
+// unexpired, not revoked, its user still there. It never changes state.
+// Refresh tokens are never active here: introspection is for resource
+// servers, which must never take a refresh token for an access token.
 func (s *Service) Introspect(ctx context.Context, tok string) (Introspection, error) {
 	if strings.HasPrefix(tok, token.RefreshPrefix) {
-		r, err := token.ParseRefresh(tok)
-		if err != nil {
-			return Introspection{}, nil
-		}
-		sess, u, err := s.sessions.GetSessionWithUser(ctx, r.SessionID)
-		if errors.Is(err, store.ErrNotFound) {
-			return Introspection{}, nil
-		}
-		if err != nil {
-			return Introspection{}, err
-		}
-		now := s.now()
-		current := r.Generation == sess.Generation ||
-			(r.Generation == sess.Generation-1 && s.cfg.ReuseGrace > 0 && now.Sub(sess.RotatedAt) <= s.cfg.ReuseGrace)
-		if !s.refresh.Verify(r, sess.Nonce) || !current || sess.Revoked() || u.Disabled ||
-			!now.Before(sess.ExpiresAt) || !now.Before(sess.IdleExpiresAt) {
-			return Introspection{}, nil
-		}
-		return Introspection{Active: true, TokenType: "refresh_token", Subject: u.ID, SessionID: sess.ID,
-			Role: u.Role, IssuedAt: sess.RotatedAt, ExpiresAt: minTime(sess.IdleExpiresAt, sess.ExpiresAt)}, nil
+		return Introspection{}, nil
 	}
 	p, err := s.Authenticate(tok)
 	if err != nil {
 		return Introspection{}, nil
 	}
-	typ := "Bearer"
-	if p.DPoPJKT != "" {
-		typ = "DPoP"
+	c, err := s.keys.Verify(tok, s.cfg.Issuer, s.cfg.Now())
+	if err != nil {
+		return Introspection{}, nil
 	}
-	return Introspection{Active: true, TokenType: typ, JKT: p.DPoPJKT, Subject: p.UserID, SessionID: p.SessionID,
-		Role: p.Role, IssuedAt: p.IssuedAt, ExpiresAt: p.ExpiresAt}, nil
+	out := Introspection{Active: true, TokenType: "Bearer", JKT: p.DPoPJKT, Claims: c}
+	if p.DPoPJKT != "" {
+		out.TokenType = "DPoP"
+	}
+	if c.ClientID != "" && c.ClientID != FirstPartyClient && c.Subject == c.ClientID {
+		return out, nil // a service client's token
+	}
+	u, err := s.GetUser(ctx, c.Subject)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Introspection{}, nil // deleted meanwhile
+	case err != nil:
+		return Introspection{}, err
+	}
+	out.Username = u.Username
+	return out, nil
 }
 
 // RevokeToken is RFC 7009: a refresh or access token revokes its whole

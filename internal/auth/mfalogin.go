@@ -188,6 +188,9 @@ func (s *Service) elevate(ctx context.Context, u store.User, sess store.Session,
 // proof: it is consumed, whatever the outcome. A refresh never renews
 // auth_time, so a stolen refresh token does not buy a step-up.
 func (s *Service) RequireRecentAuth(ctx context.Context, p Principal, elevation string) error {
+	if p.Service() {
+		return nil // a machine proves itself with its secret on every token; its calls are audited as its own
+	}
 	needACR := ""
 	if p.ACR != ACR2 {
 		u, err := s.accounts.GetUserByID(ctx, p.UserID)
@@ -230,7 +233,7 @@ func (s *Service) RequireRecentAuth(ctx context.Context, p Principal, elevation 
 // whose role requires a second factor (--require-mfa) and which has none
 // yet. Only such roles cost a read; an aal2 token has a factor.
 func (s *Service) RequireEnrollment(ctx context.Context, p Principal) error {
-	if !slices.Contains(s.cfg.RequireMFARoles, p.Role) || p.ACR == ACR2 {
+	if !slices.Contains(s.cfg.RequireMFARoles, p.Role) || p.ACR == ACR2 || p.Service() {
 		return nil
 	}
 	u, err := s.accounts.GetUserByID(ctx, p.UserID)

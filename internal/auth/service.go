@@ -181,6 +181,9 @@ type Meta struct {
 	// proof, which the transport verified; "" when it carried none. A
 	// session opened with one is bound to that key.
 	DPoP string
+	// ClientID is the service client acting (its events say so), "" for
+	// a person.
+	ClientID string
 }
 
 // Principal is a verified access token.
@@ -198,6 +201,9 @@ type Principal struct {
 	// AMR and ACR are what that proof was (RFC 8176 methods; aal1, aal2).
 	AMR []string
 	ACR string
+	// ClientID is the client that obtained the token: FirstPartyClient,
+	// or a service client's id (then UserID is that id too: see Service).
+	ClientID string
 	// DPoPJKT is the thumbprint of the key the token is bound to (its
 	// cnf.jkt); "" for a bearer token. The transport must see a proof by
 	// that key before it trusts the principal.
@@ -210,6 +216,12 @@ type Principal struct {
 
 // IsAdmin reports whether the token carries the admin role.
 func (p Principal) IsAdmin() bool { return p.Role == store.RoleAdmin }
+
+// Service reports whether the token is a service client's own
+// (client_credentials): no person, no session, no step-up.
+func (p Principal) Service() bool {
+	return p.ClientID != "" && p.ClientID != FirstPartyClient && p.ClientID == p.UserID
+}
 
 // StepUpError is ErrStepUpRequired with the maximum age the operation
 // accepts, for the RFC 9470 challenge.
@@ -578,7 +590,7 @@ func (s *Service) Authenticate(tok string) (Principal, error) {
 		return Principal{}, ErrTokenRevoked
 	}
 	p := Principal{UserID: c.Subject, SessionID: c.SessionID, Role: c.Role, Permissions: c.Permissions,
-		TokenID: c.ID, IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time, AMR: c.AMR, ACR: c.ACR}
+		TokenID: c.ID, IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time, AMR: c.AMR, ACR: c.ACR, ClientID: c.ClientID}
 	if c.Confirmation != nil {
 		p.DPoPJKT = c.Confirmation.JKT
 	}

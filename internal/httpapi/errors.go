@@ -74,6 +74,7 @@ var domainErrors = []struct {
 	{auth.ErrMFAEnrollmentRequired, apiError{403, "mfa_enrollment_required", "This account must enrol a second factor first (POST /v1/me/factors/totp or a passkey)."}},
 	{auth.ErrInvalidClient, apiError{401, "invalid_client", "Client authentication failed."}},
 	{auth.ErrInvalidTarget, apiError{400, "invalid_target", "The resource is not a registered audience."}},
+	{auth.ErrInvalidScope, apiError{400, "invalid_scope", "The scope asks for permissions this client does not have."}},
 	{auth.ErrUnauthorizedClient, apiError{400, "unauthorized_client", "This client may not use this grant."}},
 	{auth.ErrDPoPMismatch, apiError{401, "invalid_dpop_proof", "This session is bound to a DPoP key: refresh it with a proof by that key."}},
 }
@@ -124,6 +125,9 @@ func sentence(s string) string {
 // plain outage is logged, without the request body or any token.
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ae := toAPIError(err)
+	if r.URL.Path == tokenPath {
+		ae = tokenEndpointError(ae)
+	}
 	switch ae.code {
 	case "csrf_failed":
 		h.metrics.csrf.Inc()

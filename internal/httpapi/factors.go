@@ -177,6 +177,7 @@ type mfaRequest struct {
 	MFAToken string          `json:"mfa_token"`
 	Code     string          `json:"code"`
 	WebAuthn json.RawMessage `json:"webauthn"`
+	Resource string          `json:"resource"`
 }
 
 func (h *handler) completeMFA(w http.ResponseWriter, r *http.Request) {
@@ -194,7 +195,14 @@ func (h *handler) completeMFA(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, errInvalidRequest("mfa_token is required."))
 		return
 	}
+	if err := h.checkResource(r, in.Resource); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	t, err := h.svc.CompleteMFA(r.Context(), in.MFAToken, in.Code, rawOrNil(in.WebAuthn), h.meta(r))
+	if err == nil {
+		t, err = h.narrow(r, t, in.Resource)
+	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return

@@ -88,18 +88,31 @@ func (h *handler) register(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, map[string]any{"user": toUserJSON(u)})
 }
 
+type loginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	Resource string `json:"resource"` // RFC 8707: narrow the token's aud
+}
+
 func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 	tr, _, err := requestedTransport(r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	var in credentials
+	var in loginRequest
 	if err := decodeJSON(w, r, &in, false); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
+	if err := h.checkResource(r, in.Resource); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	t, err := h.svc.Login(r.Context(), in.Username, in.Password, h.meta(r))
+	if err == nil {
+		t, err = h.narrow(r, t, in.Resource)
+	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -107,8 +120,25 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 	h.writeTokens(w, t, tr)
 }
 
+// checkResource refuses an unregistered resource before anything changes.
+func (h *handler) checkResource(r *http.Request, resource string) error {
+	if resource == "" {
+		return nil
+	}
+	return h.svc.CheckResource(r.Context(), resource)
+}
+
+// narrow narrows t's access token to resource, if one was asked for.
+func (h *handler) narrow(r *http.Request, t auth.Tokens, resource string) (auth.Tokens, error) {
+	if resource == "" {
+		return t, nil
+	}
+	return h.svc.Narrow(r.Context(), t, resource)
+}
+
 type refreshRequest struct {
 	RefreshToken string `json:"refresh_token"`
+	Resource     string `json:"resource"`
 }
 
 func (h *handler) refresh(w http.ResponseWriter, r *http.Request) {
@@ -127,11 +157,17 @@ func (h *handler) refresh(w http.ResponseWriter, r *http.Request) {
 	}
 	// Decided before anything rotates: a refused answer spends nothing.
 	tr, err := answerTransport(r, fromCookie)
+	if err == nil {
+		err = h.checkResource(r, in.Resource)
+	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
 	t, err := h.svc.Refresh(r.Context(), tok, h.meta(r))
+	if err == nil {
+		t, err = h.narrow(r, t, in.Resource)
+	}
 	if err != nil {
 		if fromCookie && toAPIError(err).status == http.StatusUnauthorized {
 			h.clearCookies(w) // a dead refresh cookie is of no use to keep
@@ -252,6 +288,14 @@ func (h *handler) authed(next authedHandler) http.HandlerFunc {
 		if err == nil {
 			err = checkBinding(r, p)
 		}
+		if err == nil && p.Service() {
+			// A service client acts on the admin API only; its calls are
+			// recorded as its own.
+			if !strings.HasPrefix(r.URL.Path, "/v1/admin/") {
+				err = errServiceClient
+			}
+			r = r.WithContext(context.WithValue(r.Context(), serviceKey{}, p.ClientID))
+		}
 		if err != nil {
 			h.writeError(w, r, err)
 			return
@@ -265,6 +309,11 @@ func (h *handler) authed(next authedHandler) http.HandlerFunc {
 		next(w, r, p)
 	}
 }
+
+// serviceKey carries the acting service client's id in the context.
+type serviceKey struct{}
+
+var errServiceClient = &apiError{http.StatusForbidden, "forbidden", "A service client's token is for the admin API only: there is no account behind it."}
 
 // enrolmentExempt reports whether path stays open to an account that
 // must enrol a second factor first (--require-mfa): its own account pages

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
 
 	"github.com/gatehouse-auth/gatehouse/docs"
+	ghauth "github.com/gatehouse-auth/gatehouse/internal/auth"
 	"github.com/gatehouse-auth/gatehouse/internal/factortest"
 	"github.com/gatehouse-auth/gatehouse/internal/httpapi"
 )
@@ -310,6 +312,25 @@ func TestOpenAPIDocumentMatchesServer(t *testing.T) {
 	c.do(exchange{method: "POST", path: "/v1/oauth/revoke", body: url.Values{"token": {ann.refresh}, "token_type_hint": {"refresh_token"}}.Encode(), ctype: form, hdr: key, status: 200})
 	c.do(exchange{method: "GET", path: "/v1/revocations?wait=1s&since=" + feed.body["cursor"].(string), hdr: key, status: 200})
 	c.do(exchange{method: "GET", path: "/v1/revocations?since=-1", hdr: key, status: 400, badRequest: true})
+
+	// The token endpoint: both grants, and RFC 6749's errors.
+	login = c.do(exchange{method: "POST", path: "/v1/auth/login", body: jsonBody(map[string]string{"username": "ann", "password": "pw-ann-longer"}), status: 200})
+	tok := c.do(exchange{method: "POST", path: "/v1/oauth/token", body: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {login.body["refresh_token"].(string)}}.Encode(), ctype: form, status: 200})
+	c.do(exchange{method: "POST", path: "/v1/oauth/token", body: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"ghr_nonsense"}}.Encode(), ctype: form, status: 400})
+	c.do(exchange{method: "POST", path: "/v1/oauth/token", body: "grant_type=password&username=ann", ctype: form, status: 400, badRequest: true})
+	clientSecret, svcClient, errAdd := s.svc.AddClient(context.Background(), ghauth.ClientSpec{Name: "batch", Kind: "service", Permissions: []string{"reports:read"}})
+	if errAdd != nil {
+		t.Fatal(errAdd)
+	}
+	basic := map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(svcClient.ID+":"+clientSecret))}
+	c.do(exchange{method: "POST", path: "/v1/oauth/token", body: "grant_type=client_credentials", ctype: form, hdr: basic, status: 200})
+	c.do(exchange{method: "POST", path: "/v1/oauth/token", body: "grant_type=client_credentials&scope=admin:all", ctype: form, hdr: basic, status: 400})
+	c.do(exchange{method: "POST", path: "/v1/oauth/token", body: "grant_type=client_credentials", ctype: form, hdr: auth("ghs_wrong"), status: 401})
+	if tok.body["refresh_token"] == nil {
+		t.Fatalf("token endpoint refresh: %s", tok.raw)
+	}
+	c.do(exchange{method: "GET", path: "/.well-known/oauth-authorization-server", status: 200})
+	c.do(exchange{method: "GET", path: "/.well-known/openid-configuration", status: 200})
 
 	// Public documents.
 	c.do(exchange{method: "GET", path: "/.well-known/jwks.json", status: 200})

@@ -273,9 +273,36 @@ func (h *handler) introspect(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"active": false})
 		return
 	}
+	c := res.Claims
+	perms := c.Permissions
+	if perms == nil {
+		perms = []string{}
+	}
+	acr := c.ACR
+	if acr == "" && c.ClientID == auth.FirstPartyClient {
+		acr = auth.ACR1
+	}
+	// RFC 7662 §2.2's fields, and Gatehouse's claims beside them.
 	out := map[string]any{
-		"active": true, "token_type": res.TokenType, "sub": res.Subject, "sid": res.SessionID,
-		"role": res.Role, "iat": res.IssuedAt.Unix(), "exp": res.ExpiresAt.Unix(), "iss": h.svc.Config().Issuer,
+		"active": true, "scope": strings.Join(perms, " "), "client_id": c.ClientID, "token_type": res.TokenType,
+		"exp": c.ExpiresAt.Unix(), "iat": c.IssuedAt.Unix(), "nbf": c.IssuedAt.Unix(),
+		"sub": c.Subject, "aud": c.Audience, "iss": c.Issuer, "jti": c.ID,
+		"sid": c.SessionID, "role": c.Role, "permissions": perms,
+	}
+	if res.Username != "" {
+		out["username"] = res.Username
+	}
+	if acr != "" {
+		out["acr"] = acr
+	}
+	if len(c.AMR) > 0 {
+		out["amr"] = c.AMR
+	}
+	if c.ClientID == "" {
+		out["client_id"] = auth.FirstPartyClient // a token of an earlier release
+	}
+	if c.Audience == nil {
+		out["aud"] = []string{c.Issuer}
 	}
 	if res.JKT != "" {
 		out["cnf"] = map[string]string{"jkt": res.JKT}

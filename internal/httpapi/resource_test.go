@@ -43,9 +43,20 @@ func TestIntrospection(t *testing.T) {
 	if st != 200 || out["active"] != true || out["token_type"] != "Bearer" || out["cnf"] != nil || out["sid"] != tk.session || out["role"] != "user" || out["sub"] == nil {
 		t.Fatalf("active access token: %d %v", st, out)
 	}
+	// RFC 7662 §2.2's fields, as the token says.
+	claims := claimsOf(t, tk.access)
+	for k, want := range map[string]any{"username": "ann", "client_id": "gatehouse", "scope": "", "iss": "http://gatehouse.test",
+		"aud": "http://gatehouse.test", "jti": claims["jti"], "acr": "aal1", "exp": float64(int64(claims["exp"].(float64))),
+		"iat": float64(int64(claims["iat"].(float64))), "nbf": float64(int64(claims["iat"].(float64)))} {
+		if out[k] != want {
+			t.Errorf("introspection %s = %v, want %v", k, out[k], want)
+		}
+	}
+	// A refresh token is never active for a resource server: it must not
+	// be mistaken for an access token.
 	st, out, _ = s.form(t, "/v1/oauth/introspect", resourceKey, url.Values{"token": {tk.refresh}})
-	if st != 200 || out["active"] != true || out["token_type"] != "refresh_token" {
-		t.Fatalf("active refresh token: %d %v", st, out)
+	if st != 200 || len(out) != 1 || out["active"] != false {
+		t.Fatalf("refresh token introspected: %d %v", st, out)
 	}
 	// Introspecting is not using: the refresh token still works after.
 	next := s.refresh(t, tk.refresh)

@@ -168,7 +168,9 @@ func secondsUntil(t, now time.Time) int {
 
 // meta is what the domain records about the caller.
 func (h *handler) meta(r *http.Request) auth.Meta {
-	return auth.Meta{IP: h.clientIP(r), UserAgent: truncate(r.UserAgent(), 512), DPoP: proofKey(r.Context())}
+	m := auth.Meta{IP: h.clientIP(r), UserAgent: truncate(r.UserAgent(), 512), DPoP: proofKey(r.Context())}
+	m.ClientID, _ = r.Context().Value(serviceKey{}).(string)
+	return m
 }
 
 // clientIP is the socket's peer address, unless the peer is a trusted proxy
