@@ -153,3 +153,35 @@ func TestGuardDPoPNonce(t *testing.T) {
 		t.Fatal("a DPoP.URL without scheme is accepted")
 	}
 }
+
+// Config.Audience: a token for another API is refused; one narrowed to
+// this API (RFC 8707) or carrying it among its audiences passes.
+func TestGuardAudience(t *testing.T) {
+	g := startGatehouse(t)
+	if _, _, err := g.svc.AddClient(context.Background(), auth.ClientSpec{Name: "orders", Kind: "resource", Audience: "https://orders.example"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := g.svc.AddClient(context.Background(), auth.ClientSpec{Name: "billing", Kind: "resource", Audience: "https://billing.example"}); err != nil {
+		t.Fatal(err)
+	}
+	orders := newGuard(t, g, func(c *guard.Config) { c.Audience = "https://orders.example" })
+	tk := g.login(t, "ann")
+	if _, err := orders.Verify(tk.AccessToken); err != guard.ErrInvalidToken {
+		t.Fatalf("a token for the issuer at the orders API: %v", err)
+	}
+	forOrders, err := g.svc.Narrow(context.Background(), tk, "https://orders.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := orders.Verify(forOrders.AccessToken); err != nil || len(c.Audience) != 1 || c.Audience[0] != "https://orders.example" || c.ClientID != "gatehouse" {
+		t.Fatalf("a token narrowed to orders: %+v %v", c, err)
+	}
+	forBilling, _ := g.svc.Narrow(context.Background(), tk, "https://billing.example")
+	if _, err := orders.Verify(forBilling.AccessToken); err != guard.ErrInvalidToken {
+		t.Fatalf("a billing token at the orders API: %v", err)
+	}
+	// Without Config.Audience, any audience passes (as before).
+	if _, err := newGuard(t, g, nil).Verify(forBilling.AccessToken); err != nil {
+		t.Fatalf("no audience configured: %v", err)
+	}
+}

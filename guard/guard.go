@@ -113,6 +113,11 @@ type Config struct {
 	Now func() time.Time
 	// DPoP accepts DPoP-bound tokens in the middleware; nil refuses them.
 	DPoP *DPoPConfig
+	// Audience, when set, is this API's identifier: tokens whose aud
+	// does not name it are refused (ErrInvalidToken), so a token meant for
+	// another API cannot be replayed here. Set it to one of Gatehouse's
+	// --audience values or a resource client's audience.
+	Audience string
 }
 
 // DPoPConfig configures DPoP (RFC 9449) for the middleware.
@@ -137,8 +142,12 @@ type DPoPConfig struct {
 
 // Claims are a verified access token's claims.
 type Claims struct {
-	Issuer    string
-	Subject   string // user id
+	Issuer  string
+	Subject string // user id, or a service client's id
+	// Audience is the token's aud; ClientID the client that obtained it
+	// ("gatehouse" for sign-ins, a service client's id for its own tokens).
+	Audience  []string
+	ClientID  string
 	SessionID string
 	ID        string
 	Role      string
@@ -311,8 +320,12 @@ func (g *Guard) verifySignature(tok string, now time.Time) (*Claims, error) {
 	case err != nil:
 		return nil, ErrInvalidToken
 	}
+	if g.cfg.Audience != "" && !c.Audience.Contains(g.cfg.Audience) {
+		return nil, ErrInvalidToken
+	}
 	out := &Claims{Issuer: c.Issuer, Subject: c.Subject, SessionID: c.SessionID, ID: c.ID, Role: c.Role,
-		Permissions: c.Permissions, IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time, ACR: c.ACR, AMR: c.AMR}
+		Permissions: c.Permissions, IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time, ACR: c.ACR, AMR: c.AMR,
+		Audience: c.Audience, ClientID: c.ClientID}
 	if c.Confirmation != nil {
 		out.Confirmation = &Confirmation{JKT: c.Confirmation.JKT}
 	}
