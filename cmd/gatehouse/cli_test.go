@@ -289,7 +289,7 @@ func TestCommandShape(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"--help"}, {"help"}, {"user", "--help"}, {"user", "create", "--help"}, {"keys", "resource", "--help"},
-		{"keys", "resource", "add", "-h"}, {"events", "--help"}, {"serve", "--help"}, {"migrate", "--help"},
+		{"keys", "resource", "add", "-h"}, {"clients", "add", "--help"}, {"events", "--help"}, {"serve", "--help"}, {"migrate", "--help"},
 		{"bench", "--help"}, {"healthcheck", "--help"}, {"sessions", "revoke", "--help"},
 	} {
 		code, out, errOut := call(args...)

@@ -43,6 +43,7 @@ func commands() []command {
 		{name: "user", summary: "accounts: create, list, disable, enable, set-role, set-permissions, set-password, delete", subs: userCommands()},
 		{name: "sessions", summary: "sessions: list, revoke (by user, by id, or all)", subs: sessionCommands()},
 		keysCommand(),
+		clientsCommand(),
 		eventsCommand(),
 		migrateCommand(),
 		benchCommand(),

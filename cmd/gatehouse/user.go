@@ -456,3 +456,65 @@ func minTime(a, b time.Time) time.Time {
 	}
 	return b
 }
+
+// clientsCommand is `gatehouse clients`: registered OAuth clients.
+func clientsCommand() command {
+	var name, kind, audience, role, perms, id string
+	return command{name: "clients", summary: "registered clients: resource servers and service clients (add, list, remove)",
+		subs: []command{
+			{
+				name: "add", usage: "--name N --kind resource|service [--audience URI] [--role R] [--permissions a,b]",
+				summary: "register a client (its secret is printed once; only its hash is stored)", db: true, required: []string{"name", "kind"},
+				flags: func(fs *flag.FlagSet) {
+					fs.StringVar(&name, "name", "", "what the client is (required)")
+					fs.StringVar(&kind, "kind", "", "resource (a resource server: feed, introspection, revocation) or service (client_credentials tokens)")
+					fs.StringVar(&audience, "audience", "", "a resource server's identifier (absolute URI): tokens may be narrowed to it (RFC 8707 resource)")
+					fs.StringVar(&role, "role", "", "a service client's role: user (default) or admin")
+					fs.StringVar(&perms, "permissions", "", "a service client's comma-separated permissions")
+				},
+				run: func(ctx context.Context, in *invocation) int {
+					secret, c, err := in.app.svc.AddClient(ctx, auth.ClientSpec{Name: name, Kind: kind, Audience: audience, Role: role, Permissions: splitList(perms)})
+					if err != nil {
+						return fail(in.stderr, "clients add", err)
+					}
+					fmt.Fprintf(in.stderr, "%s client %q registered; store the secret now, it cannot be shown again\n", c.Kind, c.Name)
+					fmt.Fprintf(in.stdout, "client_id: %s\nclient_secret: %s\n", c.ID, secret)
+					return exitOK
+				},
+			},
+			{
+				name: "list", usage: "", summary: "list the clients (no secrets)", db: true,
+				run: func(ctx context.Context, in *invocation) int {
+					list, err := in.app.svc.ListClients(ctx)
+					if err != nil {
+						return fail(in.stderr, "clients list", err)
+					}
+					tw := tabwriter.NewWriter(in.stdout, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "CLIENT_ID\tNAME\tKIND\tAUDIENCE\tROLE\tPERMISSIONS\tCREATED")
+					for _, c := range list {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, c.Kind, dash(c.Audience), dash(c.Role),
+							dash(strings.Join(c.Permissions, ",")), c.CreatedAt.UTC().Format(time.RFC3339))
+					}
+					return flushOK(tw)
+				},
+			},
+			{
+				name: "remove", usage: "--id ID", summary: "remove a client: its secret stops working and a service client's tokens are refused at once", db: true, required: []string{"id"},
+				flags: func(fs *flag.FlagSet) { fs.StringVar(&id, "id", "", "the client_id (gatehouse clients list)") },
+				run: func(ctx context.Context, in *invocation) int {
+					if err := in.app.svc.RemoveClient(ctx, id); err != nil {
+						return fail(in.stderr, "clients remove", fmt.Errorf("client %q: %w", id, err))
+					}
+					fmt.Fprintf(in.stdout, "removed client %s\n", id)
+					return exitOK
+				},
+			},
+		}}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
