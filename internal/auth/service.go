@@ -155,6 +155,7 @@ type Service struct {
 	cursor        atomic.Int64 // last revocation-log entry applied
 	changes       *broadcast   // revocation state changed
 	nonces        *nonceCache  // session id -> nonce, user id (immutable)
+	names         *nameCache   // user id -> username (immutable), for forward auth
 	lastKeyReload atomic.Int64 // Unix ns of the last on-demand key reload
 	lastSync      atomic.Int64 // Unix ns (wall clock) of the last successful sync
 	following     atomic.Bool  // Run is following the revocation log
@@ -335,6 +336,7 @@ func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Ser
 		subs:         map[string]map[*subscriber]struct{}{},
 		outboxKick:   make(chan struct{}, 1),
 		nonces:       newNonceCache(200_000),
+		names:        &nameCache{max: 200_000},
 		cfg:          cfg,
 		accounts:     st,
 		sessions:     st,
@@ -556,6 +558,7 @@ func (s *Service) issue(readAt time.Time, u store.User, sess store.Session) (Tok
 	if err != nil {
 		return Tokens{}, err
 	}
+	s.names.put(u.ID, u.Username)
 	rt, err := s.refresh.Make(sess.ID, sess.Generation, sess.Nonce)
 	if err != nil {
 		return Tokens{}, err

@@ -64,8 +64,8 @@ func (h *handler) publicURL(path string) string {
 // returned as it is: whether it needed one is the route's question.
 func (h *handler) checkDPoP(w http.ResponseWriter, r *http.Request) (*http.Request, error) {
 	proofs := r.Header.Values(dpopHeader)
-	if len(proofs) == 0 {
-		return r, nil
+	if len(proofs) == 0 || r.URL.Path == verifyPath {
+		return r, nil // forward auth checks a proof against the forwarded request (verify.go)
 	}
 	if n := h.dpop.Nonce(); n != "" {
 		// Every answer to a proof carries the nonce to use next.

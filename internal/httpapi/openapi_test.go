@@ -329,6 +329,8 @@ func TestOpenAPIDocumentMatchesServer(t *testing.T) {
 	if tok.body["refresh_token"] == nil {
 		t.Fatalf("token endpoint refresh: %s", tok.raw)
 	}
+	c.do(exchange{method: "GET", path: "/v1/auth/verify", hdr: auth(tok.body["access_token"].(string)), status: 200})
+	c.do(exchange{method: "GET", path: "/v1/auth/verify", status: 401, badRequest: true})
 	c.do(exchange{method: "GET", path: "/.well-known/oauth-authorization-server", status: 200})
 	c.do(exchange{method: "GET", path: "/.well-known/openid-configuration", status: 200})
 

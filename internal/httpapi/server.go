@@ -177,6 +177,7 @@ func (h *handler) routes() []route {
 		{"POST /v1/oauth/introspect", h.resource(h.introspect)},
 		{"POST /v1/oauth/revoke", h.resource(h.revokeToken)},
 		{"POST /v1/oauth/token", h.token},
+		{"GET /v1/auth/verify", h.verify},
 		{"GET /.well-known/oauth-authorization-server", h.metadata},
 		{"GET /.well-known/openid-configuration", h.metadata},
 		{"GET /v1/ws", h.websocket},

@@ -204,6 +204,12 @@ func (h *handler) clientIP(r *http.Request) string {
 	return ip.String()
 }
 
+// fromTrustedProxy reports whether the request's peer is a --trusted-proxy.
+func (h *handler) fromTrustedProxy(r *http.Request) bool {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && h.trusted(peer.Addr().Unmap())
+}
+
 func (h *handler) trusted(ip netip.Addr) bool {
 	for _, p := range h.cfg.TrustedProxies {
 		if p.Contains(ip) {
