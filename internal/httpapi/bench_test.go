@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,6 +69,56 @@ func BenchmarkRefreshHTTP(b *testing.B) {
 				}
 				rt = post("/v1/auth/refresh", proofs[i%pool], map[string]string{"refresh_token": rt})["refresh_token"].(string)
 			}
+		})
+	}
+}
+
+// BenchmarkForwardAuth is GET /v1/auth/verify beside GET /v1/me over HTTP
+// (SQLite, loopback): verify answers from memory (signature, revocation
+// state, cached username), /v1/me reads the session and the user.
+func BenchmarkForwardAuth(b *testing.B) {
+	s := newServer(b, options{realClock: true})
+	body, _ := json.Marshal(map[string]string{"username": "ann", "password": "pw-ann-long"})
+	http.Post(s.URL+"/v1/auth/register", "application/json", bytes.NewReader(body))
+	res, err := http.Post(s.URL+"/v1/auth/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var tk map[string]any
+	json.NewDecoder(res.Body).Decode(&tk)
+	res.Body.Close()
+	at := tk["access_token"].(string)
+	for _, path := range []string{"/v1/auth/verify", "/v1/me"} {
+		b.Run(strings.TrimPrefix(path, "/v1/"), func(b *testing.B) {
+			req, _ := http.NewRequest("GET", s.URL+path, nil)
+			req.Header.Set("Authorization", "Bearer "+at)
+			b.ReportAllocs()
+			for b.Loop() {
+				res, err := http.DefaultClient.Do(req)
+				if err != nil || res.StatusCode != 200 {
+					b.Fatal(err, res.StatusCode)
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			}
+		})
+	}
+	// Throughput with 16 concurrent clients, as a proxy would call it.
+	for _, path := range []string{"/v1/auth/verify", "/v1/me"} {
+		b.Run("parallel/"+strings.TrimPrefix(path, "/v1/"), func(b *testing.B) {
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				req, _ := http.NewRequest("GET", s.URL+path, nil)
+				req.Header.Set("Authorization", "Bearer "+at)
+				for pb.Next() {
+					res, err := http.DefaultClient.Do(req)
+					if err != nil || res.StatusCode != 200 {
+						b.Fatal(err, res.StatusCode)
+					}
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+				}
+			})
 		})
 	}
 }

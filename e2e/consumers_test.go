@@ -1,0 +1,83 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"github.com/gatehouse-auth/gatehouse/internal/auth"
+)
+
+// Third-party consumers as an adopting team wires them, against a real
+// Gatehouse: go-oidc discovers the issuer and verifies an access token with
+// its audience; jwx fetches the JWKS and validates issuer, audience and
+// times. (jose and oauth4webapi from npm: TestNodeConsumers.)
+func TestGoConsumers(t *testing.T) {
+	ln := reserve(t)
+	gh := startGatehouse(t, ln, ghOptions{accessTTL: time.Minute})
+	ctx := context.Background()
+	if _, _, err := gh.svc.AddClient(ctx, auth.ClientSpec{Name: "orders", Kind: "resource", Audience: "https://orders.example"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gh.svc.CreateUser(ctx, "ann", "pw-ann-long", "user"); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := gh.svc.Login(ctx, "ann", "pw-ann-long", auth.Meta{IP: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forOrders, err := gh.svc.Narrow(ctx, tk, "https://orders.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// go-oidc: discovery, then verification with aud.
+	provider, err := oidc.NewProvider(ctx, gh.URL)
+	if err != nil {
+		t.Fatalf("go-oidc discovery: %v", err)
+	}
+	var meta struct {
+		TokenEndpoint string `json:"token_endpoint"`
+	}
+	if err := provider.Claims(&meta); err != nil || meta.TokenEndpoint != gh.URL+"/v1/oauth/token" {
+		t.Fatalf("go-oidc metadata: %+v %v", meta, err)
+	}
+	verifier := provider.VerifierContext(ctx, &oidc.Config{ClientID: "https://orders.example", SupportedSigningAlgs: []string{"EdDSA"}})
+	tok, err := verifier.Verify(ctx, forOrders.AccessToken)
+	if err != nil || tok.Subject != tk.User.ID {
+		t.Fatalf("go-oidc verification of a token for orders: %v", err)
+	}
+	if _, err := verifier.Verify(ctx, tk.AccessToken); err == nil || !strings.Contains(err.Error(), "audience") {
+		t.Fatalf("go-oidc accepted a token for another audience: %v", err)
+	}
+
+	// jwx: the JWKS, issuer, audience and times.
+	set, err := jwk.Fetch(ctx, gh.URL+"/.well-known/jwks.json")
+	if err != nil {
+		t.Fatalf("jwx JWKS: %v", err)
+	}
+	parsed, err := jwt.Parse([]byte(forOrders.AccessToken), jwt.WithKeySet(set), jwt.WithIssuer(gh.URL),
+		jwt.WithAudience("https://orders.example"), jwt.WithValidate(true))
+	if err != nil {
+		t.Fatalf("jwx verification: %v", err)
+	}
+	if sub, _ := parsed.Subject(); sub != tk.User.ID {
+		t.Fatalf("jwx subject %q", sub)
+	}
+	if _, err := jwt.Parse([]byte(tk.AccessToken), jwt.WithKeySet(set), jwt.WithIssuer(gh.URL),
+		jwt.WithAudience("https://orders.example"), jwt.WithValidate(true)); err == nil {
+		t.Fatal("jwx accepted a token for another audience")
+	}
+	// And the metadata names the endpoints a generic client calls.
+	res, err := http.Get(gh.URL + "/.well-known/oauth-authorization-server")
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("metadata: %v", err)
+	}
+	res.Body.Close()
+}
