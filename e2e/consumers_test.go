@@ -3,6 +3,9 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -80,4 +83,59 @@ func TestGoConsumers(t *testing.T) {
 		t.Fatalf("metadata: %v", err)
 	}
 	res.Body.Close()
+}
+
+// TestNodeConsumers runs e2e/node/consumers.test.mjs (node --test) against
+// a real Gatehouse: jose and oauth4webapi from npm, pinned in
+// e2e/package-lock.json.
+func TestNodeConsumers(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join("node_modules", "oauth4webapi"))
+	}
+	if err != nil {
+		if os.Getenv("GATEHOUSE_REQUIRE_BROWSER") != "" {
+			t.Fatalf("node and e2e/node_modules are required (cd e2e && npm ci): %v", err)
+		}
+		t.Skip("node or e2e/node_modules missing (cd e2e && npm ci): skipped")
+	}
+	ln := reserve(t)
+	gh := startGatehouse(t, ln, ghOptions{accessTTL: time.Minute})
+	ctx := context.Background()
+	resSecret, res, err := gh.svc.AddClient(ctx, auth.ClientSpec{Name: "orders", Kind: "resource", Audience: "https://orders.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcSecret, svc, err := gh.svc.AddClient(ctx, auth.ClientSpec{Name: "nightly", Kind: "service", Permissions: []string{"reports:read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gh.svc.CreateUser(ctx, "ann", "pw-ann-long", "user"); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := gh.svc.Login(ctx, "ann", "pw-ann-long", auth.Meta{IP: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forOrders, err := gh.svc.Narrow(ctx, tk, "https://orders.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(node, "--test", filepath.Join("node", "consumers.test.mjs"))
+	cmd.Env = append(os.Environ(), "GH_ISSUER="+gh.URL, "GH_TOKEN="+tk.AccessToken, "GH_ORDERS_TOKEN="+forOrders.AccessToken,
+		"GH_USER_ID="+tk.User.ID, "GH_REFRESH="+tk.RefreshToken, "GH_SERVICE_ID="+svc.ID, "GH_SERVICE_SECRET="+svcSecret,
+		"GH_RESOURCE_ID="+res.ID, "GH_RESOURCE_SECRET="+resSecret)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node --test consumers.test.mjs: %v\n%s", err, out)
+	}
+	t.Logf("%s", lastLines(string(out), 8))
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
