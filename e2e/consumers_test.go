@@ -14,6 +14,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
+	"github.com/gatehouse-auth/gatehouse/guard"
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
 )
 
@@ -22,8 +23,14 @@ import (
 // its audience; jwx fetches the JWKS and validates issuer, audience and
 // times. (jose and oauth4webapi from npm: TestNodeConsumers.)
 func TestGoConsumers(t *testing.T) {
+	for _, alg := range []string{"EdDSA", "ES256", "RS256"} {
+		t.Run(alg, func(t *testing.T) { testGoConsumers(t, alg) })
+	}
+}
+
+func testGoConsumers(t *testing.T, alg string) {
 	ln := reserve(t)
-	gh := startGatehouse(t, ln, ghOptions{accessTTL: time.Minute})
+	gh := startGatehouse(t, ln, ghOptions{accessTTL: time.Minute, signing: alg})
 	ctx := context.Background()
 	if _, _, err := gh.svc.AddClient(ctx, auth.ClientSpec{Name: "orders", Kind: "resource", Audience: "https://orders.example"}); err != nil {
 		t.Fatal(err)
@@ -51,7 +58,7 @@ func TestGoConsumers(t *testing.T) {
 	if err := provider.Claims(&meta); err != nil || meta.TokenEndpoint != gh.URL+"/v1/oauth/token" {
 		t.Fatalf("go-oidc metadata: %+v %v", meta, err)
 	}
-	verifier := provider.VerifierContext(ctx, &oidc.Config{ClientID: "https://orders.example", SupportedSigningAlgs: []string{"EdDSA"}})
+	verifier := provider.VerifierContext(ctx, &oidc.Config{ClientID: "https://orders.example", SupportedSigningAlgs: []string{alg}})
 	tok, err := verifier.Verify(ctx, forOrders.AccessToken)
 	if err != nil || tok.Subject != tk.User.ID {
 		t.Fatalf("go-oidc verification of a token for orders: %v", err)
@@ -76,6 +83,15 @@ func TestGoConsumers(t *testing.T) {
 	if _, err := jwt.Parse([]byte(tk.AccessToken), jwt.WithKeySet(set), jwt.WithIssuer(gh.URL),
 		jwt.WithAudience("https://orders.example"), jwt.WithValidate(true)); err == nil {
 		t.Fatal("jwx accepted a token for another audience")
+	}
+	// guard verifies every algorithm, each key only in its own.
+	gd, err := guard.New(ctx, guard.Config{Issuer: gh.URL, ResourceKey: resourceKey, Audience: "https://orders.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gd.Close()
+	if c, err := gd.Verify(forOrders.AccessToken); err != nil || c.Subject != tk.User.ID {
+		t.Fatalf("guard, %s: %v", alg, err)
 	}
 	// And the metadata names the endpoints a generic client calls.
 	res, err := http.Get(gh.URL + "/.well-known/oauth-authorization-server")

@@ -102,6 +102,7 @@ type ghOptions struct {
 	trusted   []netip.Prefix
 	ui        bool          // serve the web UI
 	reauthAge time.Duration // --reauth-max-age (default 10m)
+	signing   string        // --signing-alg (default EdDSA)
 }
 
 func startGatehouse(t *testing.T, ln net.Listener, o ghOptions) *gatehouse {
@@ -120,7 +121,7 @@ func startGatehouse(t *testing.T, ln net.Listener, o ghOptions) *gatehouse {
 		Issuer: issuer, RegistrationOpen: true, AccessTTL: o.accessTTL, ResourceKeys: []string{resourceKey}, WebAuthnOrigins: o.origins,
 		Logger: log, SyncInterval: 50 * time.Millisecond, Throttle: throttle.Config{PerIP: 1000}, ReauthMaxAge: o.reauthAge,
 		HashParams: password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
-	}, st, token.NewKeySet(token.GenerateKey()), make([]byte, 32))
+	}, st, token.NewKeySet(signingKey(t, o.signing)), make([]byte, 32))
 	h, err := httpapi.New(g.svc, httpapi.Config{Logger: log, AllowedOrigins: o.origins, InsecureDevCookies: o.devCookie,
 		TrustedProxies: o.trusted, UI: o.ui})
 	if err != nil {
@@ -152,6 +153,17 @@ func startGatehouse(t *testing.T, ln net.Listener, o ghOptions) *gatehouse {
 		h.ServeHTTP(w, r)
 	}))
 	return g
+}
+
+func signingKey(t *testing.T, alg string) *token.Key {
+	if alg == "" {
+		alg = "EdDSA"
+	}
+	k, err := token.Generate(alg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 // events returns the number of events of typ.

@@ -2,6 +2,7 @@ package guard
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/accesstoken"
 )
 
 // The seed corpora live in testdata/fuzz/<target>; the seeds added in code
@@ -27,7 +30,7 @@ func fuzzGuard(t testing.TB) (*Guard, ed25519.PrivateKey) {
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), sessions: map[string]int64{}, users: map[string]int64{},
 		lastJWKS: time.Now(),
 	}
-	keys := map[string]ed25519.PublicKey{header("k1"): priv.Public().(ed25519.PublicKey)}
+	keys := map[string]crypto.PublicKey{header("EdDSA", "k1"): priv.Public().(ed25519.PublicKey)}
 	g.keys.Store(&keys)
 	g.lastContact.Store(fuzzNow.UnixNano())
 	return g, priv
@@ -35,7 +38,7 @@ func fuzzGuard(t testing.TB) (*Guard, ed25519.PrivateKey) {
 
 func sign(priv ed25519.PrivateKey, claims string) string {
 	enc := base64.RawURLEncoding
-	signing := header("k1") + "." + enc.EncodeToString([]byte(claims))
+	signing := header("EdDSA", "k1") + "." + enc.EncodeToString([]byte(claims))
 	return signing + "." + enc.EncodeToString(ed25519.Sign(priv, []byte(signing)))
 }
 
@@ -88,12 +91,15 @@ func FuzzParseJWKS(f *testing.F) {
 			t.Fatal("no keys and no error")
 		}
 		for h, k := range keys {
-			if len(k) != ed25519.PublicKeySize {
-				t.Fatalf("kept a %d-byte key", len(k))
+			// Every key kept is of a supported kind, filed under the
+			// header of exactly its own algorithm.
+			alg := accesstoken.Algorithm(k)
+			if alg == "" {
+				t.Fatalf("kept an unsupported key %T", k)
 			}
 			raw, err := base64.RawURLEncoding.DecodeString(h)
 			var hdr struct{ Alg, Kid, Typ string }
-			if err != nil || json.Unmarshal(raw, &hdr) != nil || hdr.Alg != "EdDSA" || hdr.Typ != "at+jwt" || header(hdr.Kid) != h {
+			if err != nil || json.Unmarshal(raw, &hdr) != nil || hdr.Alg != alg || hdr.Typ != "at+jwt" || header(hdr.Alg, hdr.Kid) != h {
 				t.Fatalf("kept a key under header %q", h)
 			}
 		}

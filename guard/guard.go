@@ -33,13 +33,18 @@ package guard
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
@@ -194,7 +199,7 @@ type Guard struct {
 	cop    *http.CrossOriginProtection
 	warned sync.Map // configuration-mismatch reasons already logged
 
-	keys        atomic.Pointer[map[string]ed25519.PublicKey] // encoded JOSE header -> key
+	keys        atomic.Pointer[map[string]crypto.PublicKey] // encoded JOSE header -> key
 	jwksMu      sync.Mutex
 	lastJWKS    time.Time
 	lastContact atomic.Int64 // Unix ns of the last successful feed answer
@@ -339,7 +344,7 @@ func (g *Guard) verifySignature(tok string, now time.Time) (*Claims, error) {
 }
 
 // key is the JWKS's key for an encoded header.
-func (g *Guard) key(header string) (ed25519.PublicKey, bool) {
+func (g *Guard) key(header string) (crypto.PublicKey, bool) {
 	k, ok := (*g.keys.Load())[header]
 	return k, ok
 }
@@ -356,8 +361,9 @@ func (g *Guard) revoked(sid, sub string, iat int64) bool {
 	return gone || (ok && iat < nb)
 }
 
-// header is the exact JOSE header Gatehouse puts on tokens of key kid.
-func header(kid string) string { return accesstoken.Header(kid) }
+// header is the exact JOSE header Gatehouse puts on tokens of key kid,
+// which signs with alg.
+func header(alg, kid string) string { return accesstoken.Header(alg, kid) }
 
 func (g *Guard) fetchJWKS(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, "GET", g.base+"/.well-known/jwks.json", nil)
@@ -380,27 +386,53 @@ func (g *Guard) fetchJWKS(ctx context.Context) error {
 	return nil
 }
 
-// parseJWKS reads a JWKS document and keeps only the keys Gatehouse signs
-// with (Ed25519, EdDSA), indexed by the exact JOSE header of their tokens.
-func parseJWKS(r io.Reader) (map[string]ed25519.PublicKey, error) {
+// parseJWKS reads a JWKS document and keeps only keys of the algorithms
+// Gatehouse signs with (EdDSA with Ed25519, ES256 with P-256, RS256 with
+// RSA of 2048 bits or more), each indexed by the exact JOSE header of its
+// tokens: a key verifies only in the algorithm its JWK declares.
+func parseJWKS(r io.Reader) (map[string]crypto.PublicKey, error) {
 	var set struct {
 		Keys []struct {
-			Kty, Crv, X, Kid, Alg string
+			Kty, Crv, X, Y, N, E, Kid, Alg string
 		} `json:"keys"`
 	}
 	if err := json.NewDecoder(r).Decode(&set); err != nil {
 		return nil, fmt.Errorf("guard: decode JWKS: %w", err)
 	}
-	keys := map[string]ed25519.PublicKey{}
+	dec := base64.RawURLEncoding.Strict().DecodeString
+	keys := map[string]crypto.PublicKey{}
 	for _, k := range set.Keys {
-		x, err := base64.RawURLEncoding.Strict().DecodeString(k.X)
-		if k.Kty != "OKP" || k.Crv != "Ed25519" || k.Alg != "EdDSA" || err != nil || len(x) != ed25519.PublicKeySize {
-			continue // only the one algorithm Gatehouse uses
+		var pub crypto.PublicKey
+		switch {
+		case k.Kty == "OKP" && k.Crv == "Ed25519" && k.Alg == accesstoken.EdDSA:
+			if x, err := dec(k.X); err == nil && len(x) == ed25519.PublicKeySize {
+				pub = ed25519.PublicKey(x)
+			}
+		case k.Kty == "EC" && k.Crv == "P-256" && k.Alg == accesstoken.ES256:
+			x, errX := dec(k.X)
+			y, errY := dec(k.Y)
+			if errX == nil && errY == nil && len(x) == 32 && len(y) == 32 {
+				if p, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...)); err == nil {
+					pub = p
+				}
+			}
+		case k.Kty == "RSA" && k.Alg == accesstoken.RS256:
+			n, errN := dec(k.N)
+			e, errE := dec(k.E)
+			if errN == nil && errE == nil && len(e) > 0 && len(e) <= 4 {
+				ev := int(new(big.Int).SetBytes(e).Int64())
+				p := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: ev}
+				if ev >= 3 && ev%2 == 1 && accesstoken.Algorithm(p) == accesstoken.RS256 && p.N.BitLen() <= 8192 {
+					pub = p
+				}
+			}
 		}
-		keys[header(k.Kid)] = ed25519.PublicKey(x)
+		if pub != nil && k.Kid != "" {
+			keys[header(k.Alg, k.Kid)] = pub
+		}
 	}
 	if len(keys) == 0 {
-		return nil, errors.New("guard: JWKS holds no Ed25519 key")
+		return nil, errors.New("guard: JWKS holds no EdDSA, ES256 or RS256 key")
 	}
 	return keys, nil
 }
@@ -416,7 +448,8 @@ func (g *Guard) maybeRefetch(h string) (kid string, wellFormed bool) {
 	var hdr struct {
 		Alg, Kid, Typ string
 	}
-	if json.Unmarshal(raw, &hdr) != nil || hdr.Alg != "EdDSA" || hdr.Kid == "" || header(hdr.Kid) != h {
+	if json.Unmarshal(raw, &hdr) != nil || (hdr.Alg != accesstoken.EdDSA && hdr.Alg != accesstoken.ES256 && hdr.Alg != accesstoken.RS256) ||
+		hdr.Kid == "" || header(hdr.Alg, hdr.Kid) != h {
 		return "", false // not a header Gatehouse would write: no refetch for garbage
 	}
 	g.jwksMu.Lock()

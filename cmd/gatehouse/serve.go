@@ -98,6 +98,7 @@ type serveConfig struct {
 	WebAuthnRPID       string
 	DPoPNonce          bool
 	Audience           string
+	SigningAlg         string
 
 	trustedProxies []netip.Prefix
 }
@@ -106,6 +107,7 @@ func (c *serveConfig) bind(fs *flag.FlagSet) {
 	c.storeConfig.bind(fs)
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address")
 	fs.StringVar(&c.Issuer, "issuer", "", "token issuer (iss), the server's public base URL (default http://ADDR)")
+	fs.StringVar(&c.SigningAlg, "signing-alg", "EdDSA", "access-token signature algorithm: EdDSA, ES256 or RS256 (for consumers without EdDSA); changing it rotates the signing key, the old one verifying until its tokens expire")
 	fs.StringVar(&c.Audience, "audience", "", "comma-separated aud of access tokens: the APIs that accept them (default the issuer); each is also an audience a client may narrow a token to")
 	fs.DurationVar(&c.AccessTTL, "access-ttl", auth.DefaultAccessTTL, "access-token lifetime")
 	fs.DurationVar(&c.RefreshIdleTTL, "refresh-idle-ttl", auth.DefaultRefreshIdleTTL, "a session not refreshed for this long expires")
@@ -230,6 +232,9 @@ func (c *serveConfig) validate() error {
 	if len(c.Issuer) > auth.MaxIssuerLength {
 		return fmt.Errorf("--issuer: at most %d bytes (every access token carries it)", auth.MaxIssuerLength)
 	}
+	if c.SigningAlg != "EdDSA" && c.SigningAlg != "ES256" && c.SigningAlg != "RS256" {
+		return fmt.Errorf("--signing-alg %q: use EdDSA, ES256 or RS256", c.SigningAlg)
+	}
 	if err := auth.CheckAudiences(splitList(c.Audience)); err != nil {
 		return fmt.Errorf("--audience: %w", err)
 	}
@@ -332,7 +337,7 @@ func openApp(ctx context.Context, sc storeConfig, cfg auth.Config, getenv func(s
 	if err != nil {
 		return nil, err
 	}
-	keys, err := auth.OpenKeyring(ctx, st, master.NewSealer("signing-keys"), keyGrace(cfg.AccessTTL), time.Now())
+	keys, err := auth.OpenKeyring(ctx, st, master.NewSealer("signing-keys"), keyGrace(cfg.AccessTTL), time.Now(), cfg.SigningAlg)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -465,6 +470,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(str
 	a, err := openApp(ctx, c.storeConfig, auth.Config{
 		Issuer:             c.Issuer,
 		Audiences:          splitList(c.Audience),
+		SigningAlg:         c.SigningAlg,
 		AccessTTL:          c.AccessTTL,
 		RefreshIdleTTL:     c.RefreshIdleTTL,
 		SessionMaxAge:      c.SessionMaxAge,

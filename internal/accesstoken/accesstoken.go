@@ -1,23 +1,30 @@
 // Package accesstoken is the format of Gatehouse's access tokens and their
 // verification, written once for the server (internal/token) and for
-// resource servers (guard): EdDSA (Ed25519) JWTs, RFC 9068 profile.
+// resource servers (guard): JWTs of the RFC 9068 profile, signed with
+// EdDSA (Ed25519, the default), ES256 or RS256 (--signing-alg).
 //
 // Verification does not parse the JOSE header at all: the header segment
 // must equal, byte for byte, one a key's owner produced (Header). That
 // rejects alg "none", HS*/RS* confusion, jwk/jku/x5u/crit headers, unknown
-// kids and wrong typ by construction (RFC 8725 §3.1), and leaves the path to
-// an Ed25519 verify, a base64 decode and one small JSON decode, which keeps
+// kids and wrong typ by construction (RFC 8725 §3.1): the algorithm is the
+// key's, never the token's choice. It leaves the path to one signature
+// verification, a base64 decode and one small JSON decode, which keeps
 // verification within a few percent of a bare ed25519.Verify. Standard
 // library only: guard imports it.
 package accesstoken
 
 import (
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 	"sync"
@@ -151,9 +158,55 @@ func (d *NumericDate) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Header is the exact encoded JOSE header of the tokens of key kid.
-func Header(kid string) string {
-	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, `{"alg":"EdDSA","kid":%q,"typ":%q}`, kid, Type))
+// The signing algorithms (JWS alg values).
+const (
+	EdDSA = "EdDSA"
+	ES256 = "ES256"
+	RS256 = "RS256"
+)
+
+// Header is the exact encoded JOSE header of the tokens of key kid, which
+// signs with alg.
+func Header(alg, kid string) string {
+	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, `{"alg":%q,"kid":%q,"typ":%q}`, alg, kid, Type))
+}
+
+// Algorithm is the JWS alg of a public key: EdDSA for Ed25519, ES256 for
+// P-256, RS256 for RSA of 2048 bits or more; "" for anything else.
+func Algorithm(pub crypto.PublicKey) string {
+	switch k := pub.(type) {
+	case ed25519.PublicKey:
+		if len(k) == ed25519.PublicKeySize {
+			return EdDSA
+		}
+	case *ecdsa.PublicKey:
+		if k.Curve != nil && k.Curve.Params().Name == "P-256" {
+			return ES256
+		}
+	case *rsa.PublicKey:
+		if k.N.BitLen() >= 2048 {
+			return RS256
+		}
+	}
+	return ""
+}
+
+// verifySignature checks sig over signed with key, by the key's algorithm.
+func verifySignature(key crypto.PublicKey, signed, sig []byte) bool {
+	switch k := key.(type) {
+	case ed25519.PublicKey:
+		return len(sig) == ed25519.SignatureSize && ed25519.Verify(k, signed, sig)
+	case *ecdsa.PublicKey:
+		if len(sig) != 64 {
+			return false
+		}
+		d := sha256.Sum256(signed)
+		return ecdsa.Verify(k, d[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:]))
+	case *rsa.PublicKey:
+		d := sha256.Sum256(signed)
+		return len(sig) == k.Size() && rsa.VerifyPKCS1v15(k, crypto.SHA256, d[:], sig) == nil
+	}
+	return false
 }
 
 var payloadPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -164,7 +217,7 @@ var payloadPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return 
 // sid, jti, iat, exp, role. A token that is both expired and badly signed
 // is ErrInvalid: the signature is checked first. With ErrIssuer the claims
 // are returned, so the caller can say which issuer it saw.
-func Verify(tok string, keyFor func(header string) (ed25519.PublicKey, bool), issuer string, now time.Time) (Claims, error) {
+func Verify(tok string, keyFor func(header string) (crypto.PublicKey, bool), issuer string, now time.Time) (Claims, error) {
 	var c Claims
 	if len(tok) > MaxLength {
 		return c, ErrInvalid
@@ -182,14 +235,15 @@ func Verify(tok string, keyFor func(header string) (ed25519.PublicKey, bool), is
 		return c, ErrUnknownKey
 	}
 	enc := base64.RawURLEncoding.Strict()
-	var sig [ed25519.SignatureSize]byte
-	if enc.DecodedLen(len(s)) != len(sig) {
+	var buf [512]byte // an RSA-4096 signature at most
+	n := enc.DecodedLen(len(s))
+	if n > len(buf) {
 		return c, ErrInvalid
 	}
-	if n, err := enc.Decode(sig[:], readOnlyBytes(s)); err != nil || n != len(sig) {
+	if m, err := enc.Decode(buf[:n], readOnlyBytes(s)); err != nil || m != n {
 		return c, ErrInvalid
 	}
-	if !ed25519.Verify(key, readOnlyBytes(tok[:len(h)+1+len(p)]), sig[:]) {
+	if !verifySignature(key, readOnlyBytes(tok[:len(h)+1+len(p)]), buf[:n]) {
 		return c, ErrInvalid
 	}
 	bp := payloadPool.Get().(*[]byte)

@@ -1,6 +1,7 @@
 package accesstoken
 
 import (
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
@@ -21,8 +22,8 @@ func sign(priv ed25519.PrivateKey, header, claims string) string {
 // issuer is told apart; the header must be exact.
 func TestVerifyRequiresEveryClaim(t *testing.T) {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	h := Header("k1")
-	keys := func(header string) (ed25519.PublicKey, bool) { return pub, header == h }
+	h := Header(EdDSA, "k1")
+	keys := func(header string) (crypto.PublicKey, bool) { return pub, header == h }
 	now := time.Unix(1_800_000_000, 0)
 	full := `{"iss":"https://gh.test","sub":"u","sid":"s","jti":"j","iat":1799999990.5,"exp":1800000300,"role":"user","auth_time":1799999990}`
 	c, err := Verify(sign(priv, h, full), keys, "https://gh.test", now)

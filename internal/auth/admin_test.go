@@ -457,3 +457,56 @@ func testRevocationsFreshFailsClosed(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// --signing-alg: a fresh store gets a key of the configured algorithm; a
+// restart with another one rotates (the old key keeps verifying its
+// tokens); the CLI, which names no algorithm, keeps the active key.
+func testSigningAlgSwitch(t *testing.T) {
+	st, err := openStore(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	master, _ := secret.New([]byte("master secret for this test, 32+ bytes"))
+	open := func(alg ...string) (*Service, *Keyring) {
+		kr, err := OpenKeyring(ctx, st, master.NewSealer("k"), time.Hour, time.Now(), alg...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return New(Config{Issuer: "http://gh.test", RegistrationOpen: true, HashParams: fastHash,
+			Logger: slog.New(slog.DiscardHandler)}, st, kr.Set(), master.Derive("r")), kr
+	}
+	es, _ := open("ES256")
+	if es.Keys().Alg() != "ES256" {
+		t.Fatalf("first key %s", es.Keys().Alg())
+	}
+	if _, err := es.Register(ctx, "ann", "password-ann", meta); err != nil {
+		t.Fatal(err)
+	}
+	old, err := es.Login(ctx, "ann", "password-ann", meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, _ := open("RS256")
+	if rs.Keys().Alg() != "RS256" || len(rs.Keys().JWKS().Keys) != 2 {
+		t.Fatalf("after switching to RS256: %s, %d keys", rs.Keys().Alg(), len(rs.Keys().JWKS().Keys))
+	}
+	if _, err := rs.Authenticate(old.AccessToken); err != nil {
+		t.Fatalf("an ES256 token after the switch: %v", err)
+	}
+	tk, err := rs.Login(ctx, "ann", "password-ann", meta)
+	if err != nil || !strings.HasPrefix(tk.AccessToken, "eyJhbGciOiJSUzI1NiIs") {
+		t.Fatalf("a token after the switch: %v %.30s", err, tk.AccessToken)
+	}
+	cli, kr := open()
+	if cli.Keys().Alg() != "RS256" {
+		t.Fatalf("the CLI switched the key to %s", cli.Keys().Alg())
+	}
+	if err := kr.Rotate(ctx, time.Now()); err != nil || kr.Set().Alg() != "RS256" {
+		t.Fatalf("rotation by the CLI: %v, %s", err, kr.Set().Alg())
+	}
+	if _, err := OpenKeyring(ctx, st, master.NewSealer("k"), time.Hour, time.Now(), "HS256"); err == nil {
+		t.Fatal("HS256 accepted")
+	}
+}

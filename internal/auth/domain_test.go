@@ -36,6 +36,7 @@ var domainSuite = []struct {
 	{"EventsPaging", testEventsPaging},
 	{"EventRetention", testEventRetention},
 	{"KeyRotatedByAnotherInstance", testKeyRotatedByAnotherInstance},
+	{"SigningAlgSwitch", testSigningAlgSwitch},
 	{"RevocationsFreshFailsClosed", testRevocationsFreshFailsClosed},
 	{"RegisterValidation", testRegisterValidation},
 	{"LoginFailures", testLoginFailures},

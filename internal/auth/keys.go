@@ -2,9 +2,12 @@ package auth
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/secret"
@@ -26,21 +29,32 @@ type Keyring struct {
 	store  keyStore
 	sealer *secret.Sealer
 	grace  time.Duration
+	alg    string // of new keys (--signing-alg)
 	set    *token.KeySet
 }
 
 // OpenKeyring loads the keys, generating and storing the first one if the
-// store has none: the store decides "none" from the key set it has locked,
-// so two processes starting at once agree on one.
-func OpenKeyring(ctx context.Context, st keyStore, sealer *secret.Sealer, grace time.Duration, now time.Time) (*Keyring, error) {
+// store has none. With alg (EdDSA, ES256, RS256: serve's --signing-alg) it
+// also rotates to a new key of alg when the active key is of another
+// algorithm, and the old key keeps verifying for grace; without (the
+// CLI), the active key stays whatever it is. The store decides from the
+// key set it has locked, so two processes starting at once agree on one
+// key.
+func OpenKeyring(ctx context.Context, st keyStore, sealer *secret.Sealer, grace time.Duration, now time.Time, alg ...string) (*Keyring, error) {
 	k := &Keyring{store: st, sealer: sealer, grace: grace}
+	if len(alg) > 0 {
+		k.alg = alg[0]
+	}
+	if k.alg != "" && !slices.Contains(token.Algorithms, k.alg) {
+		return nil, fmt.Errorf("signing algorithm %q: use EdDSA, ES256 or RS256", k.alg)
+	}
 	err := st.UpdateSigningKeys(ctx, func(keys []store.SigningKey) (store.SigningKey, error) {
 		for _, sk := range keys {
-			if sk.RetiredAt.IsZero() {
+			if sk.RetiredAt.IsZero() && (k.alg == "" || sk.Algorithm == k.alg) {
 				return store.SigningKey{}, store.ErrNoChange // one is active
 			}
 		}
-		return k.newKey(now), nil
+		return k.newKey(now, k.alg)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store first signing key: %w", err)
@@ -74,7 +88,12 @@ func (k *Keyring) Reload(ctx context.Context, now time.Time) error {
 
 // Rotate makes a new signing key; the old one keeps verifying for Grace.
 func (k *Keyring) Rotate(ctx context.Context, now time.Time) error {
-	err := k.store.UpdateSigningKeys(ctx, func([]store.SigningKey) (store.SigningKey, error) { return k.newKey(now), nil })
+	// A new key of the configured algorithm, or the active key's.
+	alg := k.alg
+	if alg == "" {
+		alg = k.set.Alg()
+	}
+	err := k.store.UpdateSigningKeys(ctx, func([]store.SigningKey) (store.SigningKey, error) { return k.newKey(now, alg) })
 	if err != nil {
 		return fmt.Errorf("rotate signing key: %w", err)
 	}
@@ -89,14 +108,32 @@ func (k *Keyring) List(ctx context.Context) ([]store.SigningKey, error) {
 // Grace is how long a retired key keeps verifying.
 func (k *Keyring) Grace() time.Duration { return k.grace }
 
-// newKey generates a signing key, its private half sealed under the master
-// secret and bound to its kid.
-func (k *Keyring) newKey(now time.Time) store.SigningKey {
-	key := token.GenerateKey()
-	return store.SigningKey{
-		ID: key.ID, Algorithm: "EdDSA", PublicKey: key.Public,
-		SealedPrivate: k.sealer.Seal(key.Private, []byte(key.ID)), CreatedAt: now,
+// newKey generates a signing key of alg (EdDSA when ""), its private
+// half sealed under the master secret and bound to its kid. Ed25519 keys
+// are stored raw (as earlier releases did); the others as PKIX and PKCS #8.
+func (k *Keyring) newKey(now time.Time, alg string) (store.SigningKey, error) {
+	if alg == "" {
+		alg = "EdDSA"
 	}
+	key, err := token.Generate(alg)
+	if err != nil {
+		return store.SigningKey{}, err
+	}
+	var pub, priv []byte
+	if ed, ok := key.Private.(ed25519.PrivateKey); ok {
+		pub, priv = key.Public.(ed25519.PublicKey), ed
+	} else {
+		if pub, err = x509.MarshalPKIXPublicKey(key.Public); err != nil {
+			return store.SigningKey{}, err
+		}
+		if priv, err = x509.MarshalPKCS8PrivateKey(key.Private); err != nil {
+			return store.SigningKey{}, err
+		}
+	}
+	return store.SigningKey{
+		ID: key.ID, Algorithm: key.Alg, PublicKey: pub,
+		SealedPrivate: k.sealer.Seal(priv, []byte(key.ID)), CreatedAt: now,
+	}, nil
 }
 
 func (k *Keyring) load(ctx context.Context, now time.Time) (signer *token.Key, others []*token.Key, err error) {
@@ -108,17 +145,29 @@ func (k *Keyring) load(ctx context.Context, now time.Time) (signer *token.Key, o
 		if !sk.RetiredAt.IsZero() && now.Sub(sk.RetiredAt) > k.grace {
 			continue
 		}
-		if sk.Algorithm != "EdDSA" || len(sk.PublicKey) != ed25519.PublicKeySize {
-			return nil, nil, fmt.Errorf("signing key %s: unsupported algorithm %q", sk.ID, sk.Algorithm)
-		}
 		priv, err := k.sealer.Open(sk.SealedPrivate, []byte(sk.ID))
 		if err != nil {
 			return nil, nil, fmt.Errorf("signing key %s: %w (is GATEHOUSE_SECRET the one this database was created with?)", sk.ID, err)
 		}
-		if len(priv) != ed25519.PrivateKeySize {
-			return nil, nil, fmt.Errorf("signing key %s: bad private key size", sk.ID)
+		var key *token.Key
+		switch sk.Algorithm {
+		case "EdDSA":
+			if len(sk.PublicKey) != ed25519.PublicKeySize || len(priv) != ed25519.PrivateKeySize {
+				return nil, nil, fmt.Errorf("signing key %s: bad Ed25519 key size", sk.ID)
+			}
+			key = token.NewKey(ed25519.PublicKey(sk.PublicKey), ed25519.PrivateKey(priv))
+		case "ES256", "RS256":
+			parsed, err := x509.ParsePKCS8PrivateKey(priv)
+			signer, ok := parsed.(crypto.Signer)
+			if err != nil || !ok {
+				return nil, nil, fmt.Errorf("signing key %s: unreadable %s key", sk.ID, sk.Algorithm)
+			}
+			if key, err = token.NewSigningKey(signer); err != nil || key.Alg != sk.Algorithm {
+				return nil, nil, fmt.Errorf("signing key %s: not an %s key", sk.ID, sk.Algorithm)
+			}
+		default:
+			return nil, nil, fmt.Errorf("signing key %s: unsupported algorithm %q", sk.ID, sk.Algorithm)
 		}
-		key := token.NewKey(ed25519.PublicKey(sk.PublicKey), ed25519.PrivateKey(priv))
 		if key.ID != sk.ID {
 			return nil, nil, fmt.Errorf("signing key %s: stored kid does not match its public key", sk.ID)
 		}

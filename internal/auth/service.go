@@ -43,6 +43,9 @@ import (
 // Config is the domain's configuration. Zero values take the defaults.
 type Config struct {
 	Issuer string
+	// SigningAlg is the algorithm of new signing keys (--signing-alg:
+	// EdDSA, ES256, RS256); "" keeps the active key's (the CLI).
+	SigningAlg string
 	// Audiences are the access tokens' aud (--audience; default the
 	// issuer). Each is also a registered audience a client may narrow a
 	// token to (RFC 8707 resource).

@@ -35,7 +35,7 @@ func (h *handler) metadata(w http.ResponseWriter, r *http.Request) {
 		"response_types_supported":                         []string{},
 		"scopes_supported":                                 []string{},
 		"subject_types_supported":                          []string{"public"},
-		"id_token_signing_alg_values_supported":            []string{"EdDSA"},
+		"id_token_signing_alg_values_supported":            []string{h.svc.Keys().Alg()},
 		"token_endpoint_auth_signing_alg_values_supported": []string{},
 		"dpop_signing_alg_values_supported":                dpop.Algorithms,
 		"authorization_response_iss_parameter_supported":   false,

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"crypto"
 	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -26,10 +27,10 @@ func claims() Claims {
 
 // signRaw signs arbitrary header and payload JSON with priv, as an attacker
 // holding a key (or replaying our key on a doctored header) would.
-func signRaw(priv ed25519.PrivateKey, header, payload string) string {
+func signRaw(signer crypto.Signer, header, payload string) string {
 	enc := base64.RawURLEncoding
 	in := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(payload))
-	return in + "." + enc.EncodeToString(ed25519.Sign(priv, []byte(in)))
+	return in + "." + enc.EncodeToString(ed25519.Sign(signer.(ed25519.PrivateKey), []byte(in)))
 }
 
 func mustJSON(v any) string {
@@ -114,7 +115,7 @@ func TestVerifyRejects(t *testing.T) {
 	hs := func(header string) string {
 		enc := base64.RawURLEncoding
 		in := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(payload))
-		m := hmac.New(sha256.New, k.Public) // the classic: public key as HMAC secret
+		m := hmac.New(sha256.New, k.Public.(ed25519.PublicKey)) // the classic: public key as HMAC secret
 		m.Write([]byte(in))
 		return in + "." + enc.EncodeToString(m.Sum(nil))
 	}
@@ -231,7 +232,7 @@ func FuzzVerifyAccess(f *testing.F) {
 		}
 		h, p, s := split(tok)
 		sig, _ := base64.RawURLEncoding.DecodeString(s)
-		if h != k.header || !ed25519.Verify(k.Public, []byte(h+"."+p), sig) || c.SessionID == "" {
+		if h != k.header || !ed25519.Verify(k.Public.(ed25519.PublicKey), []byte(h+"."+p), sig) || c.SessionID == "" {
 			t.Fatalf("accepted a token not signed by us: %q", tok)
 		}
 	})
