@@ -3,8 +3,10 @@
 // about a second.
 //
 // A Guard fetches the issuer's JWKS (and refetches it, rate-limited, when a
-// token names a key it does not know), verifies tokens locally (Ed25519
-// signature, typ at+jwt, issuer, expiry), and follows Gatehouse's revocation
+// token names a key it does not know), verifies tokens locally (the
+// signature in the algorithm of the key that made it, EdDSA, ES256 or
+// RS256; typ at+jwt, issuer, expiry, and the audience when
+// Config.Audience is set), and follows Gatehouse's revocation
 // feed in the background with a long poll: revoked sessions, per-user
 // cutoffs (ban, role change) and the global cutoff (revoke-all).
 //
