@@ -50,7 +50,7 @@ func TestOperatorCLIAgainstRunningServer(t *testing.T) {
 	if code, out := cli("", "sessions", "list", "--user", "ann"); code != 0 || strings.Count(out, "\n") != 2 {
 		t.Fatalf("sessions list: %d %s", code, out)
 	}
-	if code, out := cli("", "sessions", "revoke", "--user", "ann"); code != 0 || !strings.Contains(out, "revoked 1 sessions") {
+	if code, out := cli("", "sessions", "revoke", "--user", "ann"); code != 0 || !strings.Contains(out, "revoked 1 session of ann") {
 		t.Fatalf("sessions revoke: %d %s", code, out)
 	}
 	took := waitFor(t, "CLI session revocation reaching the server", func() bool {

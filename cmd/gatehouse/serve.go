@@ -115,7 +115,7 @@ func (c *serveConfig) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ReuseGrace, "reuse-grace", auth.DefaultReuseGrace, "how long the previous refresh token still returns the current one (racing tabs, lost responses)")
 	fs.DurationVar(&c.ReauthMaxAge, "reauth-max-age", auth.DefaultReauthMaxAge, "sensitive operations (admin changes, log out everywhere, account deletion) need a password proof this recent (RFC 9470 step-up)")
 	fs.StringVar(&c.Registration, "registration", "open", "public registration: open or closed")
-	fs.StringVar(&c.AllowedOrigins, "allowed-origin", "", "comma-separated origins (https://app.example.com) allowed to make cookie-authenticated requests cross-origin")
+	fs.StringVar(&c.AllowedOrigins, "allowed-origin", "", "comma-separated origins (https://app.example.com) of browser apps: CORS answers them, their cookie-authenticated requests pass the CSRF check, their WebSocket upgrades are accepted, and passkeys may be used there")
 	fs.BoolVar(&c.InsecureDevCookies, "insecure-dev-cookies", false, "drop Secure and the __Host-/__Secure- prefixes from cookies (plain-HTTP development only)")
 	fs.IntVar(&c.HashConcurrency, "hash-concurrency", runtime.GOMAXPROCS(0), "argon2id hashes running at once (each takes 19 MiB)")
 	fs.IntVar(&c.MaxSessionsPerUser, "max-sessions-per-user", auth.DefaultMaxSessionsPerUser, "a login beyond this many sessions evicts the least recently used one (-1: no limit)")
@@ -575,7 +575,14 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, getenv func(str
 	case <-ctx.Done():
 	}
 	cancel()
+	log.Info("shutting down: draining requests (10 s at most); sockets are closed")
 	shutdown, done := context.WithTimeout(context.Background(), 10*time.Second)
 	defer done()
-	return srv.Shutdown(shutdown)
+	err = srv.Shutdown(shutdown)
+	if err != nil {
+		log.Warn("shutdown: requests still running were cut", slog.Any("err", err))
+	} else {
+		log.Info("stopped")
+	}
+	return err
 }

@@ -292,7 +292,7 @@ func sessionCommands() []command {
 					if err != nil {
 						return fail(in.stderr, "sessions revoke", err)
 					}
-					fmt.Fprintf(in.stdout, "revoked every access token and %d sessions\n", n)
+					fmt.Fprintf(in.stdout, "revoked every access token and %s\n", plural(n, "session"))
 				case session != "":
 					if err := in.app.svc.RevokeSession(ctx, session, cliMeta); err != nil {
 						return fail(in.stderr, "sessions revoke", fmt.Errorf("session %q: %w", session, err))
@@ -307,7 +307,7 @@ func sessionCommands() []command {
 					if err != nil {
 						return fail(in.stderr, "sessions revoke", err)
 					}
-					fmt.Fprintf(in.stdout, "revoked %d sessions of %s\n", n, u.Username)
+					fmt.Fprintf(in.stdout, "revoked %s of %s\n", plural(n, "session"), u.Username)
 				}
 				return exitOK
 			},
@@ -517,4 +517,12 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// plural is "1 session", "2 sessions".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

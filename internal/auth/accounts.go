@@ -323,7 +323,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 		cur.PasswordHash = hash
 		return store.UserUpdate{User: cur, RevokeSessions: true, ExceptSession: p.SessionID,
 			Reason: ReasonPasswordChanged, Now: now, Events: func(revoked []store.RevokedSession) []store.Event {
-				changed = s.newEvent(EventPasswordChanged, m, u.ID, p.SessionID, fmt.Sprintf("%d other sessions revoked", len(revoked)))
+				changed = s.newEvent(EventPasswordChanged, m, u.ID, p.SessionID, count(len(revoked), "other session")+" revoked")
 				return []store.Event{changed}
 			}}, nil
 	})

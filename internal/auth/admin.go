@@ -162,7 +162,7 @@ func (s *Service) ChangeUser(ctx context.Context, id string, c UserChange, m Met
 			add := func(typ, detail string) { events = append(events, s.newEvent(typ, m, id, "", detail)) }
 			switch {
 			case disabling:
-				add(EventAccountDisabled, fmt.Sprintf("%d sessions revoked", len(revoked)))
+				add(EventAccountDisabled, count(len(revoked), "session")+" revoked")
 			case enabling:
 				add(EventAccountEnabled, "")
 			}
@@ -173,7 +173,7 @@ func (s *Service) ChangeUser(ctx context.Context, id string, c UserChange, m Met
 				add(EventPermissionsChanged, strings.Join(cur.Permissions, " ")+" -> "+strings.Join(up.User.Permissions, " "))
 			}
 			if reset {
-				add(EventPasswordReset, fmt.Sprintf("%d sessions revoked", len(revoked)))
+				add(EventPasswordReset, count(len(revoked), "session")+" revoked")
 			}
 			return events
 		}
@@ -212,7 +212,7 @@ func (s *Service) DeleteUser(ctx context.Context, id string, m Meta) error {
 	now := s.now()
 	var events []store.Event
 	revoked, err := s.accounts.DeleteUser(ctx, id, s.cutoffAt(now), now, func(revoked []store.RevokedSession) []store.Event {
-		events = []store.Event{s.newEvent(EventAccountDeleted, m, id, "", fmt.Sprintf("%d sessions revoked", len(revoked)))}
+		events = []store.Event{s.newEvent(EventAccountDeleted, m, id, "", count(len(revoked), "session")+" revoked")}
 		return events
 	})
 	switch {
@@ -279,7 +279,7 @@ func (s *Service) RevokeAll(ctx context.Context, m Meta) (int, error) {
 	now := s.now()
 	var events []store.Event
 	n, err := s.sessions.RevokeAll(ctx, s.cutoffAt(now), ReasonGlobal, now, func(n int) []store.Event {
-		events = []store.Event{s.newEvent(EventGlobalRevoke, m, "", "", fmt.Sprintf("%d sessions revoked", n))}
+		events = []store.Event{s.newEvent(EventGlobalRevoke, m, "", "", count(n, "session")+" revoked")}
 		return events
 	})
 	if err != nil {

@@ -174,7 +174,7 @@ func (s *Service) RemoveFactor(ctx context.Context, p Principal, id string, m Me
 		}
 		up.Events = func(revoked []store.RevokedSession) []store.Event {
 			removed = s.newEvent(EventMFARemoved, m, p.UserID, p.SessionID,
-				fmt.Sprintf("%s %s; %d other sessions revoked", f.Type, f.ID, len(revoked)))
+				fmt.Sprintf("%s %s; %s revoked", f.Type, f.ID, count(len(revoked), "other session")))
 			return []store.Event{removed}
 		}
 		return up, nil
@@ -230,7 +230,7 @@ func (s *Service) ResetMFA(ctx context.Context, userID string, m Meta) error {
 		return store.MFAUpdate{RevokeSessions: true, Reason: ReasonMFAReset, Now: now,
 			Events: func(revoked []store.RevokedSession) []store.Event {
 				ev = s.newEvent(EventMFAReset, m, userID, "",
-					fmt.Sprintf("%d factors removed; %d sessions revoked", len(old.Factors), len(revoked)))
+					fmt.Sprintf("%s removed; %s revoked", count(len(old.Factors), "factor"), count(len(revoked), "session")))
 				return []store.Event{ev}
 			}}, nil
 	})

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -29,6 +30,14 @@ func cleanText(s string, max int) string {
 }
 
 // clean is m made storable.
+// count is "1 session", "2 sessions": event details read as sentences.
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 func (m Meta) clean() Meta {
 	return Meta{IP: cleanText(m.IP, 64), UserAgent: cleanText(m.UserAgent, 512), DPoP: m.DPoP, ClientID: m.ClientID}
 }

@@ -249,6 +249,9 @@ func (h *handler) jwks(w http.ResponseWriter, r *http.Request) {
 // with the binary, so it may be cached briefly.
 func (h *handler) openAPI(w http.ResponseWriter, r *http.Request) {
 	doc, err := docs.OpenAPIJSON()
+	if err == nil {
+		doc, err = withServer(doc, h.svc.Config().Issuer)
+	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -256,6 +259,18 @@ func (h *handler) openAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	_, _ = w.Write(doc)
+}
+
+// withServer names this server (its --issuer, the public URL) as the
+// document's one server: tools that try the API call it, not the default
+// listen address.
+func withServer(doc []byte, issuer string) ([]byte, error) {
+	var m map[string]any
+	if err := json.Unmarshal(doc, &m); err != nil {
+		return nil, err
+	}
+	m["servers"] = []map[string]string{{"url": issuer, "description": "this server (its --issuer)"}}
+	return json.Marshal(m)
 }
 
 func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {

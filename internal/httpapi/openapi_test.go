@@ -351,6 +351,12 @@ func TestOpenAPIDocumentMatchesServer(t *testing.T) {
 	if err := json.Unmarshal(served.raw, &fromServer); err != nil || fromServer.(map[string]any)["openapi"] != "3.1.0" {
 		t.Fatalf("/openapi.json: %v %.200s", err, served.raw)
 	}
+	// The same document, but for its servers: this server, by its issuer.
+	servers := fromServer.(map[string]any)["servers"].([]any)
+	if len(servers) != 1 || servers[0].(map[string]any)["url"] != "http://gatehouse.test" {
+		t.Fatalf("/openapi.json servers = %v, want the issuer", servers)
+	}
+	fromYAML.(map[string]any)["servers"] = servers
 	if a, b := jsonBody(fromYAML), jsonBody(fromServer); a != b {
 		t.Fatal("/openapi.json is not docs/openapi.yaml")
 	}
