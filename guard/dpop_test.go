@@ -185,3 +185,36 @@ func TestGuardAudience(t *testing.T) {
 		t.Fatalf("no audience configured: %v", err)
 	}
 }
+
+// CORS: a listed origin's preflight is answered without a token; others
+// get nothing; actual responses expose what gatehouse.js reads.
+func TestGuardCORS(t *testing.T) {
+	called := 0
+	h := guard.CORS([]string{"https://app.example.com"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		called++
+		w.WriteHeader(401)
+	}))
+	pre := func(origin string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("OPTIONS", "/api/orders", nil)
+		r.Header.Set("Origin", origin)
+		r.Header.Set("Access-Control-Request-Method", "GET")
+		r.Header.Set("Access-Control-Request-Headers", "authorization, dpop")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	if w := pre("https://app.example.com"); w.Code != 204 || w.Header().Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
+		!strings.Contains(w.Header().Get("Access-Control-Allow-Headers"), "DPoP") || called != 0 {
+		t.Fatalf("preflight from the app: %d %v (handler called %d)", w.Code, w.Header(), called)
+	}
+	if w := pre("https://evil.example"); w.Code != 403 || w.Header().Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("preflight from elsewhere: %d %v", w.Code, w.Header())
+	}
+	r := httptest.NewRequest("GET", "/api/orders", nil)
+	r.Header.Set("Origin", "https://app.example.com")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if called != 1 || w.Header().Get("Access-Control-Expose-Headers") != "WWW-Authenticate, DPoP-Nonce" {
+		t.Fatalf("actual request: called %d, %v", called, w.Header())
+	}
+}
