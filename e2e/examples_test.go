@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-auth/gatehouse/internal/auth"
 	"github.com/gatehouse-auth/gatehouse/internal/syncbuf"
 )
 
@@ -72,4 +73,69 @@ func TestExampleSPA(t *testing.T) {
 	if strings.Contains(status, "error") {
 		t.Fatal(status)
 	}
+}
+
+// examples/chat: two users chat over Socket.IO; a ban drops the banned
+// user's socket within a second, and the other user sees them leave.
+func TestExampleChat(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join("..", "examples", "chat", "node_modules", "socket.io"))
+	}
+	if err != nil {
+		if os.Getenv("GATEHOUSE_REQUIRE_BROWSER") != "" {
+			t.Fatalf("node and examples/chat/node_modules are required (npm ci there): %v", err)
+		}
+		t.Skip("node or examples/chat/node_modules missing: skipped")
+	}
+	b := startBrowser(t)
+	chatAddr := freePort(t)
+	gh := startGatehouse(t, reserve(t), ghOptions{origins: []string{"http://" + chatAddr}})
+	for _, u := range []string{"ann", "bob"} {
+		if _, err := gh.svc.CreateUser(context.Background(), u, "password-"+u, "user"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(node, "server.mjs")
+	cmd.Dir = filepath.Join("..", "examples", "chat")
+	cmd.Env = append(os.Environ(), "GATEHOUSE_URL="+gh.URL, "GATEHOUSE_RESOURCE_KEY="+resourceKey, "CHAT_ADDR="+chatAddr)
+	out := &syncbuf.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if c, err := net.Dial("tcp", chatAddr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the chat server did not start: %s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	signIn := func(tb *tab, user string) {
+		tb.eval(`document.querySelector("[name=username]").value = "`+user+`";
+			document.querySelector("[name=password]").value = "password-`+user+`";
+			document.querySelector("#login button").click(); return null`, nil)
+		tb.waitFor(`[...document.querySelectorAll("#log li")].some((li) => li.textContent === "connected")`, 10*time.Second)
+	}
+	ann := b.open("ann", "http://"+chatAddr)
+	signIn(ann, "ann")
+	// bob in another profile: his own cookies.
+	bobBrowser := startBrowser(t)
+	bob := bobBrowser.open("bob", "http://"+chatAddr)
+	signIn(bob, "bob")
+	ann.eval(`document.querySelector("[name=text]").value = "hello bob"; document.querySelector("#say button").click(); return null`, nil)
+	bob.waitFor(`[...document.querySelectorAll("#log li")].some((li) => li.textContent === "ann: hello bob")`, 5*time.Second)
+
+	disabled := true
+	start := time.Now()
+	if _, err := gh.svc.ChangeUser(context.Background(), gh.user(t, "ann"), auth.UserChange{Disabled: &disabled}, auth.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	ann.waitFor(`[...document.querySelectorAll("#log li")].some((li) => li.textContent === "session ended (revoked)")`, time.Second)
+	t.Logf("the banned user's chat socket ended %v after the ban", time.Since(start).Round(time.Millisecond))
+	bob.waitFor(`[...document.querySelectorAll("#log li")].some((li) => li.textContent.startsWith("ann left"))`, 5*time.Second)
 }

@@ -27,6 +27,14 @@ export interface Session {
 /** Why the session ended, as reported in every tab of the origin. */
 export type SignedOutReason = "logout" | "revoked" | "expired" | "reused";
 
+export interface AccessTokenSource {
+  /**
+   * A live access token (refreshed if needed), for transports the client does
+   * not wrap, such as a Socket.IO handshake's `auth`. Use it at once; never store it.
+   */
+  accessToken(): Promise<string>;
+}
+
 export interface ClientOptions {
   /** Gatehouse's base URL, e.g. "https://auth.example.com". Default: the page's origin. */
   baseUrl?: string;
@@ -88,7 +96,7 @@ export interface MFAChallenge {
   factors: { id: string; type: "totp" | "webauthn"; label: string }[];
 }
 
-export interface Client {
+export interface Client extends AccessTokenSource {
   /** The signed-in user, or null. */
   readonly user: User | null;
   readonly baseUrl: string;

@@ -378,6 +378,13 @@ class Client {
     }
   }
 
+  // accessToken resolves to a live access token (refreshed if needed), for
+  // transports this client does not wrap, such as a Socket.IO handshake's
+  // auth. Use it at once; never store it.
+  async accessToken() {
+    return this._valid();
+  }
+
   // reauthenticate is the step-up: reauthenticate(password), or
   // reauthenticate({password, code}), ({code}) or ({passkey: true}).
   async reauthenticate(proof) {
