@@ -316,9 +316,13 @@ func sessionCommands() []command {
 }
 
 func keyCommands() []command {
+	var accessTTL time.Duration
 	return []command{
 		{
-			name: "list", usage: "", summary: "list the signing keys and their state", db: true,
+			name: "list", usage: "[--access-ttl D]", summary: "list the signing keys and their state", db: true,
+			flags: func(fs *flag.FlagSet) {
+				fs.DurationVar(&accessTTL, "access-ttl", auth.DefaultAccessTTL, "the running server's --access-ttl: a retired key verifies for it plus two minutes")
+			},
 			run: func(ctx context.Context, in *invocation) int {
 				keys, err := in.app.keys.List(ctx)
 				if err != nil {
@@ -329,10 +333,14 @@ func keyCommands() []command {
 				for _, k := range keys {
 					state := "active (signing)"
 					if !k.RetiredAt.IsZero() {
-						if until := k.RetiredAt.Add(in.app.keys.Grace()); time.Now().Before(until) {
-							state = "retired, verifying until " + until.UTC().Format(time.RFC3339)
+						// The grace is the server's --access-ttl plus two
+						// minutes (--access-ttl, or GATEHOUSE_ACCESS_TTL as
+						// the server has it).
+						if until := k.RetiredAt.Add(keyGrace(accessTTL)); time.Now().Before(until) {
+							state = fmt.Sprintf("retired %s, verifying until %s (for --access-ttl %v)", k.RetiredAt.UTC().Format(time.RFC3339),
+								until.UTC().Format(time.RFC3339), accessTTL)
 						} else {
-							state = "retired"
+							state = "retired " + k.RetiredAt.UTC().Format(time.RFC3339)
 						}
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.CreatedAt.UTC().Format(time.RFC3339), state)

@@ -38,6 +38,7 @@ var (
 	errCORS               = &apiError{http.StatusForbidden, "csrf_failed", "Cross-origin requests from this origin are not allowed."}
 	errMissingToken       = &apiError{http.StatusUnauthorized, "invalid_token", "An access token is required."}
 	errMissingRefresh     = &apiError{http.StatusUnauthorized, "invalid_refresh_token", "A refresh token is required."}
+	errNoRefreshCookie    = &apiError{http.StatusUnauthorized, "invalid_refresh_token", "No refresh cookie came with this request: signed out, or the browser did not send it (the page and Gatehouse on different sites: localhost and 127.0.0.1 are different hosts; or third-party cookies blocked)."}
 	errUnavailable        = &apiError{http.StatusServiceUnavailable, "unavailable", "The service is temporarily unavailable; nothing was changed."}
 	errCookieToBody       = errInvalidRequest("A refresh token sent as the cookie is never answered in a body: use Gatehouse-Transport: refresh-cookie or cookie.")
 	errTooManyUserSockets = &apiError{http.StatusTooManyRequests, "rate_limited", "This account has too many open sockets; close one and retry."}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -120,6 +121,23 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 	h.writeTokens(w, t, tr)
 }
 
+// warnHostMismatch logs, once per origin, a page whose host name is not
+// the issuer's asking to refresh by cookie: its cookies may never arrive.
+func (h *handler) warnHostMismatch(r *http.Request) {
+	origin := r.Header.Get("Origin")
+	o, err1 := url.Parse(origin)
+	iss, err2 := url.Parse(h.svc.Config().Issuer)
+	if origin == "" || err1 != nil || err2 != nil || o.Hostname() == iss.Hostname() {
+		return
+	}
+	if _, seen := h.hostWarned.LoadOrStore(origin, true); seen {
+		return
+	}
+	h.log.Warn("a page refreshes by cookie from another host name than the issuer's: browsers keep cookies per site, "+
+		"so the refresh cookie may never be sent; serve the page and Gatehouse under one site (localhost and 127.0.0.1 differ)",
+		"origin", origin, "issuer", h.svc.Config().Issuer)
+}
+
 // checkResource refuses an unregistered resource before anything changes.
 func (h *handler) checkResource(r *http.Request, resource string) error {
 	if resource == "" {
@@ -152,6 +170,16 @@ func (h *handler) refresh(w http.ResponseWriter, r *http.Request) {
 		tok, fromCookie = h.refreshFromCookie(r), true
 	}
 	if tok == "" {
+		if tr, _, _ := requestedTransport(r); tr != transportBody || r.Header.Get("Origin") != "" {
+			// A browser that should have sent the refresh cookie did not:
+			// signed out, or (the newcomer's trap) a page on another host
+			// name than the issuer's (localhost and 127.0.0.1 are
+			// different sites), or blocked third-party cookies. Say so in
+			// the answer, and in the log once per such page origin.
+			h.warnHostMismatch(r)
+			h.writeError(w, r, errNoRefreshCookie)
+			return
+		}
 		h.writeError(w, r, errMissingRefresh)
 		return
 	}

@@ -251,3 +251,23 @@ func (s *server) userOf(t *testing.T, name string) string {
 	}
 	return u.ID
 }
+
+// A browser refresh that comes without its cookie is told why, and a page
+// on another host name than the issuer's is named in the log, once.
+func TestRefreshWithoutItsCookieSaysWhy(t *testing.T) {
+	s := newServer(t, options{origins: []string{"http://localhost:3000"}})
+	h := map[string]string{"Gatehouse-Transport": "refresh-cookie", "Origin": "http://localhost:3000"}
+	for range 3 {
+		r := s.do(t, "POST", "/v1/auth/refresh", nil, h)
+		if r.status != 401 || r.errCode() != "invalid_refresh_token" || !strings.Contains(r.body["error_description"].(string), "localhost and 127.0.0.1") {
+			t.Fatalf("refresh without its cookie: %d %s", r.status, r.raw)
+		}
+	}
+	if n := strings.Count(s.logs.String(), "refreshes by cookie from another host name"); n != 1 {
+		t.Fatalf("%d warnings for one origin, want 1:\n%s", n, s.logs.String())
+	}
+	// An API client (body transport, no Origin) gets the plain answer.
+	if r := s.do(t, "POST", "/v1/auth/refresh", map[string]string{}, nil); r.body["error_description"] != "A refresh token is required." {
+		t.Fatalf("body refresh without a token: %s", r.raw)
+	}
+}

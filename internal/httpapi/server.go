@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,6 +70,8 @@ type handler struct {
 	sockets  *socketLimits
 	hsts     bool // the issuer is https://
 	dpop     *dpop.Verifier
+	// hostWarned: page origins already warned about (warnHostMismatch).
+	hostWarned sync.Map
 }
 
 // New returns the HTTP handler for svc.
