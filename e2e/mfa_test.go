@@ -190,6 +190,9 @@ func TestUITwoFactor(t *testing.T) {
 	b := startBrowser(t)
 	ann := b.newDevice("ann", uaFirefox)
 	ann.signIn(gh.URL, "ann", "pw-ann-long")
+	// One device: no "sign out the others" button with nothing to act on.
+	ann.visit(gh.URL + "/account")
+	ann.waitFor(`document.querySelectorAll("[data-session]").length === 1 && document.getElementById("end-others").hidden`, 5*time.Second)
 	ann.visit(gh.URL + "/account/security")
 	ann.waitFor(`document.querySelector("main h2")?.textContent === "Two-factor sign-in"`, 5*time.Second)
 	ann.clickText("main", "Add an authenticator app")
@@ -266,6 +269,8 @@ func TestUITwoFactor(t *testing.T) {
 	admin.statusIs("Two-factor sign-in was reset.")
 	ann.signedOut("revoked", start)
 	admin.waitFor(`document.querySelector("main dl").textContent.includes("Two-factorOff")`, 5*time.Second)
+	// Nothing left to reset, and no session to revoke: those buttons go.
+	admin.waitFor(`![...document.querySelectorAll("main button")].some((b) => ["Reset two-factor", "Revoke all sessions"].includes(b.textContent) && b.offsetParent !== null)`, 5*time.Second)
 	// 403: the password step answers mfa_required; 401: the wrong code and the reset.
 	ann.pageErrors("401", "403")
 	admin.pageErrors()

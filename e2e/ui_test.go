@@ -191,7 +191,7 @@ func TestUIAdminConsole(t *testing.T) {
 	admin.clickText("main form", "Search")
 	admin.waitFor(`document.querySelectorAll("[data-user]").length === 1`, 5*time.Second)
 	admin.clickText("[data-user]", "ann")
-	admin.waitFor(`location.pathname.startsWith("/admin/users/") && document.querySelector("main h2")?.textContent === "ann"`, 5*time.Second)
+	admin.waitFor(`location.pathname.startsWith("/admin/users/") && document.querySelector("main h1")?.textContent === "ann"`, 5*time.Second)
 	admin.waitFor(`[...document.querySelectorAll("[data-session] .title")].some((e) => e.textContent.includes("Safari 17 on iOS"))`, 5*time.Second)
 
 	admin.clickText("main", "Disable account")

@@ -152,12 +152,21 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 			return t, true, err
 		default:
 			if err := s.revokeSession(ctx, sess, ReasonReuse, EventRefreshTokenReused,
-				fmt.Sprintf("generation %d presented, current %d", r.Generation, sess.Generation), m, moved...); err != nil {
+				reuseDetail(sess.Generation-r.Generation), m, moved...); err != nil {
 				return Tokens{}, false, err
 			}
 			return Tokens{}, false, ErrRefreshTokenReused
 		}
 	}
+}
+
+// reuseDetail says in plain words what reuse was seen: a refresh token
+// that had already been exchanged, behind by n.
+func reuseDetail(behind int64) string {
+	if behind == 1 {
+		return "a sign-in token was used again after it had been exchanged for a new one"
+	}
+	return fmt.Sprintf("a sign-in token was used again, %d exchanges after it was replaced", behind)
 }
 
 // dpopMismatch refuses the refresh of a DPoP-bound session that came

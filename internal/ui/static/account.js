@@ -23,11 +23,13 @@ async function devices(section) {
     h("h2", { id: "devices-h" }, "Where you’re signed in"),
     h("p", { class: "muted" }, "Every device and browser signed in to your account. End any you don’t recognise."),
     list,
-    h("div", { class: "actions" }, h("button", { class: "danger", type: "button", onclick: endOthers }, "Sign out all other devices")));
+    h("div", { class: "actions" }, h("button", { class: "danger", type: "button", onclick: endOthers, id: "end-others" }, "Sign out all other devices")));
   section.replaceChildren(card);
   async function load() {
     const sessions = await gh.sessions();
     list.replaceChildren(...sessions.map((s) => sessionItem(s, { onEnd: endOne })));
+    // Nothing to sign out when this is the only device.
+    card.querySelector("#end-others").hidden = !sessions.some((s) => !s.current);
   }
   async function endOne(s) {
     const ok = await act({ title: "End this session?", text: `${deviceName(s)} (IP ${s.ip || "unknown"}) will be signed out at once.`, label: "End session",

@@ -104,12 +104,14 @@ export async function adminUserPage(id) {
     role.value = u.role;
     perms.value = u.permissions.join(", ");
     toggle.textContent = u.disabled ? "Enable account" : "Disable account";
+    resetMFA.hidden = !u.mfa; // nothing to reset
   }
   async function loadSessions() {
     const r = await api("GET", `/v1/admin/users/${encodeURIComponent(id)}/sessions`);
     sessions.replaceChildren(...(r.sessions.length
       ? r.sessions.map((s) => sessionItem({ ...s, current: false }, { onEnd: endOne, endLabel: "Revoke" }))
       : [h("li", { class: "item muted" }, "No active sessions.")]));
+    revokeAll.hidden = !r.sessions.length; // nothing to revoke
   }
   async function endOne(s) {
     const ok = await act({ title: "Revoke this session?", text: `${deviceName(s)} (IP ${s.ip || "unknown"}) of ${u.username} is signed out at once.`, label: "Revoke",
@@ -137,11 +139,7 @@ export async function adminUserPage(id) {
     patch({ password: newPw.value }, { title: `Reset the password of ${u.username}?`, text: "Every session of theirs ends at once.", label: "Reset password", done: "The password was reset." })
       .then(() => (newPw.value = ""));
   });
-  page("User",
-    h("p", {}, h("a", { href: "/admin", "data-link": true }, "← All users")),
-    h("section", { class: "card", "aria-labelledby": "u-h" }, h("h2", { id: "u-h" }, h("bdi", {}, u.username)), facts,
-      h("div", { class: "actions" }, toggle,
-        h("button", { class: "danger", type: "button", onclick: async () => {
+  const resetMFA = h("button", { class: "danger", type: "button", onclick: async () => {
           const ok = await act({ title: `Reset two-factor sign-in of ${u.username}?`, text: "Every second factor and recovery code is removed and every session ends. They sign in with the password alone and can enrol again.",
             label: "Reset two-factor", run: () => api("DELETE", `/v1/admin/users/${encodeURIComponent(id)}/factors`), done: "Two-factor sign-in was reset." });
           if (ok) {
@@ -149,15 +147,20 @@ export async function adminUserPage(id) {
             show();
             await loadSessions();
           }
-        } }, "Reset two-factor"),
+        } }, "Reset two-factor");
+  const revokeAll = h("button", { class: "danger", type: "button", onclick: async () => {
+    const ok = await act({ title: `Revoke every session of ${u.username}?`, text: "They are signed out everywhere at once.", label: "Revoke all",
+      run: () => api("DELETE", `/v1/admin/users/${encodeURIComponent(id)}/sessions`), done: "Every session was revoked." });
+    if (ok) await loadSessions();
+  } }, "Revoke all sessions");
+  page(u.username,
+    h("p", {}, h("a", { href: "/admin", "data-link": true }, "← All users")),
+    h("section", { class: "card", "aria-labelledby": "u-h" }, h("h2", { id: "u-h" }, "Account"), facts,
+      h("div", { class: "actions" }, toggle, resetMFA,
         h("a", { class: "button secondary", href: `/admin/events?user_id=${encodeURIComponent(id)}`, "data-link": true }, "View events"))),
     h("section", { class: "card", "aria-labelledby": "ch-h" }, h("h2", { id: "ch-h" }, "Change"), roleForm, permForm, pwForm),
     h("section", { class: "card", "aria-labelledby": "s-h" }, h("h2", { id: "s-h" }, "Sessions"), sessions,
-      h("div", { class: "actions" }, h("button", { class: "danger", type: "button", onclick: async () => {
-        const ok = await act({ title: `Revoke every session of ${u.username}?`, text: "They are signed out everywhere at once.", label: "Revoke all",
-          run: () => api("DELETE", `/v1/admin/users/${encodeURIComponent(id)}/sessions`), done: "Every session was revoked." });
-        if (ok) await loadSessions();
-      } }, "Revoke all sessions"))),
+      h("div", { class: "actions" }, revokeAll)),
     h("section", { class: "card", "aria-labelledby": "d-h" }, h("h2", { id: "d-h" }, "Delete"),
       h("p", {}, "Deleting erases the account and its sessions; the username becomes free."),
       h("button", { class: "danger", type: "button", onclick: async () => {

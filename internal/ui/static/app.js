@@ -51,10 +51,11 @@ function withReturn(path) {
 }
 
 function leave() {
-  // After sign-in: where the server said return_to may go, else the account.
+  // After sign-in: where the server said return_to may go, else the
+  // console for an admin, the account for everyone else.
   if (returnTo && returnTo.startsWith("/") && !returnTo.startsWith("//")) return go(returnTo, true);
   if (returnTo) return location.assign(returnTo);
-  go("/account", true);
+  go(gh.user?.role === "admin" ? "/admin" : "/account", true);
 }
 
 function loginPage() {
@@ -64,7 +65,8 @@ function loginPage() {
   const pw = h("input", { type: "password", autocomplete: "current-password", required: true });
   const err = h("div", {});
   const form = h("form", { class: "card narrow" },
-    SIGNED_OUT[reason] ? notice(reason === "reused" ? "warn" : "ok", SIGNED_OUT[reason]) : null,
+    // Only a sign-out of your own is good news; any other end is worth noticing.
+    SIGNED_OUT[reason] ? notice(reason === "logout" ? "ok" : "warn", SIGNED_OUT[reason]) : null,
     err, field("Username", user), field("Password", pw),
     h("div", { class: "actions" }, h("button", { type: "submit" }, "Sign in")),
     registrationOpen ? h("p", { class: "muted" }, "No account? ", h("a", { href: withReturn("/register"), "data-link": true }, "Create one")) : null);
