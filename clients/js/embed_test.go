@@ -3,7 +3,12 @@ package gatehousejs
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -53,5 +58,36 @@ func TestClientKeepsTokensInMemory(t *testing.T) {
 	// The key is made non-extractable.
 	if !regexp.MustCompile(`generateKey\(\{ name: "ECDSA", namedCurve: "P-256" \}, false, \["sign"\]\)`).Match(code) {
 		t.Error("the DPoP key is not generated non-extractable")
+	}
+}
+
+// Both npm packages ship their licence, README and types, and their
+// READMEs link nowhere (links into the repository break on npm).
+func TestNPMPackagesShip(t *testing.T) {
+	for _, dir := range []string{".", "../node"} {
+		raw, err := os.ReadFile(filepath.Join(dir, "package.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pkg struct {
+			Name  string   `json:"name"`
+			Types string   `json:"types"`
+			Files []string `json:"files"`
+		}
+		if err := json.Unmarshal(raw, &pkg); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"LICENSE", "README.md", strings.TrimPrefix(pkg.Types, "./")} {
+			if !slices.Contains(pkg.Files, want) {
+				t.Errorf("%s does not ship %s", pkg.Name, want)
+			}
+			if _, err := os.Stat(filepath.Join(dir, want)); err != nil {
+				t.Errorf("%s: %v", pkg.Name, err)
+			}
+		}
+		readme, _ := os.ReadFile(filepath.Join(dir, "README.md"))
+		if m := regexp.MustCompile(`\]\((\.\.?/|https?://)[^)]*\)`).Find(readme); m != nil {
+			t.Errorf("%s's README links %s, which breaks outside the repository", pkg.Name, m)
+		}
 	}
 }
