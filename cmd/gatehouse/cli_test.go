@@ -141,8 +141,12 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("rotate: %d %s", code, out)
 	}
 	code, out := runCLI(t, "", nil, "keys", "list", "--db", db)
-	if code != 0 || !strings.Contains(out, "active (signing)") || !strings.Contains(out, "retired, verifying until") {
+	if code != 0 || !strings.Contains(out, "active (signing)") || !strings.Contains(out, ", verifying until ") || !strings.Contains(out, "(for --access-ttl 5m0s)") {
 		t.Fatalf("keys list: %d %s", code, out)
+	}
+	// The grace follows the server's --access-ttl, given to the CLI too.
+	if code, out := runCLI(t, "", nil, "keys", "list", "--db", db, "--access-ttl", "1m"); code != 0 || !strings.Contains(out, "(for --access-ttl 1m0s)") {
+		t.Fatalf("keys list --access-ttl 1m: %d %s", code, out)
 	}
 	p.kill9(t)
 	p = start(t, dir, nil)
