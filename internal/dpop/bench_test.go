@@ -55,7 +55,11 @@ func BenchmarkReplayCache(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		_ = c.Use("thumbprint-of-the-client-key-43-characters-", jtis[i%len(jtis)], now)
+		// The first pass records each jti; later passes are replays.
+		err := c.Use("thumbprint-of-the-client-key-43-characters-", jtis[i%len(jtis)], now)
+		if (i < len(jtis)) != (err == nil) {
+			b.Fatalf("use %d: %v", i, err)
+		}
 	}
 }
 
@@ -87,7 +91,9 @@ func BenchmarkReplayCacheFlood(b *testing.B) {
 		b.Fatalf("over the bound: %v", err)
 	}
 	for b.Loop() {
-		_ = c.Use("thumbprint-of-the-client-key-43-characters-", jtis[0], now)
+		if err := c.Use("thumbprint-of-the-client-key-43-characters-", jtis[0], now); err != ErrReplay {
+			b.Fatalf("a replay in a full cache: %v", err)
+		}
 	}
 	b.ReportMetric(perEntry, "bytes/entry")
 	b.ReportMetric(perEntry*DefaultMaxEntries/(1<<20), "MiB-at-max")
