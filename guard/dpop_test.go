@@ -218,3 +218,26 @@ func TestGuardCORS(t *testing.T) {
 		t.Fatalf("actual request: called %d, %v", called, w.Header())
 	}
 }
+
+// guard caches verified tokens, not their revocation state.
+func TestGuardCachedTokenRevoked(t *testing.T) {
+	g := startGatehouse(t)
+	gd := newGuard(t, g, nil)
+	tk := g.login(t, "ann")
+	for range 3 {
+		if _, err := gd.Verify(tk.AccessToken); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.svc.Logout(context.Background(), tk.RefreshToken, "", auth.Meta{})
+	deadline := time.Now().Add(time.Second)
+	for {
+		if _, err := gd.Verify(tk.AccessToken); err == guard.ErrRevoked {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a cached token still passes after its session was revoked")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

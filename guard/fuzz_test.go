@@ -28,7 +28,7 @@ func fuzzGuard(t testing.TB) (*Guard, ed25519.PrivateKey) {
 		cfg: Config{Issuer: "https://auth.example.com", Now: func() time.Time { return fuzzNow },
 			MaxStaleness: time.Minute, JWKSMinInterval: time.Hour},
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), sessions: map[string]int64{}, users: map[string]int64{},
-		lastJWKS: time.Now(),
+		lastJWKS: time.Now(), verified: accesstoken.NewCache(0), // the cached path is fuzzed too
 	}
 	keys := map[string]crypto.PublicKey{header("EdDSA", "k1"): priv.Public().(ed25519.PublicKey)}
 	g.keys.Store(&keys)

@@ -213,6 +213,9 @@ type Guard struct {
 	cursor   string
 
 	dpop *dpop.Verifier // nil: DPoP-bound tokens are refused
+	// verified remembers tokens already verified (accesstoken.Cache);
+	// cleared when the JWKS is fetched again.
+	verified *accesstoken.Cache
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -253,7 +256,7 @@ func New(ctx context.Context, cfg Config) (*Guard, error) {
 		}
 	}
 	g := &Guard{cfg: cfg, client: cfg.HTTPClient, log: cfg.Logger, base: strings.TrimRight(base, "/"), cop: cop,
-		sessions: map[string]int64{}, users: map[string]int64{}, done: make(chan struct{})}
+		sessions: map[string]int64{}, users: map[string]int64{}, done: make(chan struct{}), verified: accesstoken.NewCache(0)}
 	if d := cfg.DPoP; d != nil {
 		if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("guard: DPoP.URL %q is not an http(s) URL", d.URL)
@@ -307,6 +310,9 @@ func (g *Guard) Verify(token string) (*Claims, error) {
 // in the JWKS, so alg:none, other algorithms, embedded keys and unknown
 // kids all fail without parsing attacker-controlled JOSE.
 func (g *Guard) verifySignature(tok string, now time.Time) (*Claims, error) {
+	if c, ok := g.verified.Get(tok, now); ok {
+		return g.claims(c)
+	}
 	c, err := accesstoken.Verify(tok, g.key, g.cfg.Issuer, now)
 	if errors.Is(err, accesstoken.ErrUnknownKey) {
 		kid, wellFormed := g.maybeRefetch(strings.SplitN(tok, ".", 2)[0])
@@ -327,6 +333,13 @@ func (g *Guard) verifySignature(tok string, now time.Time) (*Claims, error) {
 	case err != nil:
 		return nil, ErrInvalidToken
 	}
+	g.verified.Put(tok, c)
+	return g.claims(c)
+}
+
+// claims is a verified token's claims as guard returns them, after the
+// audience check.
+func (g *Guard) claims(c accesstoken.Claims) (*Claims, error) {
 	if g.cfg.Audience != "" && !c.Audience.Contains(g.cfg.Audience) {
 		return nil, ErrInvalidToken
 	}
@@ -385,6 +398,9 @@ func (g *Guard) fetchJWKS(ctx context.Context) error {
 		return err
 	}
 	g.keys.Store(&keys)
+	if g.verified != nil {
+		g.verified.Clear() // a key may have left the set
+	}
 	return nil
 }
 

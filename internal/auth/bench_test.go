@@ -14,10 +14,12 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 )
 
-// BenchmarkVerify compares the full access-token check of every protected
-// route (header allowlist, Ed25519 signature, claims, expiry, and the
-// revocation lookup against 10,000 revoked sessions) with a bare
-// ed25519.Verify of the same token. Target: Authenticate within 1.10× of Bare.
+// BenchmarkVerify compares the access-token check of every protected route
+// with a bare ed25519.Verify of the same token. The token repeats, as a
+// session's does: after the first verification (header allowlist, Ed25519
+// signature, claims) the claims come from the verified-token cache, and
+// expiry and the revocation lookup (against 10,000 revoked sessions) run
+// every time. Target (issue "verify once"): ≤ 1 µs, no allocation.
 func BenchmarkVerify(b *testing.B) {
 	f := newFixture(&testing.T{}, func(c *Config) { c.Now = time.Now })
 	tk := f.login(&testing.T{}, "bench")

@@ -78,3 +78,32 @@ func TestForwardAuth(t *testing.T) {
 		t.Fatalf("a service token: %d %v", r.status, r.header)
 	}
 }
+
+// Verified tokens are cached, revocation is not: a token answered from the
+// cache a moment ago is refused on every path once its session is revoked.
+func TestCachedTokenRefusedAfterRevocation(t *testing.T) {
+	s := newServer(t, options{})
+	s.register(t, "ann")
+	tk := s.login(t, "ann")
+	for range 3 { // verified, then cached
+		if r := s.do(t, "GET", "/v1/me", nil, bearer(tk.access)); r.status != 200 {
+			t.Fatal(r.raw)
+		}
+		if r := s.do(t, "GET", "/v1/auth/verify", nil, bearer(tk.access)); r.status != 200 {
+			t.Fatal(r.raw)
+		}
+	}
+	s.do(t, "POST", "/v1/auth/logout", map[string]string{"refresh_token": tk.refresh}, nil)
+	if r := s.do(t, "GET", "/v1/me", nil, bearer(tk.access)); r.errCode() != "token_revoked" {
+		t.Fatalf("/v1/me: %d %s", r.status, r.raw)
+	}
+	if r := s.do(t, "GET", "/v1/auth/verify", nil, bearer(tk.access)); r.errCode() != "token_revoked" {
+		t.Fatalf("forward auth: %d %s", r.status, r.raw)
+	}
+	if st, out, _ := s.form(t, "/v1/oauth/introspect", resourceKey, url.Values{"token": {tk.access}}); st != 200 || out["active"] != false {
+		t.Fatalf("introspection: %d %v", st, out)
+	}
+	if _, res, err := s.dial(t, "/v1/ws", bearerHeader(tk.access)); err == nil || res == nil || res.StatusCode != 401 {
+		t.Fatalf("socket: %v %v", res, err)
+	}
+}

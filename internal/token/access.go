@@ -153,12 +153,15 @@ type KeySet struct {
 	signer  *Key
 	headers map[string]*Key // encoded header -> key
 	keys    []*Key
+	// verified remembers tokens already verified by these keys: a token
+	// presented again skips the signature (accesstoken.Cache).
+	verified *accesstoken.Cache
 }
 
 // NewKeySet makes a set that signs with signer and verifies with signer and
 // the others.
 func NewKeySet(signer *Key, others ...*Key) *KeySet {
-	ks := &KeySet{}
+	ks := &KeySet{verified: accesstoken.NewCache(0)}
 	ks.Replace(signer, others...)
 	return ks
 }
@@ -174,8 +177,19 @@ func (ks *KeySet) Replace(signer *Key, others ...*Key) {
 		}
 	}
 	ks.mu.Lock()
+	changed := len(headers) != len(ks.headers)
+	for h := range ks.headers {
+		if _, ok := headers[h]; !ok {
+			changed = true
+		}
+	}
 	ks.signer, ks.headers, ks.keys = signer, headers, keys
 	ks.mu.Unlock()
+	if changed {
+		// A key that left the set must stop verifying at once, cached
+		// tokens included.
+		ks.verified.Clear()
+	}
 }
 
 // JWK is one public key in a JWKS.
@@ -256,10 +270,18 @@ func (ks *KeySet) Sign(c Claims) (string, error) {
 // Verify checks an access token's header, signature, claims and expiry at
 // now against the keys of the set (accesstoken.Verify), and returns its
 // claims.
+// A token verified before is answered from the cache (expiry checked
+// again); the claims' slices are shared and must not be modified.
 func (ks *KeySet) Verify(tok, issuer string, now time.Time) (Claims, error) {
+	if c, ok := ks.verified.Get(tok, now); ok && c.Issuer == issuer {
+		return c, nil
+	}
 	c, err := accesstoken.Verify(tok, ks.key, issuer, now)
 	if errors.Is(err, accesstoken.ErrIssuer) {
 		return Claims{}, ErrInvalid
+	}
+	if err == nil {
+		ks.verified.Put(tok, c)
 	}
 	return c, err
 }
