@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,16 +30,7 @@ func runExample(t *testing.T, name string, env []string, addr string, args ...st
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGINT); cmd.Wait() })
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("examples/%s did not start: %s", name, out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitListening(t, addr, out)
 }
 
 // examples/spa as its README runs it: the page signs in, calls the API on
@@ -105,16 +95,7 @@ func TestExampleChat(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		if c, err := net.Dial("tcp", chatAddr); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the chat server did not start: %s", out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitListening(t, chatAddr, out)
 	signIn := func(tb *tab, user string) {
 		tb.eval(`document.querySelector("[name=username]").value = "`+user+`";
 			document.querySelector("[name=password]").value = "password-`+user+`";

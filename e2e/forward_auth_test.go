@@ -54,7 +54,7 @@ func recipe(t *testing.T, name string, swaps [][2]string) string {
 // waitListening waits for addr to accept connections.
 func waitListening(t *testing.T, addr string, out *syncbuf.Buffer) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	for deadline := time.Now().Add(15 * time.Second); ; {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
 			return
