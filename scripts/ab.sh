@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# ab.sh — compare two revisions under the same load, interleaved (issue 23).
+#
+#   scripts/ab.sh REV_A REV_B [ROUNDS]     e.g. scripts/ab.sh HEAD~1 HEAD 3
+#
+# Builds `gatehouse` at each revision (git archive: the working tree is not
+# touched), then runs ROUNDS rounds (default 3), each starting a fresh
+# server on a fresh SQLite database for B then A (alternating, so drift in
+# the machine's load hits both alike) and driving it with the load
+# generator of B: `gatehouse bench` with BENCH_ARGS (default: refresh and
+# /v1/me at concurrency 8 and 32 for 4 s). Prints every run, then the median
+# req/s and p99 per scenario and concurrency for A and B and the ratio B/A.
+set -euo pipefail
+a=${1:?usage: scripts/ab.sh REV_A REV_B [ROUNDS]}
+b=${2:?usage: scripts/ab.sh REV_A REV_B [ROUNDS]}
+rounds=${3:-3}
+bench_args=${BENCH_ARGS:---duration 4s --concurrency 8,32 --scenarios refresh,me}
+addr=${AB_ADDR:-127.0.0.1:18181}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+build() { # rev label
+  mkdir -p "$work/src-$2"
+  git archive "$1" | tar -x -C "$work/src-$2"
+  (cd "$work/src-$2" && go build -o "$work/gh-$2" ./cmd/gatehouse)
+  echo "built $2 = $(git rev-parse --short "$1")" >&2
+}
+build "$a" A
+build "$b" B
+
+run() { # label
+  local dir; dir=$(mktemp -d -p "$work")
+  GATEHOUSE_SECRET=ab-secret-ab-secret-ab-secret-ab-secret "$work/gh-$1" serve --addr "$addr" --db "$dir/gh.db" \
+    --log-level warn --login-rate-per-ip 1000000 --max-sessions-per-user -1 >/dev/null 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do curl -sf "http://$addr/readyz" >/dev/null && break; sleep 0.1; done
+  # shellcheck disable=SC2086
+  "$work/gh-B" bench --url "http://$addr" $bench_args 2>&1 | awk -v l="$1" 'NR > 1 { print l, $0 }'
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+for r in $(seq "$rounds"); do
+  run B; run A
+done | tee "$work/runs"
+
+echo
+echo "medians of $rounds runs (req/s, p99):"
+awk '
+  { key = $2 " " $3; v[$1, key, ++n[$1, key]] = $4; p[$1, key, n[$1, key]] = $6; keys[key] = 1 }
+  function median(arr, l, k, cnt,   i, j, t, a) {
+    for (i = 1; i <= cnt; i++) a[i] = arr[l, k, i] + 0
+    for (i = 1; i <= cnt; i++) for (j = i + 1; j <= cnt; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return a[int((cnt + 1) / 2)]
+  }
+  END {
+    printf "%-14s %10s %10s %7s   %s\n", "scenario conc", "A req/s", "B req/s", "B/A", "p99 of round 1, A -> B"
+    for (k in keys) {
+      ma = median(v, "A", k, n["A", k]); mb = median(v, "B", k, n["B", k])
+      printf "%-14s %10d %10d %6.2fx   %s -> %s\n", k, ma, mb, mb / ma, p["A", k, 1], p["B", k, 1]
+    }
+  }' "$work/runs"
