@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -113,7 +114,7 @@ func (s *Service) Audiences(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	for _, c := range list {
-		if c.Audience != "" && !contains(out, c.Audience) {
+		if c.Audience != "" && !slices.Contains(out, c.Audience) {
 			out = append(out, c.Audience)
 		}
 	}
@@ -130,19 +131,10 @@ func (s *Service) audienceFor(ctx context.Context, resource string) (token.Audie
 	if err != nil {
 		return nil, err
 	}
-	if !contains(list, resource) {
+	if !slices.Contains(list, resource) {
 		return nil, ErrInvalidTarget
 	}
 	return token.Audience{resource}, nil
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // AuthenticateClient checks a client's secret (and, when the caller named
@@ -221,7 +213,7 @@ func (s *Service) ClientCredentials(ctx context.Context, c store.ResourceKey, re
 	perms := c.Permissions
 	if scope != nil {
 		for _, p := range scope {
-			if !contains(c.Permissions, p) {
+			if !slices.Contains(c.Permissions, p) {
 				return Tokens{}, ErrInvalidScope
 			}
 		}

@@ -3,10 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
-	"errors"
-	"strings"
 
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
@@ -49,28 +46,4 @@ func (s *Service) ListResourceKeys(ctx context.Context) ([]store.ResourceKey, er
 // RemoveResourceKey deletes one (RemoveClient, which it is).
 func (s *Service) RemoveResourceKey(ctx context.Context, id string) error {
 	return s.RemoveClient(ctx, id)
-}
-
-// CheckResourceKey reports whether key is a configured (Config.ResourceKeys)
-// or stored resource-server key.
-func (s *Service) CheckResourceKey(ctx context.Context, key string) (bool, error) {
-	if key == "" || len(key) > 256 {
-		return false, nil
-	}
-	h := hashKey(key)
-	ok := false
-	for _, k := range s.staticKeys {
-		ok = ok || subtle.ConstantTimeCompare(h, k) == 1
-	}
-	if ok {
-		return true, nil
-	}
-	if !strings.HasPrefix(key, ResourceKeyPrefix) {
-		return false, nil
-	}
-	_, err := s.resourceKeys.FindResourceKey(ctx, h)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
 }
