@@ -30,11 +30,7 @@ func (s *Service) Introspect(ctx context.Context, tok string) (Introspection, er
 	if strings.HasPrefix(tok, token.RefreshPrefix) {
 		return Introspection{}, nil
 	}
-	p, err := s.Authenticate(tok)
-	if err != nil {
-		return Introspection{}, nil
-	}
-	c, err := s.keys.Verify(tok, s.cfg.Issuer, s.cfg.Now())
+	c, p, err := s.authenticate(tok)
 	if err != nil {
 		return Introspection{}, nil
 	}

@@ -582,18 +582,24 @@ func (s *Service) stale(userID string, readAt time.Time) bool {
 // Authenticate verifies an access token and checks it against the
 // revocation list. It touches no database.
 func (s *Service) Authenticate(tok string) (Principal, error) {
+	_, p, err := s.authenticate(tok)
+	return p, err
+}
+
+// authenticate is Authenticate, also returning the token's claims.
+func (s *Service) authenticate(tok string) (token.Claims, Principal, error) {
 	c, err := s.keys.Verify(tok, s.cfg.Issuer, s.cfg.Now())
 	if errors.Is(err, token.ErrUnknownKey) && s.reloadKeysNow() {
 		c, err = s.keys.Verify(tok, s.cfg.Issuer, s.cfg.Now())
 	}
 	switch {
 	case errors.Is(err, token.ErrExpired):
-		return Principal{}, ErrTokenExpired
+		return c, Principal{}, ErrTokenExpired
 	case err != nil:
-		return Principal{}, ErrInvalidToken
+		return c, Principal{}, ErrInvalidToken
 	}
 	if s.revoked.Revoked(c.SessionID, c.Subject, c.IssuedAt.Time) {
-		return Principal{}, ErrTokenRevoked
+		return c, Principal{}, ErrTokenRevoked
 	}
 	p := Principal{UserID: c.Subject, SessionID: c.SessionID, Role: c.Role, Permissions: c.Permissions,
 		TokenID: c.ID, IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time, AMR: c.AMR, ACR: c.ACR, ClientID: c.ClientID}
@@ -606,7 +612,7 @@ func (s *Service) Authenticate(tok string) (Principal, error) {
 	if c.AuthTime > 0 {
 		p.AuthTime = time.Unix(c.AuthTime, 0).UTC()
 	}
-	return p, nil
+	return c, p, nil
 }
 
 // confirmation is the cnf claim of a session bound to key thumbprint jkt.
