@@ -244,7 +244,7 @@ func (s *Service) openSession(ctx context.Context, found store.User, pf store.Pr
 	case err != nil:
 		return Tokens{}, err
 	}
-	s.nonces.put(sess)
+	s.rememberSession(sess)
 	s.announce(ctx, succeeded)
 	if err := s.enforceSessionLimit(ctx, cur.ID, sess.ID, m); err != nil {
 		return Tokens{}, err

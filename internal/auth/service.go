@@ -155,15 +155,15 @@ type Service struct {
 	metrics       *serviceMetrics
 	dummyHash     string
 	log           *slog.Logger
-	cursor        atomic.Int64 // last revocation-log entry applied
-	changes       *broadcast   // revocation state changed
-	nonces        *nonceCache  // session id -> nonce, user id (immutable)
-	names         *nameCache   // user id -> username (immutable), for forward auth
-	lastKeyReload atomic.Int64 // Unix ns of the last on-demand key reload
-	lastSync      atomic.Int64 // Unix ns (wall clock) of the last successful sync
-	following     atomic.Bool  // Run is following the revocation log
-	staticKeys    [][]byte     // hashes of Config.ResourceKeys
-	refused       *refusedLog  // aggregation of refused requests' events
+	cursor        atomic.Int64                   // last revocation-log entry applied
+	changes       *broadcast                     // revocation state changed
+	nonces        *immutableCache[cachedSession] // session id -> nonce, user id, DPoP key
+	names         *immutableCache[string]        // user id -> username, for forward auth (usernames never change)
+	lastKeyReload atomic.Int64                   // Unix ns of the last on-demand key reload
+	lastSync      atomic.Int64                   // Unix ns (wall clock) of the last successful sync
+	following     atomic.Bool                    // Run is following the revocation log
+	staticKeys    [][]byte                       // hashes of Config.ResourceKeys
+	refused       *refusedLog                    // aggregation of refused requests' events
 	// What only some stores offer, found once in New: the one-round-trip
 	// refresh (nil without) and pushed revocations (nil without: polled).
 	fast    store.FastRotator
@@ -338,8 +338,8 @@ func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Ser
 		changes:      newBroadcast(),
 		subs:         map[string]map[*subscriber]struct{}{},
 		outboxKick:   make(chan struct{}, 1),
-		nonces:       newNonceCache(200_000),
-		names:        &nameCache{max: 200_000},
+		nonces:       newImmutableCache[cachedSession](200_000),
+		names:        newImmutableCache[string](200_000),
 		cfg:          cfg,
 		accounts:     st,
 		sessions:     st,

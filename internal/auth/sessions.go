@@ -81,7 +81,7 @@ func (s *Service) refreshSession(ctx context.Context, tok string, m Meta) (_ Tok
 		if !s.refresh.Verify(r, sess.Nonce) || r.Generation > sess.Generation {
 			return Tokens{}, false, ErrInvalidRefreshToken
 		}
-		s.nonces.put(sess)
+		s.rememberSession(sess)
 		if u.Disabled {
 			return Tokens{}, false, ErrAccountDisabled
 		}
