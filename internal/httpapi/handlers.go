@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gatehouse-auth/gatehouse/docs"
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
 	"github.com/gatehouse-auth/gatehouse/internal/device"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
@@ -276,10 +275,7 @@ func (h *handler) jwks(w http.ResponseWriter, r *http.Request) {
 // openAPI serves docs/openapi.yaml as JSON. It is public and changes only
 // with the binary, so it may be cached briefly.
 func (h *handler) openAPI(w http.ResponseWriter, r *http.Request) {
-	doc, err := docs.OpenAPIJSON()
-	if err == nil {
-		doc, err = withServer(doc, h.svc.Config().Issuer)
-	}
+	doc, err := h.openapiDoc()
 	if err != nil {
 		h.writeError(w, r, err)
 		return

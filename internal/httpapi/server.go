@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/gatehouse-auth/gatehouse/docs"
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
 	"github.com/gatehouse-auth/gatehouse/internal/dpop"
 	"github.com/gatehouse-auth/gatehouse/internal/ui"
@@ -72,6 +73,8 @@ type handler struct {
 	dpop     *dpop.Verifier
 	// hostWarned: page origins already warned about (warnHostMismatch).
 	hostWarned sync.Map
+	// openapiDoc is /openapi.json with this server as its server, made once.
+	openapiDoc func() ([]byte, error)
 }
 
 // New returns the HTTP handler for svc.
@@ -112,6 +115,13 @@ func New(svc *auth.Service, cfg Config) (http.Handler, error) {
 	h := &handler{svc: svc, cfg: cfg, log: cfg.Logger, cop: cop,
 		mux: mux, origins: origins, sockets: newSocketLimits(cfg),
 		hsts: strings.HasPrefix(svc.Config().Issuer, "https://"), dpop: cfg.DPoP}
+	h.openapiDoc = sync.OnceValues(func() ([]byte, error) {
+		doc, err := docs.OpenAPIJSON()
+		if err != nil {
+			return nil, err
+		}
+		return withServer(doc, svc.Config().Issuer)
+	})
 	h.metrics = newMetrics(cfg.Registry, svc, h.sockets.waiting, cfg.DPoP.Remembered)
 
 	for _, rt := range h.routes() {
