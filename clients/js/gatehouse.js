@@ -134,10 +134,16 @@ async function proof(key, method, url, token, nonce) {
 
 // cnfOf is a token's cnf.jkt, "" for a bearer token.
 function cnfOf(tok) {
+  return claimsOf(tok).cnf?.jkt || "";
+}
+
+// claimsOf reads a token's claims ({} if it cannot): never trusted, only
+// for the client's own bookkeeping (lifetime, key binding).
+function claimsOf(tok) {
   try {
-    return JSON.parse(atob(tok.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).cnf?.jkt || "";
+    return JSON.parse(atob(tok.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
   } catch {
-    return "";
+    return {};
   }
 }
 
@@ -682,12 +688,9 @@ function timeoutSignal(ms) {
 // token capped by its session's end lives less): exp - iat needs no
 // agreement between the two clocks.
 function remaining(tok, fallback) {
-  try {
-    const c = JSON.parse(atob(tok.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
-    const ms = (c.exp - c.iat) * 1000;
-    if (ms > 0 && ms <= fallback) return ms;
-  } catch {}
-  return fallback;
+  const c = claimsOf(tok);
+  const ms = (c.exp - c.iat) * 1000;
+  return ms > 0 && ms <= fallback ? ms : fallback;
 }
 
 async function isTokenFailure(res) {
