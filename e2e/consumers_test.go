@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse-auth/gatehouse/guard"
 	"github.com/gatehouse-auth/gatehouse/internal/auth"
+	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
 
 // Third-party consumers as an adopting team wires them, against a real
@@ -28,24 +29,39 @@ func TestGoConsumers(t *testing.T) {
 	}
 }
 
-func testGoConsumers(t *testing.T, alg string) {
-	ln := reserve(t)
-	gh := startGatehouse(t, ln, ghOptions{accessTTL: time.Minute, signing: alg})
+// consumerFixture is what the consumers meet: a Gatehouse signing with
+// alg, a resource client for https://orders.example, and ann's tokens,
+// one of them narrowed to that API.
+type consumerFixture struct {
+	gh            *gatehouse
+	res           store.ResourceKey
+	resSecret     string
+	tk, forOrders auth.Tokens
+}
+
+func newConsumerFixture(t *testing.T, alg string) consumerFixture {
+	t.Helper()
+	f := consumerFixture{gh: startGatehouse(t, reserve(t), ghOptions{accessTTL: time.Minute, signing: alg})}
 	ctx := context.Background()
-	if _, _, err := gh.svc.AddClient(ctx, auth.ClientSpec{Name: "orders", Kind: "resource", Audience: "https://orders.example"}); err != nil {
+	var err error
+	if f.resSecret, f.res, err = f.gh.svc.AddClient(ctx, auth.ClientSpec{Name: "orders", Kind: "resource", Audience: "https://orders.example"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := gh.svc.CreateUser(ctx, "ann", "pw-ann-long", "user"); err != nil {
+	if _, err := f.gh.svc.CreateUser(ctx, "ann", "pw-ann-long", "user"); err != nil {
 		t.Fatal(err)
 	}
-	tk, err := gh.svc.Login(ctx, "ann", "pw-ann-long", auth.Meta{IP: "127.0.0.1"})
-	if err != nil {
+	if f.tk, err = f.gh.svc.Login(ctx, "ann", "pw-ann-long", auth.Meta{IP: "127.0.0.1"}); err != nil {
 		t.Fatal(err)
 	}
-	forOrders, err := gh.svc.Narrow(ctx, tk, "https://orders.example")
-	if err != nil {
+	if f.forOrders, err = f.gh.svc.Narrow(ctx, f.tk, "https://orders.example"); err != nil {
 		t.Fatal(err)
 	}
+	return f
+}
+
+func testGoConsumers(t *testing.T, alg string) {
+	f := newConsumerFixture(t, alg)
+	gh, tk, forOrders, ctx := f.gh, f.tk, f.forOrders, context.Background()
 
 	// go-oidc: discovery, then verification with aud.
 	provider, err := oidc.NewProvider(ctx, gh.URL)
@@ -115,25 +131,9 @@ func TestNodeConsumers(t *testing.T) {
 		}
 		t.Skip("node or e2e/node_modules missing (cd e2e && npm ci): skipped")
 	}
-	ln := reserve(t)
-	gh := startGatehouse(t, ln, ghOptions{accessTTL: time.Minute})
-	ctx := context.Background()
-	resSecret, res, err := gh.svc.AddClient(ctx, auth.ClientSpec{Name: "orders", Kind: "resource", Audience: "https://orders.example"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svcSecret, svc, err := gh.svc.AddClient(ctx, auth.ClientSpec{Name: "nightly", Kind: "service", Permissions: []string{"reports:read"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := gh.svc.CreateUser(ctx, "ann", "pw-ann-long", "user"); err != nil {
-		t.Fatal(err)
-	}
-	tk, err := gh.svc.Login(ctx, "ann", "pw-ann-long", auth.Meta{IP: "127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	forOrders, err := gh.svc.Narrow(ctx, tk, "https://orders.example")
+	f := newConsumerFixture(t, "EdDSA")
+	gh, tk, forOrders, res, resSecret := f.gh, f.tk, f.forOrders, f.res, f.resSecret
+	svcSecret, svc, err := gh.svc.AddClient(context.Background(), auth.ClientSpec{Name: "nightly", Kind: "service", Permissions: []string{"reports:read"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -45,25 +44,7 @@ func TestBrowserDPoP(t *testing.T) {
 	tabs := s.openTabs(t, tabsN, "ann", "correct horse battery")
 	uid := s.gh.user(t, "ann")
 	gap := (6 * accessTTL / calls).Milliseconds() // six lifetimes
-	var wg sync.WaitGroup
-	results := make([][]string, tabsN)
-	for i, tb := range tabs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tb.eval(fmt.Sprintf(`
-				const out = [];
-				for (let i = 0; i < %d; i++) {
-					try {
-						const r = await gh.fetch("%s/api/orders");
-						out.push(r.status + ":" + (await r.json()).user);
-					} catch (e) { out.push("error:" + e.code); }
-					await new Promise((r) => setTimeout(r, %d + Math.random() * 50));
-				}
-				return out;`, calls, s.api, gap), &results[i])
-		}()
-	}
-	wg.Wait()
+	results := callAPIFromTabs(tabs, s.api, calls, gap)
 	elapsed := time.Since(start)
 	for i, res := range results {
 		for _, v := range res {

@@ -30,6 +30,32 @@ func (s *spa) openTabs(t *testing.T, n int, user, pass string) []*tab {
 	return tabs
 }
 
+// callAPIFromTabs has every tab call the API's /api/orders calls times at
+// once, gap (plus up to 50) ms apart, and returns each tab's answers as
+// "status:user" (or "error:code").
+func callAPIFromTabs(tabs []*tab, api string, calls int, gap int64) [][]string {
+	var wg sync.WaitGroup
+	results := make([][]string, len(tabs))
+	for i, tb := range tabs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tb.eval(fmt.Sprintf(`
+				const out = [];
+				for (let i = 0; i < %d; i++) {
+					try {
+						const r = await gh.fetch("%s/api/orders");
+						out.push(r.status + ":" + (await r.json()).user);
+					} catch (e) { out.push("error:" + e.code); }
+					await new Promise((r) => setTimeout(r, %d + Math.random() * 50));
+				}
+				return out;`, calls, api, gap), &results[i])
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
 // Four tabs of one origin call an API across many access-token expiries:
 // nobody is signed out, no reuse is ever detected, and the tabs share their
 // refreshes instead of multiplying them.
@@ -49,25 +75,7 @@ func testTabsShareRefreshes(t *testing.T, tabsN int) {
 	gap := (11 * accessTTL / calls).Milliseconds()
 	uid := s.gh.user(t, "ann")
 
-	var wg sync.WaitGroup
-	results := make([][]string, tabsN)
-	for i, tb := range tabs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tb.eval(fmt.Sprintf(`
-				const out = [];
-				for (let i = 0; i < %d; i++) {
-					try {
-						const r = await gh.fetch("%s/api/orders");
-						out.push(r.status + ":" + (await r.json()).user);
-					} catch (e) { out.push("error:" + e.code); }
-					await new Promise((r) => setTimeout(r, %d + Math.random() * 50));
-				}
-				return out;`, calls, s.api, gap), &results[i])
-		}()
-	}
-	wg.Wait()
+	results := callAPIFromTabs(tabs, s.api, calls, gap)
 	elapsed := time.Since(start)
 	for i, res := range results {
 		if len(res) != calls {
