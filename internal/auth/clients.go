@@ -182,12 +182,11 @@ func (s *Service) Narrow(ctx context.Context, t Tokens, resource string) (Tokens
 	if err != nil {
 		return t, err
 	}
-	c, err := s.keys.Verify(t.AccessToken, s.cfg.Issuer, s.cfg.Now())
-	if err != nil {
-		return t, fmt.Errorf("narrow: %w", err)
+	if t.claims.ID == "" {
+		return t, errors.New("narrow: tokens not issued by this service")
 	}
-	c.Audience = aud
-	if t.AccessToken, err = s.keys.Sign(c); err != nil {
+	t.claims.Audience = aud
+	if t.AccessToken, err = s.keys.Sign(t.claims); err != nil {
 		return t, err
 	}
 	return t, nil
@@ -222,15 +221,16 @@ func (s *Service) ClientCredentials(ctx context.Context, c store.ResourceKey, re
 	now := s.now()
 	iat := now.Truncate(time.Microsecond)
 	exp := accessExpiry(now.Add(s.cfg.AccessTTL))
-	at, err := s.keys.Sign(token.Claims{
+	claims := token.Claims{
 		Issuer: s.cfg.Issuer, Audience: aud, ClientID: c.ID, Subject: c.ID, SessionID: c.ID,
 		ID: newID(), IssuedAt: token.NumericDate{Time: iat}, ExpiresAt: token.NumericDate{Time: exp},
 		Role: c.Role, Permissions: perms, Confirmation: confirmation(jkt),
-	})
+	}
+	at, err := s.keys.Sign(claims)
 	if err != nil {
 		return Tokens{}, err
 	}
-	return Tokens{AccessToken: at, AccessExpiresAt: exp, IssuedAt: now,
+	return Tokens{AccessToken: at, AccessExpiresAt: exp, IssuedAt: now, claims: claims,
 		Session: store.Session{DPoPJKT: jkt},
 		User:    store.User{ID: c.ID, Username: c.Name, Role: c.Role, Permissions: perms}}, nil
 }

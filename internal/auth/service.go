@@ -249,6 +249,9 @@ type Tokens struct {
 	Session          store.Session
 	User             store.User
 	IssuedAt         time.Time
+	// claims are the access token's, kept so Narrow can re-sign them
+	// without verifying a token this process has just signed.
+	claims token.Claims
 }
 
 // RateLimitError is ErrRateLimited with the time to wait.
@@ -542,7 +545,7 @@ func (s *Service) issue(readAt time.Time, u store.User, sess store.Session) (Tok
 	if cut := s.revoked.NotBefore(u.ID); cut > 0 && readAt.UnixNano() >= cut && iat.UnixNano() < cut {
 		iat = time.Unix(0, cut).Add(time.Microsecond - 1).Truncate(time.Microsecond).UTC()
 	}
-	at, err := s.keys.Sign(token.Claims{
+	claims := token.Claims{
 		Issuer:       s.cfg.Issuer,
 		Audience:     s.cfg.Audiences,
 		ClientID:     FirstPartyClient,
@@ -557,7 +560,8 @@ func (s *Service) issue(readAt time.Time, u store.User, sess store.Session) (Tok
 		AMR:          sessionAMR(sess),
 		ACR:          sessionACR(sess),
 		Confirmation: confirmation(sess.DPoPJKT),
-	})
+	}
+	at, err := s.keys.Sign(claims)
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -569,7 +573,7 @@ func (s *Service) issue(readAt time.Time, u store.User, sess store.Session) (Tok
 	return Tokens{
 		AccessToken: at, AccessExpiresAt: exp,
 		RefreshToken: rt, RefreshExpiresAt: minTime(sess.IdleExpiresAt, sess.ExpiresAt),
-		Session: sess, User: u, IssuedAt: readAt,
+		Session: sess, User: u, IssuedAt: readAt, claims: claims,
 	}, nil
 }
 
