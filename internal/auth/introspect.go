@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"errors"
 	"strings"
 
 	"github.com/gatehouse-auth/gatehouse/internal/token"
@@ -41,14 +40,17 @@ func (s *Service) Introspect(ctx context.Context, tok string) (Introspection, er
 	if c.ClientID != "" && c.ClientID != FirstPartyClient && c.Subject == c.ClientID {
 		return out, nil // a service client's token
 	}
-	u, err := s.GetUser(ctx, c.Subject)
+	// The name from memory, as forward auth takes it: a deleted account's
+	// tokens were refused above by the revocation state (its deletion
+	// logs a cutoff), and a name never changes.
+	name, err := s.Username(ctx, c.Subject)
 	switch {
-	case errors.Is(err, ErrNotFound):
-		return Introspection{}, nil // deleted meanwhile
 	case err != nil:
 		return Introspection{}, err
+	case name == "":
+		return Introspection{}, nil // deleted meanwhile
 	}
-	out.Username = u.Username
+	out.Username = name
 	return out, nil
 }
 

@@ -159,6 +159,7 @@ type Service struct {
 	changes       *broadcast                     // revocation state changed
 	nonces        *immutableCache[cachedSession] // session id -> nonce, user id, DPoP key
 	names         *immutableCache[string]        // user id -> username, for forward auth (usernames never change)
+	snaps         *snapshots                     // session id -> session and user, for /v1/me (snapshots.go)
 	lastKeyReload atomic.Int64                   // Unix ns of the last on-demand key reload
 	lastSync      atomic.Int64                   // Unix ns (wall clock) of the last successful sync
 	following     atomic.Bool                    // Run is following the revocation log
@@ -331,6 +332,13 @@ func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Ser
 		panic(err) // a 32-byte key: cannot fail
 	}
 	rp, _ := newWebAuthn(cfg.WebAuthnRPID, webauthnOrigins(cfg)) // nil: passkeys off
+	// What only some stores offer, asked of the store itself before it is
+	// wrapped to forget snapshots on every write.
+	pools, _ := st.(store.PoolStatser)
+	fast, _ := st.(store.FastRotator)
+	watcher, _ := st.(revocationWatcher)
+	snaps := newSnapshots(snapshotMax, snapshotTTL)
+	st = snapshotStore{Store: st, snaps: snaps}
 	var static [][]byte
 	for _, k := range cfg.ResourceKeys {
 		static = append(static, hashKey(k))
@@ -343,6 +351,7 @@ func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Ser
 		outboxKick:   make(chan struct{}, 1),
 		nonces:       newImmutableCache[cachedSession](200_000),
 		names:        newImmutableCache[string](200_000),
+		snaps:        snaps,
 		cfg:          cfg,
 		accounts:     st,
 		sessions:     st,
@@ -363,14 +372,12 @@ func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Ser
 		dummyHash: password.Hash("gatehouse-dummy-password", cfg.HashParams),
 		log:       cfg.Logger,
 	}
-	if ps, ok := st.(store.PoolStatser); ok {
-		s.pools = ps
+	s.pools = pools
+	if fast != nil {
+		s.fast = snapshotRotator{FastRotator: fast, snaps: snaps}
 	}
-	if fr, ok := st.(store.FastRotator); ok {
-		s.fast = fr
-	}
-	if w, ok := st.(revocationWatcher); ok && w.PushesRevocations() {
-		s.watcher = w
+	if watcher != nil && watcher.PushesRevocations() {
+		s.watcher = watcher
 	}
 	reg := cfg.Metrics
 	if reg == nil {
@@ -414,6 +421,7 @@ func (s *Service) SyncRevocations(ctx context.Context) error {
 			if r.Until.After(now) {
 				s.revoked.Apply(r)
 			}
+			s.snaps.forgetRevoked(r)
 		}
 		if len(list) > 0 && s.cursor.CompareAndSwap(cur, list[len(list)-1].Seq) {
 			s.changes.Notify()

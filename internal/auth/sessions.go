@@ -324,19 +324,28 @@ func (s *Service) Logout(ctx context.Context, refreshTok, accessTok string, m Me
 	return nil
 }
 
-// Me returns the caller's account and session.
+// Me returns the caller's account and session, from its snapshot while
+// that is current (snapshots.go), else from the store. The caller has
+// authenticated p against the revocation state on this request. The
+// returned slices are shared with the snapshot: read them, never modify.
 func (s *Service) Me(ctx context.Context, p Principal) (store.User, store.Session, error) {
-	sess, u, err := s.sessions.GetSessionWithUser(ctx, p.SessionID)
-	if errors.Is(err, store.ErrNotFound) {
-		return u, sess, ErrTokenRevoked // deleted with its account
+	snap, ok := s.snaps.get(p.SessionID)
+	if !ok {
+		gen, at := s.snaps.begin()
+		sess, u, err := s.sessions.GetSessionWithUser(ctx, p.SessionID)
+		if errors.Is(err, store.ErrNotFound) {
+			return u, sess, ErrTokenRevoked // deleted with its account
+		}
+		if err != nil {
+			return u, sess, err
+		}
+		snap = snapshot{sess: sess, user: u, gen: gen, at: at}
+		s.snaps.put(snap)
 	}
-	if err != nil {
-		return u, sess, err
+	if snap.sess.Revoked() || snap.sess.UserID != p.UserID {
+		return snap.user, snap.sess, ErrTokenRevoked
 	}
-	if sess.Revoked() || sess.UserID != p.UserID {
-		return u, sess, ErrTokenRevoked
-	}
-	return u, sess, nil
+	return snap.user, snap.sess, nil
 }
 
 // ListSessions returns the caller's active sessions, newest first.

@@ -133,6 +133,11 @@ func (s *Service) followOutbox(ctx context.Context, gen uint64, cursor int64) {
 
 // deliver hands committed events to their users' live subscribers.
 func (s *Service) deliver(gen uint64, events []store.Event) {
+	for _, e := range events {
+		if e.UserID != "" {
+			s.snaps.forgetUser(e.UserID) // whatever it records may have changed it
+		}
+	}
 	s.subsMu.Lock()
 	defer s.subsMu.Unlock()
 	if gen != s.feedGen {

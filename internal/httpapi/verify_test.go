@@ -82,28 +82,47 @@ func TestForwardAuth(t *testing.T) {
 // Verified tokens are cached, revocation is not: a token answered from the
 // cache a moment ago is refused on every path once its session is revoked.
 func TestCachedTokenRefusedAfterRevocation(t *testing.T) {
-	s := newServer(t, options{})
-	s.register(t, "ann")
-	tk := s.login(t, "ann")
-	for range 3 { // verified, then cached
-		if r := s.do(t, "GET", "/v1/me", nil, bearer(tk.access)); r.status != 200 {
-			t.Fatal(r.raw)
-		}
-		if r := s.do(t, "GET", "/v1/auth/verify", nil, bearer(tk.access)); r.status != 200 {
-			t.Fatal(r.raw)
-		}
-	}
-	s.do(t, "POST", "/v1/auth/logout", map[string]string{"refresh_token": tk.refresh}, nil)
-	if r := s.do(t, "GET", "/v1/me", nil, bearer(tk.access)); r.errCode() != "token_revoked" {
-		t.Fatalf("/v1/me: %d %s", r.status, r.raw)
-	}
-	if r := s.do(t, "GET", "/v1/auth/verify", nil, bearer(tk.access)); r.errCode() != "token_revoked" {
-		t.Fatalf("forward auth: %d %s", r.status, r.raw)
-	}
-	if st, out, _ := s.form(t, "/v1/oauth/introspect", resourceKey, url.Values{"token": {tk.access}}); st != 200 || out["active"] != false {
-		t.Fatalf("introspection: %d %v", st, out)
-	}
-	if _, res, err := s.dial(t, "/v1/ws", bearerHeader(tk.access)); err == nil || res == nil || res.StatusCode != 401 {
-		t.Fatalf("socket: %v %v", res, err)
+	for _, revoke := range []struct {
+		name string
+		do   func(s *server, root, ann tokens, id string)
+	}{
+		{"logout", func(s *server, _, ann tokens, _ string) {
+			s.do(t, "POST", "/v1/auth/logout", map[string]string{"refresh_token": ann.refresh}, nil)
+		}},
+		{"disabled", func(s *server, root, _ tokens, id string) {
+			s.do(t, "PATCH", "/v1/admin/users/"+id, map[string]any{"disabled": true}, bearer(root.access))
+		}},
+		{"revoke-all", func(s *server, root, _ tokens, _ string) {
+			s.do(t, "POST", "/v1/admin/revoke-all", nil, bearer(root.access))
+		}},
+	} {
+		t.Run(revoke.name, func(t *testing.T) {
+			s := newServer(t, options{})
+			root, tk, id := s.adminAndUser(t, "ann")
+			for range 3 { // verified, then cached (the token, /v1/me's snapshot, the name)
+				if r := s.do(t, "GET", "/v1/me", nil, bearer(tk.access)); r.status != 200 {
+					t.Fatal(r.raw)
+				}
+				if r := s.do(t, "GET", "/v1/auth/verify", nil, bearer(tk.access)); r.status != 200 {
+					t.Fatal(r.raw)
+				}
+				if st, out, _ := s.form(t, "/v1/oauth/introspect", resourceKey, url.Values{"token": {tk.access}}); st != 200 || out["active"] != true {
+					t.Fatalf("introspection: %d %v", st, out)
+				}
+			}
+			revoke.do(s, root, tk, id)
+			if r := s.do(t, "GET", "/v1/me", nil, bearer(tk.access)); r.errCode() != "token_revoked" {
+				t.Fatalf("/v1/me: %d %s", r.status, r.raw)
+			}
+			if r := s.do(t, "GET", "/v1/auth/verify", nil, bearer(tk.access)); r.errCode() != "token_revoked" {
+				t.Fatalf("forward auth: %d %s", r.status, r.raw)
+			}
+			if st, out, _ := s.form(t, "/v1/oauth/introspect", resourceKey, url.Values{"token": {tk.access}}); st != 200 || out["active"] != false {
+				t.Fatalf("introspection: %d %v", st, out)
+			}
+			if _, res, err := s.dial(t, "/v1/ws", bearerHeader(tk.access)); err == nil || res == nil || res.StatusCode != 401 {
+				t.Fatalf("socket: %v %v", res, err)
+			}
+		})
 	}
 }
