@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/dpop"
 	"github.com/gatehouse-auth/gatehouse/internal/httpapi"
 	"github.com/gatehouse-auth/gatehouse/internal/password"
+	"github.com/gatehouse-auth/gatehouse/internal/store"
 	"github.com/gatehouse-auth/gatehouse/internal/store/sqlite"
 	"github.com/gatehouse-auth/gatehouse/internal/syncbuf"
 	"github.com/gatehouse-auth/gatehouse/internal/throttle"
@@ -74,6 +75,8 @@ type options struct {
 	requireMFA         []string
 	dpopNonceKey       []byte // demand DPoP nonces under this key
 	audiences          []string
+	// open makes the store (default: SQLite in a temporary directory).
+	open func(t testing.TB) store.Store
 }
 
 const resourceKey = "resource-key-for-tests-0123456789abcdef0123"
@@ -81,9 +84,14 @@ const resourceKey = "resource-key-for-tests-0123456789abcdef0123"
 func newServer(t testing.TB, opt options) *server {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "api.db")
-	st, err := sqlite.Open(context.Background(), db, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
+	var st store.Store
+	if opt.open != nil {
+		st = opt.open(t)
+	} else {
+		var err error
+		if st, err = sqlite.Open(context.Background(), db, sqlite.Options{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
