@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -12,8 +13,13 @@ import (
 func FuzzDecodeRequest(f *testing.F) {
 	// Seeds: testdata/fuzz/FuzzDecodeRequest.
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var c credentials
+		var c, thorough credentials
 		err := decodeStrict(body, &c)
+		// The one-pass path and the token-by-token one agree.
+		terr := decodeThorough(body, &thorough, jsonFields(reflect.TypeOf(thorough)))
+		if (err == nil) != (terr == nil) || err == nil && c != thorough {
+			t.Fatalf("%q: decodeStrict %v %+v, decodeThorough %v %+v", body, err, c, terr, thorough)
+		}
 		if err != nil {
 			var ae *apiError
 			if !errors.As(err, &ae) || ae.status != 400 || ae.code != "invalid_request" {

@@ -205,7 +205,7 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = valJSON
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(true)

@@ -235,7 +235,7 @@ func (h *handler) writeTokensElevated(w http.ResponseWriter, t auth.Tokens, tr t
 	default:
 		resp.AccessToken, resp.RefreshToken = t.AccessToken, t.RefreshToken
 	}
-	w.Header().Set("Pragma", "no-cache")
+	w.Header()["Pragma"] = valNoCache
 	writeJSON(w, http.StatusOK, resp)
 }
 
@@ -362,13 +362,18 @@ func enrolmentExempt(path string) bool {
 	return path == "/v1/me" || strings.HasPrefix(path, "/v1/me/") || path == "/v1/auth/reauthenticate"
 }
 
+type meResponse struct {
+	User    userJSON    `json:"user"`
+	Session sessionJSON `json:"session"`
+}
+
 func (h *handler) me(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	u, s, err := h.svc.Me(r.Context(), p)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"user": toUserJSON(u), "session": toSessionJSON(s, p.SessionID)})
+	writeJSON(w, http.StatusOK, meResponse{User: toUserJSON(u), Session: toSessionJSON(s, p.SessionID)})
 }
 
 func (h *handler) listSessions(w http.ResponseWriter, r *http.Request, p auth.Principal) {

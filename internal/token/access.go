@@ -15,7 +15,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -248,10 +247,8 @@ func (ks *KeySet) Sign(c Claims) (string, error) {
 	ks.mu.RLock()
 	k := ks.signer
 	ks.mu.RUnlock()
-	payload, err := json.Marshal(c)
-	if err != nil {
-		return "", fmt.Errorf("encode claims: %w", err)
-	}
+	var claims [1024]byte // most claims fit: no allocation for them
+	payload := c.AppendJSON(claims[:0])
 	enc := base64.RawURLEncoding
 	n := len(k.header) + 1 + enc.EncodedLen(len(payload))
 	buf := make([]byte, 0, n+1+enc.EncodedLen(256))

@@ -6,8 +6,15 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"hash"
 	"strings"
+	"sync"
 )
+
+// strict is the encoding of refresh tokens and session ids: canonical
+// base64url only, so one token has one spelling. Made once (Strict
+// returns a fresh copy on every call).
+var strict = base64.RawURLEncoding.Strict()
 
 // RefreshPrefix starts every refresh token, so secret scanners can recognise
 // a leaked one.
@@ -43,11 +50,31 @@ type Refresh struct {
 // The MAC is 256 bits that nobody without the key can predict.
 type RefreshCodec struct {
 	key []byte
+	// macs holds keyed HMACs to Reset and reuse: keying one costs more
+	// allocations than the rest of a refresh token's work.
+	macs sync.Pool
 }
 
 // NewRefreshCodec uses key (32 bytes from secret.Master.Derive).
 func NewRefreshCodec(key []byte) *RefreshCodec {
-	return &RefreshCodec{key: append([]byte(nil), key...)}
+	c := &RefreshCodec{key: append([]byte(nil), key...)}
+	c.macs.New = func() any { return hmac.New(sha256.New, c.key) }
+	return c
+}
+
+// decodeSessionID decodes a session id's 16 bytes; false if it is not
+// exactly the canonical spelling of 16 bytes.
+func decodeSessionID(sessionID string) (sid [sessionIDLen]byte, ok bool) {
+	var buf [sessionIDLen + 3]byte // room for a too-long id to be caught
+	if len(sessionID) != (sessionIDLen*8+5)/6 {
+		return sid, false
+	}
+	n, err := strict.Decode(buf[:], []byte(sessionID))
+	if err != nil || n != sessionIDLen {
+		return sid, false
+	}
+	copy(sid[:], buf[:n])
+	return sid, true
 }
 
 // NewSessionID returns the API form of a raw 16-byte session id.
@@ -56,29 +83,33 @@ func NewSessionID(raw [sessionIDLen]byte) string {
 }
 
 func (c *RefreshCodec) mac(sid []byte, gen int64, nonce []byte) [macLen]byte {
-	m := hmac.New(sha256.New, c.key)
-	m.Write(sid)
-	var g [8]byte
-	binary.BigEndian.PutUint64(g[:], uint64(gen))
-	m.Write(g[:])
-	m.Write(nonce)
+	m := c.macs.Get().(hash.Hash)
+	m.Reset()
+	var msg [sessionIDLen + 8 + 32]byte
+	b := append(msg[:0], sid...)
+	b = binary.BigEndian.AppendUint64(b, uint64(gen))
+	m.Write(append(b, nonce...))
 	var out [macLen]byte
 	m.Sum(out[:0])
+	c.macs.Put(m)
 	return out
 }
 
 // Make returns the refresh token of generation gen of a session.
 func (c *RefreshCodec) Make(sessionID string, gen int64, nonce []byte) (string, error) {
-	sid, err := base64.RawURLEncoding.Strict().DecodeString(sessionID)
-	if err != nil || len(sid) != sessionIDLen {
+	sid, ok := decodeSessionID(sessionID)
+	if !ok {
 		return "", errors.New("token: bad session id")
 	}
-	raw := make([]byte, 0, refreshRaw)
-	raw = append(raw, sid...)
-	raw = binary.BigEndian.AppendUint64(raw, uint64(gen))
-	m := c.mac(sid, gen, nonce)
-	raw = append(raw, m[:]...)
-	return RefreshPrefix + base64.RawURLEncoding.EncodeToString(raw), nil
+	var raw [refreshRaw]byte
+	copy(raw[:], sid[:])
+	binary.BigEndian.PutUint64(raw[sessionIDLen:], uint64(gen))
+	m := c.mac(sid[:], gen, nonce)
+	copy(raw[sessionIDLen+8:], m[:])
+	var out [refreshLen]byte
+	copy(out[:], RefreshPrefix)
+	base64.RawURLEncoding.Encode(out[len(RefreshPrefix):], raw[:])
+	return string(out[:]), nil
 }
 
 // ParseRefresh decodes a refresh token without verifying it. Only its shape is
@@ -88,10 +119,12 @@ func ParseRefresh(tok string) (Refresh, error) {
 	if len(tok) != refreshLen || !strings.HasPrefix(tok, RefreshPrefix) {
 		return r, ErrMalformed
 	}
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(tok[len(RefreshPrefix):])
-	if err != nil || len(raw) != refreshRaw {
+	var buf [refreshRaw + 3]byte
+	n, err := strict.Decode(buf[:], []byte(tok[len(RefreshPrefix):]))
+	if err != nil || n != refreshRaw {
 		return r, ErrMalformed
 	}
+	raw := buf[:n]
 	r.SessionID = base64.RawURLEncoding.EncodeToString(raw[:sessionIDLen])
 	gen := binary.BigEndian.Uint64(raw[sessionIDLen : sessionIDLen+8])
 	if gen == 0 || gen > 1<<62 {
@@ -105,10 +138,10 @@ func ParseRefresh(tok string) (Refresh, error) {
 // Verify reports whether r was made by this codec for a session with nonce.
 // The comparison is constant-time.
 func (c *RefreshCodec) Verify(r Refresh, nonce []byte) bool {
-	sid, err := base64.RawURLEncoding.Strict().DecodeString(r.SessionID)
-	if err != nil {
+	sid, ok := decodeSessionID(r.SessionID)
+	if !ok {
 		return false
 	}
-	want := c.mac(sid, r.Generation, nonce)
+	want := c.mac(sid[:], r.Generation, nonce)
 	return hmac.Equal(want[:], r.mac[:])
 }
