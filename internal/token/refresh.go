@@ -50,15 +50,23 @@ type Refresh struct {
 // The MAC is 256 bits that nobody without the key can predict.
 type RefreshCodec struct {
 	key []byte
-	// macs holds keyed HMACs to Reset and reuse: keying one costs more
-	// allocations than the rest of a refresh token's work.
+	// macs holds keyed HMACs to Reset and reuse (*macState): keying one
+	// costs more allocations than the rest of a refresh token's work.
 	macs sync.Pool
+}
+
+// macState is a keyed HMAC with its input and output buffers: passed to
+// the hash's methods they escape, so they live with it, not per call.
+type macState struct {
+	h   hash.Hash
+	msg [sessionIDLen + 8 + 32]byte
+	out [macLen]byte
 }
 
 // NewRefreshCodec uses key (32 bytes from secret.Master.Derive).
 func NewRefreshCodec(key []byte) *RefreshCodec {
 	c := &RefreshCodec{key: append([]byte(nil), key...)}
-	c.macs.New = func() any { return hmac.New(sha256.New, c.key) }
+	c.macs.New = func() any { return &macState{h: hmac.New(sha256.New, c.key)} }
 	return c
 }
 
@@ -83,14 +91,13 @@ func NewSessionID(raw [sessionIDLen]byte) string {
 }
 
 func (c *RefreshCodec) mac(sid []byte, gen int64, nonce []byte) [macLen]byte {
-	m := c.macs.Get().(hash.Hash)
-	m.Reset()
-	var msg [sessionIDLen + 8 + 32]byte
-	b := append(msg[:0], sid...)
+	m := c.macs.Get().(*macState)
+	m.h.Reset()
+	b := append(m.msg[:0], sid...)
 	b = binary.BigEndian.AppendUint64(b, uint64(gen))
-	m.Write(append(b, nonce...))
-	var out [macLen]byte
-	m.Sum(out[:0])
+	m.h.Write(append(b, nonce...))
+	m.h.Sum(m.out[:0])
+	out := m.out
 	c.macs.Put(m)
 	return out
 }
