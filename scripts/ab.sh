@@ -48,12 +48,14 @@ run() { # label
     db=$(sed "s|/[^/?]*\(?\|$\)|/$name\1|" <<<"$AB_PG")
   fi
   GATEHOUSE_SECRET=ab-secret-ab-secret-ab-secret-ab-secret "$work/gh-$1" serve --addr "$addr" --db "$db" \
-    --log-level warn --login-rate-per-ip 1000000 --max-sessions-per-user -1 >/dev/null 2>&1 &
+    --log-level warn --login-rate-per-ip 1000000 --max-sessions-per-user -1 >"$dir/server.log" 2>&1 &
   local pid=$!
   for _ in $(seq 100); do curl -sf "http://$addr/readyz" >/dev/null && break; sleep 0.1; done
   local before; before=$(busy)
   # shellcheck disable=SC2086
-  "$work/gh-B" bench --url "http://$addr" $bench_args >"$dir/out" 2>&1
+  if ! "$work/gh-B" bench --url "http://$addr" $bench_args >"$dir/out" 2>&1; then
+    echo "$1: the load generator failed:" >&2; cat "$dir/out" "$dir/server.log" >&2
+  fi
   local after; after=$(busy)
   awk -v l="$1" 'NR > 1 { print l, $0 }' "$dir/out"
   # CPU per request over the run (setup and ramp included, so an upper bound).
