@@ -239,7 +239,9 @@ func (d *device) decodeQR(sel string) string {
 	d.run(chromedp.WaitVisible(sel))
 	ctx, cancel := context.WithTimeout(d.ctx, 30*time.Second)
 	defer cancel()
-	shot, err := chromedp.Run(ctx, chromedp.Screenshot(sel))
+	// At 4× the device scale every module is whole pixels: a 1× capture
+	// of some code versions blurs module edges enough to fail decoding.
+	shot, err := chromedp.Run(ctx, chromedp.ScreenshotScale(sel, 4))
 	if err != nil {
 		d.t.Fatalf("QR screenshot: %v", err)
 	}
@@ -251,7 +253,7 @@ func (d *device) decodeQR(sel string) string {
 	if err != nil {
 		d.t.Fatalf("QR bitmap: %v", err)
 	}
-	res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
+	res, err := qrcode.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true})
 	if err != nil {
 		d.t.Fatalf("no QR code readable in %s (%dx%d): %v", sel, img.Bounds().Dx(), img.Bounds().Dy(), err)
 	}

@@ -97,6 +97,9 @@ func TestRefreshCodecAllocations(t *testing.T) {
 	if err != nil || !c.Verify(r, nonce) {
 		t.Fatal("the codec does not accept its own token")
 	}
+	if raceEnabled {
+		t.Skip("allocation counts do not hold under the race detector")
+	}
 	if n := testing.AllocsPerRun(200, func() { c.Make(sid, 7, nonce) }); n > 1 {
 		t.Errorf("Make allocates %v times, want 1 (the token)", n)
 	}
