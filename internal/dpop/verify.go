@@ -200,7 +200,7 @@ func (n *Nonces) Valid(s string, now time.Time) bool {
 	if base64.RawURLEncoding.EncodedLen(len(b)) != len(s) {
 		return false
 	}
-	if k, err := base64.RawURLEncoding.Strict().Decode(b[:], []byte(s)); err != nil || k != len(b) {
+	if k, err := b64.Decode(b[:], []byte(s)); err != nil || k != len(b) {
 		return false
 	}
 	step := binary.BigEndian.Uint64(b[:8])
