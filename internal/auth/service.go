@@ -13,7 +13,8 @@
 // subscriptions.go (live events for sockets), events.go and refused.go
 // (security events, and the aggregation of refused requests), keys.go
 // (signing-key rotation), novelty.go (what is new about a sign-in),
-// nonces.go (the refresh fast path's cache), usernames.go (PRECIS names),
+// nonces.go (the refresh fast path's cache), snapshots.go (/v1/me from
+// memory), names.go (usernames for forward auth), usernames.go (PRECIS names),
 // permissions.go, hygiene.go (client strings made storable), metrics.go,
 // errors.go.
 package auth
