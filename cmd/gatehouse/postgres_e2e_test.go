@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -667,4 +668,131 @@ func feedPoll(t *testing.T, p *proc, query string) map[string]any {
 	var out map[string]any
 	json.NewDecoder(res.Body).Decode(&out)
 	return out
+}
+
+// TestKill9DuringGroupCommit: 16 clients refresh as fast as they can, their
+// rotations sharing statements (group commit), and the server is killed
+// with SIGKILL mid-stream. Every rotation a client was answered for is in
+// the database — at most the one in flight at the kill went further — and
+// after a restart each client's last token still refreshes.
+func TestKill9DuringGroupCommit(t *testing.T) {
+	db := postgres.TestSchema(t)
+	flags := []string{"--login-rate-per-ip", "1000000", "--max-sessions-per-user", "-1"}
+	p := startDB(t, db, pgEnv, flags...)
+	if st, out := p.call(t, "POST", "/v1/auth/register", "", map[string]string{"username": "ann", "password": "ann-password"}); st != 201 {
+		t.Fatalf("register: %d %v", st, out)
+	}
+	const clients = 16
+	type chain struct {
+		sid     string
+		start   int64  // generation after login
+		acked   int64  // rotations answered 200
+		refresh string // the last refresh token received
+	}
+	conn, err := pgx.Connect(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	generation := func(sid string) int64 {
+		var g int64
+		if err := conn.QueryRow(context.Background(), `SELECT generation FROM sessions WHERE id = $1`, sid).Scan(&g); err != nil {
+			t.Fatalf("session %s: %v", sid, err)
+		}
+		return g
+	}
+	chains := make([]*chain, clients)
+	for i := range chains {
+		access, refresh := p.login(t, "ann", "ann-password")
+		c := &chain{sid: claim(t, access, "sid"), refresh: refresh}
+		c.start = generation(c.sid)
+		chains[i] = c
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	for _, c := range chains {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				body, _ := json.Marshal(map[string]string{"refresh_token": c.refresh})
+				res, err := client.Post(p.base+"/v1/auth/refresh", "application/json", bytes.NewReader(body))
+				if err != nil {
+					return // killed
+				}
+				var out map[string]any
+				err = json.NewDecoder(res.Body).Decode(&out)
+				res.Body.Close()
+				if err != nil || res.StatusCode != 200 {
+					return // cut off mid-answer: not acknowledged
+				}
+				c.refresh, c.acked = out["refresh_token"].(string), c.acked+1
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond)
+	metrics := rawGet(t, p.base+"/metrics")
+	p.kill9(t)
+	wg.Wait()
+
+	if batches := metricValue(t, metrics, `gatehouse_db_rotation_statements_total{kind="batch"}`); batches == 0 {
+		t.Fatalf("no rotation shared a statement under %d clients: group commit never ran\n%s", clients, metrics)
+	}
+	total := int64(0)
+	for _, c := range chains {
+		got := generation(c.sid)
+		if got < c.start+c.acked || got > c.start+c.acked+1 {
+			t.Fatalf("session %s: generation %d after %d acknowledged rotations from %d: an acknowledged rotation was lost, or more than the one in flight committed",
+				c.sid, got, c.acked, c.start)
+		}
+		total += c.acked
+	}
+	t.Logf("%d rotations acknowledged before the kill", total)
+	if total < clients*5 {
+		t.Fatalf("only %d rotations before the kill: the test proved little", total)
+	}
+	p = startDB(t, db, pgEnv, flags...)
+	for _, c := range chains {
+		if st, out := p.call(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": c.refresh}); st != 200 {
+			t.Fatalf("the last acknowledged refresh token of %s after the restart: %d %v", c.sid, st, out)
+		}
+	}
+}
+
+// claim reads one string claim of a JWT (already trusted: our own server's).
+func claim(t *testing.T, jwt, name string) string {
+	t.Helper()
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %d parts", len(parts))
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(raw, &claims); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := claims[name].(string)
+	if v == "" {
+		t.Fatalf("no %s claim", name)
+	}
+	return v
+}
+
+// metricValue finds one series' value in Prometheus text.
+func metricValue(t *testing.T, text, series string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no series %s", series)
+	return 0
 }

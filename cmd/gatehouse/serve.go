@@ -39,6 +39,8 @@ type storeConfig struct {
 	SQLiteSynchronous string
 	DBPooler          bool
 	DBListenURL       string
+	// DBGroupCommit is serve's alone (the other commands do not refresh).
+	DBGroupCommit bool
 }
 
 // secrets are the database passwords the logs must never show.
@@ -105,6 +107,7 @@ type serveConfig struct {
 
 func (c *serveConfig) bind(fs *flag.FlagSet) {
 	c.storeConfig.bind(fs)
+	fs.BoolVar(&c.DBGroupCommit, "db-group-commit", true, "on PostgreSQL, send refresh rotations that arrive together as one statement and one commit (each still its own compare-and-swap); false: one statement each")
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address")
 	fs.StringVar(&c.Issuer, "issuer", "", "token issuer (iss), the server's public base URL (default http://ADDR)")
 	fs.StringVar(&c.SigningAlg, "signing-alg", "EdDSA", "access-token signature algorithm: EdDSA, ES256 or RS256 (for consumers without EdDSA); changing it rotates the signing key, the old one verifying until its tokens expire")
@@ -400,7 +403,11 @@ func openStore(ctx context.Context, sc storeConfig, log *slog.Logger, getenv fun
 // openDB opens (and migrates) the database named by --db.
 func openDB(ctx context.Context, sc storeConfig, log *slog.Logger) (store.Store, error) {
 	if postgres.IsURL(sc.DB) {
-		return postgres.Open(ctx, sc.DB, postgres.Options{Logger: log, Pooled: sc.DBPooler, ListenURL: sc.DBListenURL})
+		opt := postgres.Options{Logger: log, Pooled: sc.DBPooler, ListenURL: sc.DBListenURL}
+		if !sc.DBGroupCommit {
+			opt.RotateWorkers = -1
+		}
+		return postgres.Open(ctx, sc.DB, opt)
 	}
 	return sqlite.Open(ctx, sc.DB, sqlite.Options{Synchronous: sc.SQLiteSynchronous})
 }

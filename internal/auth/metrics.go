@@ -67,6 +67,9 @@ func newServiceMetrics(reg prometheus.Registerer, s *Service) *serviceMetrics {
 	if s.pools != nil {
 		reg.MustRegister(poolCollector{s.pools})
 	}
+	if s.batching != nil {
+		reg.MustRegister(groupCommitCollector{s.batching})
+	}
 	return m
 }
 
@@ -143,4 +146,31 @@ func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(poolWaitsDesc, prometheus.CounterValue, float64(p.WaitCount), p.Pool)
 		ch <- prometheus.MustNewConstMetric(poolWaitDesc, prometheus.CounterValue, p.WaitDuration.Seconds(), p.Pool)
 	}
+}
+
+// groupCommitCollector reads the store's rotation statements at scrape
+// time: how well rotations share statements (PostgreSQL's group commit).
+type groupCommitCollector struct{ s store.GroupCommitStatser }
+
+var (
+	rotationStatementsDesc = prometheus.NewDesc("gatehouse_db_rotation_statements_total",
+		"Statements that rotated refresh tokens, by kind: single (one rotation) or batch (several, one commit).", []string{"kind"}, nil)
+	rotationsBatchedDesc = prometheus.NewDesc("gatehouse_db_rotations_batched_total",
+		"Rotations carried by batch statements.", nil, nil)
+	rotationRetriesDesc = prometheus.NewDesc("gatehouse_db_rotation_batch_retries_total",
+		"Batches aborted by a deadlock and run again one rotation at a time.", nil, nil)
+)
+
+func (c groupCommitCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- rotationStatementsDesc
+	ch <- rotationsBatchedDesc
+	ch <- rotationRetriesDesc
+}
+
+func (c groupCommitCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.GroupCommitStats()
+	ch <- prometheus.MustNewConstMetric(rotationStatementsDesc, prometheus.CounterValue, float64(st.Single), "single")
+	ch <- prometheus.MustNewConstMetric(rotationStatementsDesc, prometheus.CounterValue, float64(st.Batches), "batch")
+	ch <- prometheus.MustNewConstMetric(rotationsBatchedDesc, prometheus.CounterValue, float64(st.Batched))
+	ch <- prometheus.MustNewConstMetric(rotationRetriesDesc, prometheus.CounterValue, float64(st.Retried))
 }

@@ -143,7 +143,8 @@ type Service struct {
 	events        eventStore
 	resourceKeys  resourceKeyStore
 	db            interface{ Ping(context.Context) error }
-	pools         store.PoolStatser // nil if the store reports none
+	pools         store.PoolStatser        // nil if the store reports none
+	batching      store.GroupCommitStatser // nil if the store does not batch rotations
 	keys          *token.KeySet
 	refresh       *token.RefreshCodec
 	revoked       *Revocations
@@ -336,6 +337,7 @@ func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Ser
 	// What only some stores offer, asked of the store itself before it is
 	// wrapped to forget snapshots on every write.
 	pools, _ := st.(store.PoolStatser)
+	batching, _ := st.(store.GroupCommitStatser)
 	fast, _ := st.(store.FastRotator)
 	watcher, _ := st.(revocationWatcher)
 	snaps := newSnapshots(snapshotMax, snapshotTTL)
@@ -374,6 +376,7 @@ func New(cfg Config, st store.Store, keys *token.KeySet, refreshKey []byte) *Ser
 		log:       cfg.Logger,
 	}
 	s.pools = pools
+	s.batching = batching
 	if fast != nil {
 		s.fast = snapshotRotator{FastRotator: fast, snaps: snaps}
 	}

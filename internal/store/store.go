@@ -430,3 +430,18 @@ type PoolStats struct {
 type PoolStatser interface {
 	PoolStats() []PoolStats
 }
+
+// GroupCommitStats counts the statements that carried the FastRotator's
+// rotations, where a backend sends rotations arriving together as one
+// (PostgreSQL's group commit), for metrics. Counts since start.
+type GroupCommitStats struct {
+	Single  int64 // statements of one rotation
+	Batches int64 // statements of several
+	Batched int64 // rotations carried by statements of several
+	Retried int64 // batches aborted by a deadlock, then run one by one
+}
+
+// GroupCommitStatser is implemented by backends that batch rotations.
+type GroupCommitStatser interface {
+	GroupCommitStats() GroupCommitStats
+}

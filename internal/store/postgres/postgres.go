@@ -56,6 +56,10 @@ type Options struct {
 	// With Pooled and no ListenURL, revocations are not pushed: callers
 	// poll the revocation log (PushesRevocations reports false).
 	ListenURL string
+	// RotateWorkers is how many batches of rotations (group commit, see
+	// rotate.go) may be in flight at once (default 4); negative sends each
+	// rotation as a statement of its own.
+	RotateWorkers int
 }
 
 // Store is a PostgreSQL-backed store.Store: the shared SQL (sqlstore) over
@@ -70,6 +74,7 @@ type Store struct {
 	// setLocal runs first in every transaction when pooled: the timeouts.
 	setLocal string
 	db       adapter
+	rot      *rotator // nil: no group commit
 }
 
 var _ store.Store = (*Store)(nil)
@@ -130,6 +135,12 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
+	if opt.RotateWorkers == 0 {
+		opt.RotateWorkers = defaultRotateWorkers
+	}
+	if opt.RotateWorkers > 0 {
+		s.rot = newRotator(s.db.Writer(), opt.RotateWorkers, 2*opt.StatementTimeout)
+	}
 	return s, nil
 }
 
@@ -169,8 +180,14 @@ func (t schemaTx) QueryRow(ctx context.Context, query string, args ...any) sqlst
 // Ping checks the database.
 func (s *Store) Ping(ctx context.Context) error { return mapErr(s.pool.Ping(ctx)) }
 
-// Close closes the pool.
-func (s *Store) Close() error { s.pool.Close(); return nil }
+// Close stops the group commit and closes the pool.
+func (s *Store) Close() error {
+	if s.rot != nil {
+		s.rot.close()
+	}
+	s.pool.Close()
+	return nil
+}
 
 // mapErr turns driver errors into store sentinels. Anything that is not a
 // well-formed answer from the server (refused connection, timeout, server
@@ -198,24 +215,14 @@ func mapErr(err error) error {
 
 var _ store.FastRotator = (*Store)(nil)
 
+// RotateIfCurrent is the fast path's rotation: one conditional UPDATE,
+// sent together with the rotations that arrive with it (group commit,
+// rotate.go) unless Options.RotateWorkers is negative.
 func (s *Store) RotateIfCurrent(ctx context.Context, r store.Rotation) (store.Session, store.User, error) {
-	x, u, err := sqlstore.ScanSessionUser(s.db.Writer().QueryRow(ctx,
-		`UPDATE sessions s SET generation = s.generation + 1, rotated_at = $1, last_used_at = $1,
-		   idle_expires_at = LEAST($2, s.expires_at), access_exp = GREATEST(s.access_exp, LEAST($3, s.expires_at)),
-		   ip = $4, user_agent = $5
-		 FROM users u
-		 WHERE s.id = $6 AND s.generation = $7 AND s.revoked_at IS NULL
-		   AND s.expires_at > $1 AND s.idle_expires_at > $1 AND u.id = s.user_id AND NOT u.disabled
-		   AND (s.ip = $4 OR s.ip = '' OR $4 = '')
-		 RETURNING `+sqlstore.SessionUserCols,
-		sqlstore.NS(r.Now), sqlstore.NS(r.IdleExpiresAt), sqlstore.NS(r.AccessExpiresAt), r.IP, r.UserAgent, r.SessionID, r.FromGeneration))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return x, u, fmt.Errorf("rotate if current: %w", store.ErrConflict)
+	if s.rot != nil {
+		return s.rot.rotate(ctx, r)
 	}
-	if err != nil {
-		return x, u, fmt.Errorf("rotate if current: %w", mapErr(err))
-	}
-	return x, u, nil
+	return rotateSingle(ctx, s.db.Writer(), r)
 }
 
 // PushesRevocations reports whether WatchRevocations can push: always on a
@@ -386,7 +393,7 @@ func (c ownTx) Query(ctx context.Context, query string, args ...any) (sqlstore.R
 	if err != nil {
 		return nil, commit(br, err)
 	}
-	return ownTxRows{rows, br}, nil
+	return &ownTxRows{Rows: rows, br: br}, nil
 }
 
 func (c ownTx) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
@@ -395,12 +402,28 @@ func (c ownTx) QueryRow(ctx context.Context, query string, args ...any) sqlstore
 
 type ownTxRows struct {
 	pgx.Rows
-	br pgx.BatchResults
+	br     pgx.BatchResults
+	closed bool
+	err    error // the transaction's end, known after Close
 }
 
-// Close ends the rows and then the transaction (a read: its commit has
-// nothing to lose).
-func (r ownTxRows) Close() { r.Rows.Close(); commit(r.br, nil) }
+// Close ends the rows and then the transaction (the batch's Sync commits
+// it): a write's commit can still fail there, and Err reports it.
+func (r *ownTxRows) Close() {
+	if r.closed {
+		return
+	}
+	r.closed = true
+	r.Rows.Close()
+	r.err = commit(r.br, nil)
+}
+
+func (r *ownTxRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	return r.err
+}
 
 type ownTxRow struct{ br pgx.BatchResults }
 
@@ -427,6 +450,15 @@ type txConn struct {
 
 func (t txConn) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
 func (t txConn) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
+
+// GroupCommitStats counts the rotation statements (zeros without group
+// commit).
+func (s *Store) GroupCommitStats() store.GroupCommitStats {
+	if s.rot == nil {
+		return store.GroupCommitStats{}
+	}
+	return s.rot.stats()
+}
 
 // PoolStats reports the connection pool.
 func (s *Store) PoolStats() []store.PoolStats {

@@ -1,0 +1,339 @@
+package postgres
+
+// Group commit of refresh rotations.
+//
+// A rotation on the fast path is one conditional UPDATE in a transaction of
+// its own, and on a busy server most of its cost in PostgreSQL is not the
+// row change but the statement and the commit around it (a WAL flush, the
+// protocol round trip, the executor's start and end). Rotations that arrive
+// together are therefore sent as one statement: one UPDATE over an array of
+// rotations, one commit. Each element is still the exact compare-and-swap
+// of the single statement — same conditions, evaluated per row — and comes
+// back with its own outcome: the rows the statement returns carry the
+// element's position, and an element with no row is a conflict (the caller
+// then takes the full path, which decides grace, reuse, expiry, as before).
+// Nothing is answered before the statement, and so its commit, returns.
+//
+// Batches form by themselves, without a timer: a few workers wait on one
+// queue; an idle worker takes the first rotation and whatever else is
+// already queued behind it. Under light load every rotation finds an idle
+// worker and goes alone, with no added wait; under load the queue fills
+// while the workers are busy, and each takes a larger batch.
+//
+// A batch never holds two rotations of one session: PostgreSQL would update
+// the row once with either (UPDATE … FROM with two matching rows), so the
+// second waits for the next batch, where it sees the first's result as a
+// separate statement would. Rows are updated in session-id order, so two
+// batches contending for the same rows lock them in the same order; if the
+// lock order is nevertheless crossed (another instance, a plan that scans
+// differently, a revoke-all of the same user's sessions) and PostgreSQL
+// breaks a deadlock by aborting the batch, nothing of it committed, and its
+// rotations are retried one by one.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/store/sqlstore"
+)
+
+const (
+	// defaultRotateWorkers is how many batches may be in flight at once.
+	// Fewer means larger batches (less work per rotation in PostgreSQL)
+	// but less overlap of one batch's round trip with the next; 4 was the
+	// best of 2, 4 and 8 at 8 and 32 concurrent clients (docs/PERFORMANCE.md).
+	defaultRotateWorkers = 4
+	// maxBatch bounds one statement's arrays.
+	maxBatch = 128
+)
+
+// rotateOne is the single rotation: the fast path's conditional UPDATE.
+const rotateOne = `UPDATE sessions s SET generation = s.generation + 1, rotated_at = $1, last_used_at = $1,
+	   idle_expires_at = LEAST($2, s.expires_at), access_exp = GREATEST(s.access_exp, LEAST($3, s.expires_at)),
+	   ip = $4, user_agent = $5
+	 FROM users u
+	 WHERE s.id = $6 AND s.generation = $7 AND s.revoked_at IS NULL
+	   AND s.expires_at > $1 AND s.idle_expires_at > $1 AND u.id = s.user_id AND NOT u.disabled
+	   AND (s.ip = $4 OR s.ip = '' OR $4 = '')
+	 RETURNING ` + sqlstore.SessionUserCols
+
+// rotateMany is rotateOne over arrays, one element per rotation: the same
+// SET and WHERE with r's columns in place of the parameters, and r.i, the
+// element's position (from 1), first in each returned row. The redundant
+// s.id = ANY($1) is for the planner: without it, the generic plan pgx's
+// prepared statement ends up with scans the whole sessions table into a
+// hash join once the table has a few hundred rows; with it, sessions are
+// found through the primary key, visited (and so locked) in id order.
+const rotateMany = `UPDATE sessions s SET generation = s.generation + 1, rotated_at = r.now, last_used_at = r.now,
+	   idle_expires_at = LEAST(r.idle, s.expires_at), access_exp = GREATEST(s.access_exp, LEAST(r.access, s.expires_at)),
+	   ip = r.ip, user_agent = r.ua
+	 FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[])
+	        WITH ORDINALITY AS r(id, gen, now, idle, access, ip, ua, i),
+	      users u
+	 WHERE s.id = ANY($1) AND s.id = r.id AND s.generation = r.gen AND s.revoked_at IS NULL
+	   AND s.expires_at > r.now AND s.idle_expires_at > r.now AND u.id = s.user_id AND NOT u.disabled
+	   AND (s.ip = r.ip OR s.ip = '' OR r.ip = '')
+	 RETURNING r.i, ` + sqlstore.SessionUserCols
+
+// pending is one caller's rotation, waiting for its batch.
+type pending struct {
+	ctx  context.Context
+	r    store.Rotation
+	done chan outcome // buffered: the worker never blocks on a caller
+}
+
+type outcome struct {
+	s   store.Session
+	u   store.User
+	err error
+}
+
+// rotator is the group commit: the queue and its workers.
+type rotator struct {
+	db      sqlstore.Conn
+	timeout time.Duration // bounds a batch: no caller's context governs it
+	queue   chan *pending
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	// closing guards sends to queue against close: once closed is set no
+	// rotation is queued, so close's final drain answers every one.
+	closing sync.RWMutex
+	closed  bool
+	// Counters for metrics, tests and benchmarks: statements of one
+	// rotation and of several, the rotations the latter carried, and the
+	// batches aborted by a deadlock and run again one by one.
+	single, batches, batched, retried atomic.Int64
+}
+
+func newRotator(db sqlstore.Conn, workers int, timeout time.Duration) *rotator {
+	r := &rotator{db: db, timeout: timeout, queue: make(chan *pending, 4*maxBatch), stop: make(chan struct{})}
+	for range workers {
+		r.wg.Add(1)
+		go r.work()
+	}
+	return r
+}
+
+// close stops the workers after their current batch; rotations still
+// queued are answered ErrUnavailable.
+func (r *rotator) close() {
+	r.closing.Lock()
+	r.closed = true
+	r.closing.Unlock()
+	close(r.stop)
+	r.wg.Wait()
+	for {
+		select {
+		case p := <-r.queue:
+			p.done <- outcome{err: fmt.Errorf("rotate if current: %w: store closed", store.ErrUnavailable)}
+		default:
+			return
+		}
+	}
+}
+
+// rotate queues one rotation and waits for its outcome. It waits even if
+// ctx ends meanwhile: once sent, the rotation may commit, and its caller
+// must not be told otherwise (the batch's own timeout bounds the wait).
+func (r *rotator) rotate(ctx context.Context, rot store.Rotation) (store.Session, store.User, error) {
+	p := &pending{ctx: ctx, r: rot, done: make(chan outcome, 1)}
+	r.closing.RLock()
+	if r.closed {
+		r.closing.RUnlock()
+		return store.Session{}, store.User{}, fmt.Errorf("rotate if current: %w: store closed", store.ErrUnavailable)
+	}
+	select {
+	case r.queue <- p: // a full queue waits: the workers drain it until close
+	case <-ctx.Done():
+		r.closing.RUnlock()
+		return store.Session{}, store.User{}, fmt.Errorf("rotate if current: %w: %v", store.ErrUnavailable, ctx.Err())
+	}
+	r.closing.RUnlock()
+	o := <-p.done
+	return o.s, o.u, o.err
+}
+
+func (r *rotator) work() {
+	defer r.wg.Done()
+	var carry []*pending // rotations held back from the last batch
+	for {
+		if len(carry) == 0 {
+			select {
+			case p := <-r.queue:
+				carry = append(carry, p)
+			case <-r.stop:
+				return
+			}
+		}
+		batch, later := r.take(carry)
+		r.run(batch)
+		carry = later
+	}
+}
+
+// take forms a batch: first, the rotations held back, then whatever is
+// queued, up to maxBatch, at most one per session; the rest is held back
+// for the next batch (in arrival order, so a session's rotations keep
+// theirs).
+func (r *rotator) take(carry []*pending) (batch, later []*pending) {
+	seen := make(map[string]struct{}, len(carry))
+	add := func(p *pending) {
+		if _, dup := seen[p.r.SessionID]; dup || len(batch) == maxBatch {
+			later = append(later, p)
+			return
+		}
+		seen[p.r.SessionID] = struct{}{}
+		batch = append(batch, p)
+	}
+	for _, p := range carry {
+		add(p)
+	}
+	for len(batch) < maxBatch {
+		select {
+		case p := <-r.queue:
+			add(p)
+		default:
+			return batch, later
+		}
+	}
+	return batch, later
+}
+
+// run executes one batch and answers each of its rotations.
+func (r *rotator) run(batch []*pending) {
+	// A caller gone before its rotation is sent is answered without it.
+	live := batch[:0]
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			p.done <- outcome{err: fmt.Errorf("rotate if current: %w: %v", store.ErrUnavailable, err)}
+			continue
+		}
+		live = append(live, p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	switch {
+	case len(live) == 0:
+	case len(live) == 1:
+		r.one(ctx, live[0])
+	default:
+		err := r.many(ctx, live)
+		if isDeadlock(err) {
+			// Aborted whole: nothing committed. One by one cannot deadlock
+			// (a single statement locks a single session row).
+			r.retried.Add(1)
+			for _, p := range live {
+				r.one(ctx, p)
+			}
+			return
+		}
+		if err != nil {
+			for _, p := range live {
+				p.done <- outcome{err: fmt.Errorf("rotate if current: %w", mapErr(err))}
+			}
+		}
+	}
+}
+
+func (r *rotator) one(ctx context.Context, p *pending) {
+	r.single.Add(1)
+	s, u, err := rotateSingle(ctx, r.db, p.r)
+	p.done <- outcome{s, u, err}
+}
+
+// rotateSingle runs rotateOne.
+func rotateSingle(ctx context.Context, db sqlstore.Conn, rot store.Rotation) (store.Session, store.User, error) {
+	x, u, err := sqlstore.ScanSessionUser(db.QueryRow(ctx, rotateOne,
+		sqlstore.NS(rot.Now), sqlstore.NS(rot.IdleExpiresAt), sqlstore.NS(rot.AccessExpiresAt), rot.IP, rot.UserAgent, rot.SessionID, rot.FromGeneration))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return x, u, fmt.Errorf("rotate if current: %w", store.ErrConflict)
+	}
+	if err != nil {
+		return x, u, fmt.Errorf("rotate if current: %w", mapErr(err))
+	}
+	return x, u, nil
+}
+
+// many runs rotateMany for batch and answers every rotation in it, unless
+// the statement failed (then it answers none and returns the error: the
+// statement is one transaction, so none of it committed).
+func (r *rotator) many(ctx context.Context, batch []*pending) error {
+	// Session-id order: batches contending for rows lock them alike.
+	slices.SortFunc(batch, func(a, b *pending) int {
+		switch {
+		case a.r.SessionID < b.r.SessionID:
+			return -1
+		case a.r.SessionID > b.r.SessionID:
+			return 1
+		}
+		return 0
+	})
+	n := len(batch)
+	ids, uas, ips := make([]string, n), make([]string, n), make([]string, n)
+	gens, nows, idles, accs := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	for i, p := range batch {
+		ids[i], gens[i], ips[i], uas[i] = p.r.SessionID, p.r.FromGeneration, p.r.IP, p.r.UserAgent
+		nows[i], idles[i], accs[i] = sqlstore.NS(p.r.Now), sqlstore.NS(p.r.IdleExpiresAt), sqlstore.NS(p.r.AccessExpiresAt)
+	}
+	rows, err := r.db.Query(ctx, rotateMany, ids, gens, nows, idles, accs, ips, uas)
+	if err != nil {
+		return err
+	}
+	got := make([]outcome, n)
+	answered := make([]bool, n)
+	for rows.Next() {
+		var i int64
+		s, u, err := sqlstore.ScanSessionUser(indexedRow{rows, &i})
+		if err == nil && (i < 1 || i > int64(n) || answered[i-1] || s.ID != batch[i-1].r.SessionID) {
+			err = fmt.Errorf("batch returned row %d for %d rotations, or twice, or for another session", i, n)
+		}
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		got[i-1], answered[i-1] = outcome{s: s, u: u}, true
+	}
+	rows.Close()
+	// Rows is done only after the statement completed, and with it the
+	// commit of its implicit transaction: only now may anyone hear of it.
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	r.batches.Add(1)
+	r.batched.Add(int64(n))
+	for i, p := range batch {
+		if !answered[i] {
+			got[i].err = fmt.Errorf("rotate if current: %w", store.ErrConflict)
+		}
+		p.done <- got[i]
+	}
+	return nil
+}
+
+// indexedRow scans the position column, then the rest.
+type indexedRow struct {
+	rows sqlstore.Rows
+	i    *int64
+}
+
+func (r indexedRow) Scan(dest ...any) error {
+	return r.rows.Scan(append([]any{r.i}, dest...)...)
+}
+
+func isDeadlock(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "40P01"
+}
+
+func (r *rotator) stats() store.GroupCommitStats {
+	return store.GroupCommitStats{Single: r.single.Load(), Batches: r.batches.Load(), Batched: r.batched.Load(), Retried: r.retried.Load()}
+}
