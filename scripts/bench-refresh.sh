@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Refresh rotation over HTTP on PostgreSQL and on SQLite, with `pgbench -N`
-# on the same machine as the ceiling, in one run. Prints the figures
-# docs/PERFORMANCE.md reports. Needs PostgreSQL on 127.0.0.1:5432 (trust
+# Refresh rotation over HTTP on PostgreSQL (with group commit, and without:
+# --db-group-commit=false) and on SQLite, with `pgbench -N` at 8 and 32
+# clients on the same machine as the yardstick, in one run. Prints the
+# figures docs/PERFORMANCE.md reports. Needs PostgreSQL on 127.0.0.1:5432 (trust
 # auth, database test) and pgbench. Only loopback traffic.
 #
 # BIN=path/to/gatehouse benchmarks that binary instead of building this tree
@@ -19,16 +20,18 @@ else
 fi
 
 if [ -z "${SKIP_PGBENCH:-}" ]; then
-  echo "== pgbench -N (simple update, 8 clients, 2 threads, scale 10) =="
   pgbench -i -q -s 10 "$PG" >/dev/null 2>&1
-  pgbench -N -c 8 -j 2 -T "${DUR%s}" "$PG" 2>/dev/null | grep -E "^tps|latency average"
+  for c in 8 32; do
+    echo "== pgbench -N (simple update, $c clients, 2 threads, scale 10) =="
+    pgbench -N -c $c -j 2 -T "${DUR%s}" "$PG" 2>/dev/null | grep -E "^tps|latency average"
+  done
 fi
 
-run() { # name db
+run() { # name db [serve flags]
   local addr=127.0.0.1:18080
   GATEHOUSE_SECRET=bench-secret-bench-secret-bench-secret \
     "$work/gatehouse" serve --addr $addr --db "$2" --log-level warn --login-rate-per-ip 1000000 \
-    --max-sessions-per-user -1 >"$work/$1.log" 2>&1 &
+    --max-sessions-per-user -1 "${@:3}" >"$work/$1.log" 2>&1 &
   local pid=$!
   for _ in $(seq 50); do curl -sf http://$addr/readyz >/dev/null && break; sleep 0.1; done
   echo "== gatehouse refresh on $1 =="
@@ -38,4 +41,8 @@ run() { # name db
 
 psql "$PG" -qc "DROP SCHEMA IF EXISTS gh_bench CASCADE; CREATE SCHEMA gh_bench" >/dev/null
 run postgres "$PG&search_path=gh_bench"
+if "$work/gatehouse" serve --help 2>&1 | grep -q db-group-commit; then
+  psql "$PG" -qc "DROP SCHEMA IF EXISTS gh_bench CASCADE; CREATE SCHEMA gh_bench" >/dev/null
+  run "postgres without group commit" "$PG&search_path=gh_bench" --db-group-commit=false
+fi
 run sqlite "$work/bench.db"

@@ -405,7 +405,7 @@ func openDB(ctx context.Context, sc storeConfig, log *slog.Logger) (store.Store,
 	if postgres.IsURL(sc.DB) {
 		opt := postgres.Options{Logger: log, Pooled: sc.DBPooler, ListenURL: sc.DBListenURL}
 		if !sc.DBGroupCommit {
-			opt.RotateWorkers = -1
+			opt.RotateBatches = -1
 		}
 		return postgres.Open(ctx, sc.DB, opt)
 	}

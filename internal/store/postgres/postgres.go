@@ -56,10 +56,10 @@ type Options struct {
 	// With Pooled and no ListenURL, revocations are not pushed: callers
 	// poll the revocation log (PushesRevocations reports false).
 	ListenURL string
-	// RotateWorkers is how many batches of rotations (group commit, see
-	// rotate.go) may be in flight at once (default 4); negative sends each
-	// rotation as a statement of its own.
-	RotateWorkers int
+	// RotateBatches bounds the batches of rotations (group commit, see
+	// rotate.go) in flight at once, when they stall (default 4); negative
+	// sends each rotation as a statement of its own.
+	RotateBatches int
 }
 
 // Store is a PostgreSQL-backed store.Store: the shared SQL (sqlstore) over
@@ -135,11 +135,12 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	if opt.RotateWorkers == 0 {
-		opt.RotateWorkers = defaultRotateWorkers
+	if opt.RotateBatches == 0 {
+		opt.RotateBatches = defaultMaxInFlight
 	}
-	if opt.RotateWorkers > 0 {
-		s.rot = newRotator(s.db.Writer(), opt.RotateWorkers, 2*opt.StatementTimeout)
+	if opt.RotateBatches > 0 {
+		s.rot = newRotator(s.db.Writer(), 2*opt.StatementTimeout)
+		s.rot.start(opt.RotateBatches)
 	}
 	return s, nil
 }
@@ -217,7 +218,7 @@ var _ store.FastRotator = (*Store)(nil)
 
 // RotateIfCurrent is the fast path's rotation: one conditional UPDATE,
 // sent together with the rotations that arrive with it (group commit,
-// rotate.go) unless Options.RotateWorkers is negative.
+// rotate.go) unless Options.RotateBatches is negative.
 func (s *Store) RotateIfCurrent(ctx context.Context, r store.Rotation) (store.Session, store.User, error) {
 	if s.rot != nil {
 		return s.rot.rotate(ctx, r)

@@ -14,11 +14,18 @@ package postgres
 // then takes the full path, which decides grace, reuse, expiry, as before).
 // Nothing is answered before the statement, and so its commit, returns.
 //
-// Batches form by themselves, without a timer: a few workers wait on one
-// queue; an idle worker takes the first rotation and whatever else is
-// already queued behind it. Under light load every rotation finds an idle
-// worker and goes alone, with no added wait; under load the queue fills
-// while the workers are busy, and each takes a larger batch.
+// Batches form by themselves, with no timer to wait out: one dispatcher
+// takes the first rotation queued and whatever else is queued behind it,
+// and sends that batch; the next batch goes when this one is answered.
+// Under light load every rotation finds nothing in flight and goes alone at
+// once; under load the queue fills during each round trip, and the next
+// batch carries all of it. One batch in flight at a time measured best by
+// far (docs/PERFORMANCE.md: with 2 or 4 in flight, the batches are smaller
+// and both the server and PostgreSQL spend more per rotation). But a batch
+// can stall — a row lock held by another transaction, a deadlock being
+// detected — and must not stall every refresh with it: once the batch in
+// flight is older than stallAfter, the next one goes anyway, up to
+// maxInFlight at once.
 //
 // A batch never holds two rotations of one session: PostgreSQL would update
 // the row once with either (UPDATE … FROM with two matching rows), so the
@@ -47,11 +54,13 @@ import (
 )
 
 const (
-	// defaultRotateWorkers is how many batches may be in flight at once.
-	// Fewer means larger batches (less work per rotation in PostgreSQL)
-	// but less overlap of one batch's round trip with the next; 4 was the
-	// best of 2, 4 and 8 at 8 and 32 concurrent clients (docs/PERFORMANCE.md).
-	defaultRotateWorkers = 4
+	// defaultMaxInFlight bounds the batches in flight at once when they
+	// stall.
+	defaultMaxInFlight = 4
+	// stallAfter is how long a batch may be in flight before the next one
+	// goes without waiting for it: some ten times a batch's round trip and
+	// commit on a busy server.
+	stallAfter = 20 * time.Millisecond
 	// maxBatch bounds one statement's arrays.
 	maxBatch = 128
 )
@@ -97,7 +106,7 @@ type outcome struct {
 	err error
 }
 
-// rotator is the group commit: the queue and its workers.
+// rotator is the group commit: the queue and its dispatcher.
 type rotator struct {
 	db      sqlstore.Conn
 	timeout time.Duration // bounds a batch: no caller's context governs it
@@ -114,17 +123,19 @@ type rotator struct {
 	single, batches, batched, retried atomic.Int64
 }
 
-func newRotator(db sqlstore.Conn, workers int, timeout time.Duration) *rotator {
-	r := &rotator{db: db, timeout: timeout, queue: make(chan *pending, 4*maxBatch), stop: make(chan struct{})}
-	for range workers {
-		r.wg.Add(1)
-		go r.work()
-	}
-	return r
+// newRotator makes a rotator; start runs its dispatcher (tests run batches
+// by hand instead).
+func newRotator(db sqlstore.Conn, timeout time.Duration) *rotator {
+	return &rotator{db: db, timeout: timeout, queue: make(chan *pending, 4*maxBatch), stop: make(chan struct{})}
 }
 
-// close stops the workers after their current batch; rotations still
-// queued are answered ErrUnavailable.
+func (r *rotator) start(maxInFlight int) {
+	r.wg.Add(1)
+	go r.dispatch(maxInFlight)
+}
+
+// close stops the dispatcher once the batches in flight are answered;
+// rotations still queued are answered ErrUnavailable.
 func (r *rotator) close() {
 	r.closing.Lock()
 	r.closed = true
@@ -152,7 +163,7 @@ func (r *rotator) rotate(ctx context.Context, rot store.Rotation) (store.Session
 		return store.Session{}, store.User{}, fmt.Errorf("rotate if current: %w: store closed", store.ErrUnavailable)
 	}
 	select {
-	case r.queue <- p: // a full queue waits: the workers drain it until close
+	case r.queue <- p: // a full queue waits: the dispatcher drains it until close
 	case <-ctx.Done():
 		r.closing.RUnlock()
 		return store.Session{}, store.User{}, fmt.Errorf("rotate if current: %w: %v", store.ErrUnavailable, ctx.Err())
@@ -162,21 +173,54 @@ func (r *rotator) rotate(ctx context.Context, rot store.Rotation) (store.Session
 	return o.s, o.u, o.err
 }
 
-func (r *rotator) work() {
+// dispatch sends batches: the next when the one in flight is answered, or
+// has stalled (stallAfter), never more than maxInFlight at once.
+func (r *rotator) dispatch(maxInFlight int) {
 	defer r.wg.Done()
+	finished := make(chan struct{}, maxInFlight)
+	inFlight := 0
+	defer func() {
+		for ; inFlight > 0; inFlight-- {
+			<-finished
+		}
+	}()
+	stalled := time.NewTimer(stallAfter)
+	stalled.Stop()
 	var carry []*pending // rotations held back from the last batch
 	for {
 		if len(carry) == 0 {
 			select {
 			case p := <-r.queue:
 				carry = append(carry, p)
+			case <-finished:
+				inFlight--
+				continue
 			case <-r.stop:
 				return
 			}
 		}
+	wait:
+		for inFlight > 0 {
+			if inFlight == maxInFlight {
+				<-finished
+				inFlight--
+				continue
+			}
+			select {
+			case <-finished:
+				inFlight--
+			case <-stalled.C:
+				break wait // the newest batch has stalled: do not wait for it
+			}
+		}
 		batch, later := r.take(carry)
-		r.run(batch)
 		carry = later
+		inFlight++
+		stalled.Reset(stallAfter)
+		go func() {
+			r.run(batch)
+			finished <- struct{}{}
+		}()
 	}
 }
 

@@ -59,7 +59,7 @@ func queued(ctx context.Context, r store.Rotation) *pending {
 // row, exactly as the single statement would judge it.
 func TestBatchOutcomesAreEachRotations(t *testing.T) {
 	ctx := context.Background()
-	s := openStore(t, TestSchema(t), Options{RotateWorkers: -1})
+	s := openStore(t, TestSchema(t), Options{RotateBatches: -1})
 	now := time.Now().Truncate(time.Microsecond)
 	later := now.Add(time.Minute)
 	mk := func(id string) store.Session { return seed(t, s, id, now) }
@@ -88,7 +88,7 @@ func TestBatchOutcomesAreEachRotations(t *testing.T) {
 		queued(ctx, rotation(store.Session{ID: "b-unknown", IP: "192.0.2.1"}, 1, later, "ua-unknown")),
 	}
 	want := map[string]bool{"b-good": true, "b-good2": true} // the rest conflict
-	r := newRotator(s.db.Writer(), 0, 5*time.Second)
+	r := newRotator(s.db.Writer(), 5*time.Second)
 	r.run(append([]*pending(nil), batch...))
 	for _, p := range batch {
 		o := <-p.done
@@ -151,7 +151,7 @@ func TestGroupCommitRaces(t *testing.T) {
 			} else {
 				url = TestSchema(t)
 			}
-			s := openStore(t, url, Options{Pooled: pooled, MaxConns: 8, RotateWorkers: 2})
+			s := openStore(t, url, Options{Pooled: pooled, MaxConns: 8, RotateBatches: 2})
 			const sessions, rounds, racers = 24, 12, 3
 			now := time.Now()
 			xs := make([]store.Session, sessions)
@@ -222,13 +222,13 @@ func TestGroupCommitRaces(t *testing.T) {
 func TestFailedBatchCommitsNothing(t *testing.T) {
 	ctx := context.Background()
 	url := TestSchema(t)
-	s := openStore(t, url, Options{RotateWorkers: -1, StatementTimeout: 300 * time.Millisecond})
+	s := openStore(t, url, Options{RotateBatches: -1, StatementTimeout: 300 * time.Millisecond})
 	now := time.Now()
 	a, b := seed(t, s, "f-a", now), seed(t, s, "f-b", now)
 	locker := lockRow(t, url, b.ID)
 	defer locker.Rollback(ctx)
 	batch := []*pending{queued(ctx, rotation(a, 1, now, "x")), queued(ctx, rotation(b, 1, now, "x"))}
-	r := newRotator(s.db.Writer(), 0, 5*time.Second)
+	r := newRotator(s.db.Writer(), 5*time.Second)
 	r.run(append([]*pending(nil), batch...))
 	for _, p := range batch {
 		if o := <-p.done; !errors.Is(o.err, store.ErrUnavailable) {
@@ -248,7 +248,7 @@ func TestBatchDeadlockIsRetriedOneByOne(t *testing.T) {
 	url := TestSchema(t)
 	// The batch's backend looks for deadlocks after 1 s of waiting; the
 	// locker's after 30 s: the batch is the one PostgreSQL aborts.
-	s := openStore(t, url+"&deadlock_timeout=1s", Options{RotateWorkers: -1})
+	s := openStore(t, url+"&deadlock_timeout=1s", Options{RotateBatches: -1})
 	now := time.Now()
 	a, b := seed(t, s, "d-a", now), seed(t, s, "d-b", now) // the batch locks a, then b
 	locker := lockRow(t, url+"&deadlock_timeout=30s", b.ID)
@@ -258,7 +258,7 @@ func TestBatchDeadlockIsRetriedOneByOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	batch := []*pending{queued(ctx, rotation(a, 1, now, "ua-a")), queued(ctx, rotation(b, 1, now, "ua-b"))}
-	r := newRotator(s.db.Writer(), 0, 10*time.Second)
+	r := newRotator(s.db.Writer(), 10*time.Second)
 	ran := make(chan struct{})
 	go func() { r.run(append([]*pending(nil), batch...)); close(ran) }()
 	waitBlockedBy(t, s, pid) // the batch holds a and waits for b
@@ -324,7 +324,7 @@ func waitBlockedBy(t *testing.T, s *Store, pid int) {
 // Closing the store while rotations stream in answers every one of them:
 // none hangs, none is answered twice.
 func TestCloseAnswersEveryRotation(t *testing.T) {
-	s, err := Open(context.Background(), TestSchema(t), Options{RotateWorkers: 2})
+	s, err := Open(context.Background(), TestSchema(t), Options{RotateBatches: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,5 +355,40 @@ func TestCloseAnswersEveryRotation(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("rotations still waiting 10 s after Close")
+	}
+}
+
+// A batch stalled on a row lock does not hold up the other sessions'
+// rotations: after stallAfter the next batch goes without waiting for it.
+func TestStalledBatchDoesNotStallOthers(t *testing.T) {
+	ctx := context.Background()
+	url := TestSchema(t)
+	s := openStore(t, url, Options{})
+	now := time.Now()
+	a, b := seed(t, s, "s-a", now), seed(t, s, "s-b", now)
+	locker := lockRow(t, url, a.ID)
+	defer locker.Rollback(ctx)
+	stalled := make(chan error, 1)
+	go func() {
+		_, _, err := s.RotateIfCurrent(ctx, rotation(a, 1, now, "a"))
+		stalled <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // a's batch is in flight, waiting for the lock
+	start := time.Now()
+	got, _, err := s.RotateIfCurrent(ctx, rotation(b, 1, now, "b"))
+	if err != nil || got.Generation != 2 {
+		t.Fatalf("b while a's batch is stalled: %+v, %v", got, err)
+	}
+	if waited := time.Since(start); waited > 2*time.Second {
+		t.Fatalf("b waited %v behind a's stalled batch", waited)
+	}
+	select {
+	case err := <-stalled:
+		t.Fatalf("a's rotation finished while its row was locked: %v", err)
+	default:
+	}
+	locker.Rollback(ctx)
+	if err := <-stalled; err != nil {
+		t.Fatalf("a after the lock was released: %v", err)
 	}
 }
