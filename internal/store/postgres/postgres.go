@@ -139,8 +139,7 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		opt.RotateBatches = defaultMaxInFlight
 	}
 	if opt.RotateBatches > 0 {
-		s.rot = newRotator(s.db.Writer(), 2*opt.StatementTimeout)
-		s.rot.start(opt.RotateBatches)
+		s.rot = newRotator(s.db.Writer(), 2*opt.StatementTimeout, opt.RotateBatches)
 	}
 	return s, nil
 }
@@ -181,7 +180,8 @@ func (t schemaTx) QueryRow(ctx context.Context, query string, args ...any) sqlst
 // Ping checks the database.
 func (s *Store) Ping(ctx context.Context) error { return mapErr(s.pool.Ping(ctx)) }
 
-// Close stops the group commit and closes the pool.
+// Close lets the group commit's batches in flight finish, then closes the
+// pool.
 func (s *Store) Close() error {
 	if s.rot != nil {
 		s.rot.close()

@@ -14,12 +14,13 @@ package postgres
 // then takes the full path, which decides grace, reuse, expiry, as before).
 // Nothing is answered before the statement, and so its commit, returns.
 //
-// Batches form by themselves, with no timer to wait out: one dispatcher
-// takes the first rotation queued and whatever else is queued behind it,
-// and sends that batch; the next batch goes when this one is answered.
-// Under light load every rotation finds nothing in flight and goes alone at
-// once; under load the queue fills during each round trip, and the next
-// batch carries all of it. One batch in flight at a time measured best by
+// Batches form by themselves, with no timer to wait out: a rotation that
+// finds no batch in flight is sent at once, by its own caller, with
+// whatever else is queued; rotations arriving while a batch is in flight
+// queue, and go together as the next batch when it is answered. Under
+// light load every rotation goes alone, with no added wait or hand-off;
+// under load the queue fills during each round trip, and the next batch
+// carries all of it. One batch in flight at a time measured best by
 // far (docs/PERFORMANCE.md: with 2 or 4 in flight, the batches are smaller
 // and both the server and PostgreSQL spend more per rotation). But a batch
 // can stall — a row lock held by another transaction, a deadlock being
@@ -97,7 +98,7 @@ const rotateMany = `UPDATE sessions s SET generation = s.generation + 1, rotated
 type pending struct {
 	ctx  context.Context
 	r    store.Rotation
-	done chan outcome // buffered: the worker never blocks on a caller
+	done chan outcome // buffered: a batch never blocks on a caller
 }
 
 type outcome struct {
@@ -106,150 +107,135 @@ type outcome struct {
 	err error
 }
 
-// rotator is the group commit: the queue and its dispatcher.
+// rotator is the group commit: the queue of rotations and the batches in
+// flight.
 type rotator struct {
-	db      sqlstore.Conn
-	timeout time.Duration // bounds a batch: no caller's context governs it
-	queue   chan *pending
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	// closing guards sends to queue against close: once closed is set no
-	// rotation is queued, so close's final drain answers every one.
-	closing sync.RWMutex
-	closed  bool
+	db          sqlstore.Conn
+	timeout     time.Duration // bounds a batch: no caller's context governs it
+	maxInFlight int
+
+	mu       sync.Mutex
+	queue    []*pending // waiting for a batch, in arrival order
+	inFlight int        // batches sent and not answered
+	active   int        // of those, the ones not yet stalled: at most 1
+	closed   bool
+	wg       sync.WaitGroup // batches in flight
+
 	// Counters for metrics, tests and benchmarks: statements of one
 	// rotation and of several, the rotations the latter carried, and the
 	// batches aborted by a deadlock and run again one by one.
 	single, batches, batched, retried atomic.Int64
 }
 
-// newRotator makes a rotator; start runs its dispatcher (tests run batches
-// by hand instead).
-func newRotator(db sqlstore.Conn, timeout time.Duration) *rotator {
-	return &rotator{db: db, timeout: timeout, queue: make(chan *pending, 4*maxBatch), stop: make(chan struct{})}
+// flight is one batch in flight; its fields are guarded by rotator.mu.
+type flight struct{ stalled, done bool }
+
+func newRotator(db sqlstore.Conn, timeout time.Duration, maxInFlight int) *rotator {
+	return &rotator{db: db, timeout: timeout, maxInFlight: maxInFlight}
 }
 
-func (r *rotator) start(maxInFlight int) {
-	r.wg.Add(1)
-	go r.dispatch(maxInFlight)
-}
-
-// close stops the dispatcher once the batches in flight are answered;
-// rotations still queued are answered ErrUnavailable.
+// close waits for the batches in flight; rotations still queued are
+// answered ErrUnavailable.
 func (r *rotator) close() {
-	r.closing.Lock()
+	r.mu.Lock()
 	r.closed = true
-	r.closing.Unlock()
-	close(r.stop)
+	r.mu.Unlock()
 	r.wg.Wait()
-	for {
-		select {
-		case p := <-r.queue:
-			p.done <- outcome{err: fmt.Errorf("rotate if current: %w: store closed", store.ErrUnavailable)}
-		default:
-			return
-		}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.queue {
+		p.done <- outcome{err: fmt.Errorf("rotate if current: %w: store closed", store.ErrUnavailable)}
 	}
+	r.queue = nil
 }
 
-// rotate queues one rotation and waits for its outcome. It waits even if
-// ctx ends meanwhile: once sent, the rotation may commit, and its caller
-// must not be told otherwise (the batch's own timeout bounds the wait).
+// rotate queues one rotation and waits for its outcome. When nothing is in
+// flight the caller sends the batch itself, in its own goroutine: a lone
+// rotation costs no hand-off. It waits even if ctx ends meanwhile: once
+// sent, the rotation may commit, and its caller must not be told otherwise
+// (the batch's own timeout bounds the wait).
 func (r *rotator) rotate(ctx context.Context, rot store.Rotation) (store.Session, store.User, error) {
 	p := &pending{ctx: ctx, r: rot, done: make(chan outcome, 1)}
-	r.closing.RLock()
+	r.mu.Lock()
 	if r.closed {
-		r.closing.RUnlock()
+		r.mu.Unlock()
 		return store.Session{}, store.User{}, fmt.Errorf("rotate if current: %w: store closed", store.ErrUnavailable)
 	}
-	select {
-	case r.queue <- p: // a full queue waits: the dispatcher drains it until close
-	case <-ctx.Done():
-		r.closing.RUnlock()
-		return store.Session{}, store.User{}, fmt.Errorf("rotate if current: %w: %v", store.ErrUnavailable, ctx.Err())
+	r.queue = append(r.queue, p)
+	batch, f := r.next()
+	r.mu.Unlock()
+	if batch != nil {
+		r.send(batch, f)
 	}
-	r.closing.RUnlock()
 	o := <-p.done
 	return o.s, o.u, o.err
 }
 
-// dispatch sends batches: the next when the one in flight is answered, or
-// has stalled (stallAfter), never more than maxInFlight at once.
-func (r *rotator) dispatch(maxInFlight int) {
-	defer r.wg.Done()
-	finished := make(chan struct{}, maxInFlight)
-	inFlight := 0
-	defer func() {
-		for ; inFlight > 0; inFlight-- {
-			<-finished
+// next takes the next batch off the queue if one may go now: none is in
+// flight, or the ones in flight have all stalled and fewer than
+// maxInFlight are. The caller holds mu and sends the batch.
+func (r *rotator) next() ([]*pending, *flight) {
+	if len(r.queue) == 0 || r.closed || r.active > 0 || r.inFlight >= r.maxInFlight {
+		return nil, nil
+	}
+	var batch []*pending
+	batch, r.queue = take(r.queue)
+	r.inFlight++
+	r.active++
+	r.wg.Add(1)
+	return batch, &flight{}
+}
+
+// send runs a batch, then sends the next one if rotations queued meanwhile.
+// Should the batch stall, the next one goes without waiting for it.
+func (r *rotator) send(batch []*pending, f *flight) {
+	t := time.AfterFunc(stallAfter, func() {
+		r.mu.Lock()
+		if f.done {
+			r.mu.Unlock()
+			return
 		}
-	}()
-	stalled := time.NewTimer(stallAfter)
-	stalled.Stop()
-	var carry []*pending // rotations held back from the last batch
-	for {
-		if len(carry) == 0 {
-			select {
-			case p := <-r.queue:
-				carry = append(carry, p)
-			case <-finished:
-				inFlight--
-				continue
-			case <-r.stop:
-				return
-			}
+		f.stalled = true
+		r.active--
+		next, nf := r.next()
+		r.mu.Unlock()
+		if next != nil {
+			r.send(next, nf)
 		}
-	wait:
-		for inFlight > 0 {
-			if inFlight == maxInFlight {
-				<-finished
-				inFlight--
-				continue
-			}
-			select {
-			case <-finished:
-				inFlight--
-			case <-stalled.C:
-				break wait // the newest batch has stalled: do not wait for it
-			}
-		}
-		batch, later := r.take(carry)
-		carry = later
-		inFlight++
-		stalled.Reset(stallAfter)
-		go func() {
-			r.run(batch)
-			finished <- struct{}{}
-		}()
+	})
+	r.run(batch)
+	t.Stop()
+	r.mu.Lock()
+	f.done = true
+	r.inFlight--
+	if !f.stalled {
+		r.active--
+	}
+	next, nf := r.next()
+	r.mu.Unlock()
+	r.wg.Done()
+	if next != nil {
+		go r.send(next, nf)
 	}
 }
 
-// take forms a batch: first, the rotations held back, then whatever is
-// queued, up to maxBatch, at most one per session; the rest is held back
-// for the next batch (in arrival order, so a session's rotations keep
-// theirs).
-func (r *rotator) take(carry []*pending) (batch, later []*pending) {
-	seen := make(map[string]struct{}, len(carry))
-	add := func(p *pending) {
+// take forms a batch from the front of the queue: up to maxBatch
+// rotations, at most one per session; the rest stays queued, in arrival
+// order (a session's rotations keep theirs).
+func take(queue []*pending) (batch, rest []*pending) {
+	if len(queue) == 1 {
+		return queue, nil
+	}
+	seen := make(map[string]struct{}, min(len(queue), maxBatch))
+	for _, p := range queue {
 		if _, dup := seen[p.r.SessionID]; dup || len(batch) == maxBatch {
-			later = append(later, p)
-			return
+			rest = append(rest, p)
+			continue
 		}
 		seen[p.r.SessionID] = struct{}{}
 		batch = append(batch, p)
 	}
-	for _, p := range carry {
-		add(p)
-	}
-	for len(batch) < maxBatch {
-		select {
-		case p := <-r.queue:
-			add(p)
-		default:
-			return batch, later
-		}
-	}
-	return batch, later
+	return batch, rest
 }
 
 // run executes one batch and answers each of its rotations.

@@ -88,7 +88,7 @@ func TestBatchOutcomesAreEachRotations(t *testing.T) {
 		queued(ctx, rotation(store.Session{ID: "b-unknown", IP: "192.0.2.1"}, 1, later, "ua-unknown")),
 	}
 	want := map[string]bool{"b-good": true, "b-good2": true} // the rest conflict
-	r := newRotator(s.db.Writer(), 5*time.Second)
+	r := newRotator(s.db.Writer(), 5*time.Second, 1)
 	r.run(append([]*pending(nil), batch...))
 	for _, p := range batch {
 		o := <-p.done
@@ -120,22 +120,25 @@ func TestBatchOutcomesAreEachRotations(t *testing.T) {
 // A batch never carries two rotations of a session: the second waits for
 // the next batch, behind the first, in arrival order.
 func TestBatchHoldsBackASessionsSecondRotation(t *testing.T) {
-	r := &rotator{queue: make(chan *pending, 8)}
 	ctx := context.Background()
 	a1 := queued(ctx, store.Rotation{SessionID: "a", FromGeneration: 1})
 	b1 := queued(ctx, store.Rotation{SessionID: "b", FromGeneration: 1})
 	a2 := queued(ctx, store.Rotation{SessionID: "a", FromGeneration: 2})
 	a3 := queued(ctx, store.Rotation{SessionID: "a", FromGeneration: 3})
-	r.queue <- b1
-	r.queue <- a2
-	r.queue <- a3
-	batch, later := r.take([]*pending{a1})
-	if len(batch) != 2 || batch[0] != a1 || batch[1] != b1 || len(later) != 2 || later[0] != a2 || later[1] != a3 {
-		t.Fatalf("take = %v, %v", batch, later)
+	batch, rest := take([]*pending{a1, b1, a2, a3})
+	if len(batch) != 2 || batch[0] != a1 || batch[1] != b1 || len(rest) != 2 || rest[0] != a2 || rest[1] != a3 {
+		t.Fatalf("take = %v, %v", batch, rest)
 	}
-	batch, later = r.take(later)
-	if len(batch) != 1 || batch[0] != a2 || len(later) != 1 || later[0] != a3 {
-		t.Fatalf("second take = %v, %v", batch, later)
+	batch, rest = take(rest)
+	if len(batch) != 1 || batch[0] != a2 || len(rest) != 1 || rest[0] != a3 {
+		t.Fatalf("second take = %v, %v", batch, rest)
+	}
+	var many []*pending
+	for i := range maxBatch + 3 {
+		many = append(many, queued(ctx, store.Rotation{SessionID: fmt.Sprint(i)}))
+	}
+	if batch, rest = take(many); len(batch) != maxBatch || len(rest) != 3 || rest[0] != many[maxBatch] {
+		t.Fatalf("take of %d: a batch of %d, %d left", len(many), len(batch), len(rest))
 	}
 }
 
@@ -228,7 +231,7 @@ func TestFailedBatchCommitsNothing(t *testing.T) {
 	locker := lockRow(t, url, b.ID)
 	defer locker.Rollback(ctx)
 	batch := []*pending{queued(ctx, rotation(a, 1, now, "x")), queued(ctx, rotation(b, 1, now, "x"))}
-	r := newRotator(s.db.Writer(), 5*time.Second)
+	r := newRotator(s.db.Writer(), 5*time.Second, 1)
 	r.run(append([]*pending(nil), batch...))
 	for _, p := range batch {
 		if o := <-p.done; !errors.Is(o.err, store.ErrUnavailable) {
@@ -258,7 +261,7 @@ func TestBatchDeadlockIsRetriedOneByOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	batch := []*pending{queued(ctx, rotation(a, 1, now, "ua-a")), queued(ctx, rotation(b, 1, now, "ua-b"))}
-	r := newRotator(s.db.Writer(), 10*time.Second)
+	r := newRotator(s.db.Writer(), 10*time.Second, 1)
 	ran := make(chan struct{})
 	go func() { r.run(append([]*pending(nil), batch...)); close(ran) }()
 	waitBlockedBy(t, s, pid) // the batch holds a and waits for b
