@@ -41,7 +41,8 @@ run() { # name db [serve flags]
 
 psql "$PG" -qc "DROP SCHEMA IF EXISTS gh_bench CASCADE; CREATE SCHEMA gh_bench" >/dev/null
 run postgres "$PG&search_path=gh_bench"
-if "$work/gatehouse" serve --help 2>&1 | grep -q db-group-commit; then
+help=$("$work/gatehouse" serve --help 2>&1 || true) # binaries from before group commit lack the flag
+if grep -q db-group-commit <<<"$help"; then
   psql "$PG" -qc "DROP SCHEMA IF EXISTS gh_bench CASCADE; CREATE SCHEMA gh_bench" >/dev/null
   run "postgres without group commit" "$PG&search_path=gh_bench" --db-group-commit=false
 fi
