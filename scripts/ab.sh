@@ -45,7 +45,8 @@ run() { # label
   if [ -n "${AB_PG:-}" ]; then
     local name; name="ab_$(basename "$dir" | tr -dc 'a-z0-9')"
     psql -q "$AB_PG" -c "CREATE DATABASE $name" >/dev/null
-    db=$(sed "s|/[^/?]*\(?\|$\)|/$name\1|" <<<"$AB_PG")
+    local base=${AB_PG%%\?*} # the URL up to its query: …/DBNAME
+    db="${base%/*}/$name${AB_PG#"$base"}"
   fi
   GATEHOUSE_SECRET=ab-secret-ab-secret-ab-secret-ab-secret "$work/gh-$1" serve --addr "$addr" --db "$db" \
     --log-level warn --login-rate-per-ip 1000000 --max-sessions-per-user -1 >"$dir/server.log" 2>&1 &
