@@ -4,7 +4,9 @@
 // Every operation is one statement or one transaction, so a database outage
 // leaves nothing half-written: the caller gets store.ErrUnavailable (503) and
 // the pool reconnects by itself when the database is back. pgx prepares each
-// statement once per connection and reuses it. Revocations reach the other
+// statement once per connection and reuses it. Fast-path refresh rotations
+// that arrive together share one statement and one commit (group commit,
+// rotate.go). Revocations reach the other
 // instances by LISTEN/NOTIFY: a trigger notifies on every revocation-log
 // insert, and WatchRevocations listens, resyncing after a dropped connection
 // so that no revocation is missed.
@@ -65,7 +67,8 @@ type Options struct {
 // Store is a PostgreSQL-backed store.Store: the shared SQL (sqlstore) over
 // pgx used natively (its per-connection statement cache and pool), plus
 // what only PostgreSQL does here: the one-statement refresh
-// (RotateIfCurrent), LISTEN/NOTIFY and migrations under an advisory lock.
+// (RotateIfCurrent), its group commit (rotate.go), LISTEN/NOTIFY and
+// migrations under an advisory lock.
 type Store struct {
 	*sqlstore.Store
 	pool *pgxpool.Pool
