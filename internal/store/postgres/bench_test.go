@@ -21,33 +21,7 @@ func BenchmarkRotate(b *testing.B) {
 	for _, n := range []int{10_000, 1_000_000} {
 		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
 			ctx := context.Background()
-			s, err := Open(ctx, TestSchema(b), Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			if _, err := s.pool.Exec(ctx, `INSERT INTO users (id, username, username_norm, password_hash, role, created_at) VALUES ('u', 'u', 'u', 'h', 'user', 0)`); err != nil {
-				b.Fatal(err)
-			}
-			now := time.Now().UnixNano()
-			tx, err := s.pool.Begin(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer tx.Rollback(ctx)
-			if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO sessions (id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
-				idle_expires_at, expires_at, access_exp, ip, user_agent)
-				SELECT 's' || i, 'u', '\x00', 1, $1, $1, $1, $2, $2, $1, '127.0.0.1', 'seed' FROM generate_series(1, $3) AS i`,
-				now, now+int64(time.Hour), n); err != nil {
-				b.Fatal(err)
-			}
-			if err := tx.Commit(ctx); err != nil {
-				b.Fatal(err)
-			}
-			s.pool.Exec(ctx, `ANALYZE sessions`)
+			s := benchStore(b, Options{}, n)
 			for _, par := range []int{1, 8} {
 				b.Run(fmt.Sprintf("conc=%d", par), func(b *testing.B) {
 					b.SetParallelism(par)
@@ -81,6 +55,41 @@ func BenchmarkRotate(b *testing.B) {
 	}
 }
 
+// benchStore opens a fresh schema holding n live sessions, s1…sn, of one
+// user; it is closed when the benchmark ends.
+func benchStore(b *testing.B, opt Options, n int) *Store {
+	b.Helper()
+	ctx := context.Background()
+	s, err := Open(ctx, TestSchema(b), opt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	if _, err := s.pool.Exec(ctx, `INSERT INTO users (id, username, username_norm, password_hash, role, created_at) VALUES ('u', 'u', 'u', 'h', 'user', 0)`); err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now().UnixNano()
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO sessions (id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
+		idle_expires_at, expires_at, access_exp, ip, user_agent)
+		SELECT 's' || i, 'u', '\x00', 1, $1, $1, $1, $2, $2, $1, '127.0.0.1', 'seed' FROM generate_series(1, $3) AS i`,
+		now, now+int64(24*time.Hour), n); err != nil {
+		b.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		b.Fatal(err)
+	}
+	s.pool.Exec(ctx, `ANALYZE sessions`)
+	return s
+}
+
 func isConflict(err error) bool { return errors.Is(err, store.ErrConflict) }
 
 // BenchmarkGroupCommit measures the fast path's rotation (RotateIfCurrent)
@@ -96,22 +105,7 @@ func BenchmarkGroupCommit(b *testing.B) {
 		for _, clients := range []int{8, 32} {
 			b.Run(fmt.Sprintf("%s/clients=%d", mode.name, clients), func(b *testing.B) {
 				ctx := context.Background()
-				s, err := Open(ctx, TestSchema(b), Options{RotateBatches: mode.batches})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer s.Close()
-				if _, err := s.pool.Exec(ctx, `INSERT INTO users (id, username, username_norm, password_hash, role, created_at) VALUES ('u', 'u', 'u', 'h', 'user', 0)`); err != nil {
-					b.Fatal(err)
-				}
-				now := time.Now().UnixNano()
-				if _, err := s.pool.Exec(ctx, `INSERT INTO sessions (id, user_id, nonce, generation, rotated_at, created_at, last_used_at,
-					idle_expires_at, expires_at, access_exp, ip, user_agent)
-					SELECT 's' || i, 'u', '\x00', 1, $1, $1, $1, $2, $2, $1, '127.0.0.1', 'seed' FROM generate_series(1, 10000) AS i`,
-					now, now+int64(24*time.Hour)); err != nil {
-					b.Fatal(err)
-				}
-				s.pool.Exec(ctx, `ANALYZE sessions`)
+				s := benchStore(b, Options{RotateBatches: mode.batches}, 10_000)
 				var next atomic.Int64
 				b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 				b.ResetTimer()
