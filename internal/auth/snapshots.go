@@ -47,13 +47,21 @@ type snapshots struct {
 	gen     uint64
 	floor   uint64 // reads that began before it are stale
 	entries map[string]snapshot
-	// Generation of the last change of a session or user; cleared (with
-	// the floor raised) when it grows past snapshotMax.
-	sessionChanged map[string]uint64
-	userChanged    map[string]uint64
+	// The last change of each session or user. A record matters only for
+	// a TTL: a read that began before the change is older than that after
+	// it, and neither kept nor served (trim).
+	sessionChanged map[string]change
+	userChanged    map[string]change
 	max            int
 	ttl            time.Duration
 	clock          func() int64 // monotonic nanoseconds
+}
+
+// change is when a session or user last changed: the generation and the
+// monotonic time.
+type change struct {
+	gen uint64
+	at  int64
 }
 
 var monoStart = time.Now()
@@ -63,8 +71,8 @@ func monotonic() int64 { return int64(time.Since(monoStart)) }
 func newSnapshots(max int, ttl time.Duration) *snapshots {
 	return &snapshots{
 		entries:        map[string]snapshot{},
-		sessionChanged: map[string]uint64{},
-		userChanged:    map[string]uint64{},
+		sessionChanged: map[string]change{},
+		userChanged:    map[string]change{},
 		max:            max,
 		ttl:            ttl,
 		clock:          monotonic,
@@ -83,22 +91,34 @@ func (c *snapshots) get(sid string) (snapshot, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	e, ok := c.entries[sid]
-	if !ok || c.clock()-e.at > int64(c.ttl) || e.gen < c.userChanged[e.user.ID] {
+	if !ok || c.clock()-e.at > int64(c.ttl) || e.gen < c.userChanged[e.user.ID].gen {
 		return snapshot{}, false
 	}
 	return e, true
 }
 
 // put keeps a snapshot unless its session or user changed (or everything
-// was forgotten) after its read began.
+// was forgotten) after its read began, or the read began more than a TTL
+// ago (it would not be served, and the change records it would be checked
+// against may be gone: trim).
 func (c *snapshots) put(e snapshot) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e.gen < c.floor || e.gen < c.sessionChanged[e.sess.ID] || e.gen < c.userChanged[e.user.ID] {
+	now := c.clock()
+	if now-e.at > int64(c.ttl) || e.gen < c.floor || e.gen < c.sessionChanged[e.sess.ID].gen || e.gen < c.userChanged[e.user.ID].gen {
 		return
 	}
 	if len(c.entries) >= c.max {
-		clear(c.entries)
+		// Full: drop the expired; if that frees less than half, all (so
+		// that each scan pays for at least max/2 insertions).
+		for sid, old := range c.entries {
+			if now-old.at > int64(c.ttl) {
+				delete(c.entries, sid)
+			}
+		}
+		if len(c.entries) >= c.max/2 {
+			clear(c.entries)
+		}
 	}
 	c.entries[e.sess.ID] = e
 }
@@ -108,7 +128,7 @@ func (c *snapshots) forgetSession(sid string) {
 	defer c.mu.Unlock()
 	c.gen++
 	delete(c.entries, sid)
-	c.sessionChanged[sid] = c.gen
+	c.sessionChanged[sid] = change{c.gen, c.clock()}
 	c.trim()
 }
 
@@ -116,7 +136,7 @@ func (c *snapshots) forgetUser(uid string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
-	c.userChanged[uid] = c.gen // get and put compare with it
+	c.userChanged[uid] = change{c.gen, c.clock()} // get and put compare with it
 	c.trim()
 }
 
@@ -134,10 +154,26 @@ func (c *snapshots) forgetAllLocked() {
 	clear(c.userChanged)
 }
 
-// trim keeps the change records bounded: past the limit, everything is
-// forgotten at once, which the floor makes as safe as the records were.
+// trim keeps the change records bounded. Past the limit, the records older
+// than a TTL go: a read that began before such a change began more than a
+// TTL ago, so put refuses it and get would not serve it (change records
+// are taken under the lock that orders them with begin, on one monotonic
+// clock). If that frees less than half (more than max/2 changes within a
+// TTL), everything is forgotten at once, which the floor makes as safe as
+// the records were. Each scan thus pays for at least max/2 changes.
 func (c *snapshots) trim() {
-	if len(c.sessionChanged)+len(c.userChanged) > c.max {
+	if len(c.sessionChanged)+len(c.userChanged) <= c.max {
+		return
+	}
+	now := c.clock()
+	for _, m := range []map[string]change{c.sessionChanged, c.userChanged} {
+		for k, ch := range m {
+			if now-ch.at > int64(c.ttl) {
+				delete(m, k)
+			}
+		}
+	}
+	if len(c.sessionChanged)+len(c.userChanged) > c.max/2 {
 		c.forgetAllLocked()
 	}
 }

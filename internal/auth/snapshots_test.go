@@ -85,13 +85,71 @@ func TestSnapshots(t *testing.T) {
 	for i := range 1000 {
 		c.forgetSession(fmt.Sprint("changed", i))
 		c.forgetUser(fmt.Sprint("changed-user", i))
-		if n := len(c.sessionChanged) + len(c.userChanged); n > 64+1 {
+		if n := len(c.sessionChanged) + len(c.userChanged); n > 64 {
 			t.Fatalf("%d change records kept, bound 64", n)
 		}
 	}
 	c.put(snap("changed999", "u", stale, staleAt))
 	if _, ok := c.get("changed999"); ok {
 		t.Fatal("a read older than a trim was kept")
+	}
+}
+
+// TestSnapshotsSteadyChanges: many distinct sessions changing steadily
+// (every refresh records a change) no longer empty the cache each time the
+// change records fill up: records older than the TTL are dropped instead,
+// and a read begun before a dropped record's change is still refused.
+func TestSnapshotsSteadyChanges(t *testing.T) {
+	var now int64
+	c := newSnapshots(64, time.Second)
+	c.clock = func() int64 { return now }
+
+	// A read begun before x changed, put back only after x's change
+	// record has aged out and been dropped: refused all the same.
+	stale, staleAt := c.begin()
+	c.forgetSession("x")
+	for i := range 63 { // 64 records: the bound
+		c.forgetSession(fmt.Sprint("fill", i))
+	}
+	now += int64(time.Second) + 1
+	c.forgetSession("trigger") // past the bound: trim drops the 64 aged records
+	if _, kept := c.sessionChanged["x"]; kept || len(c.sessionChanged) != 1 || c.floor != 0 {
+		t.Fatalf("after a trim of aged records: x kept %v, %d records, floor %d", kept, len(c.sessionChanged), c.floor)
+	}
+	c.put(snap("x", "ux", stale, staleAt))
+	if _, kept := c.entries["x"]; kept {
+		t.Fatal("a read begun before a change was kept once the change's record was dropped")
+	}
+
+	// 5,000 changes at 20 per TTL: at most 20 records are ever younger
+	// than the TTL, so nothing needs forgetting wholesale.
+	floor := c.floor
+	for i := range 5000 {
+		now += int64(time.Second / 20)
+		gen, at := c.begin()
+		c.put(snap("steady", "us", gen, at))
+		c.forgetSession(fmt.Sprint("s", i))
+		if n := len(c.sessionChanged) + len(c.userChanged); n > 64 {
+			t.Fatalf("%d change records kept, bound 64", n)
+		}
+		if _, ok := c.get("steady"); !ok {
+			t.Fatalf("change %d: an unrelated fresh snapshot was forgotten", i)
+		}
+	}
+	if c.floor != floor {
+		t.Fatal("steady changes made the cache forget everything")
+	}
+
+	// A burst faster than the TTL still forgets everything, and stays
+	// bounded.
+	for i := range 1000 {
+		c.forgetSession(fmt.Sprint("burst", i))
+		if n := len(c.sessionChanged) + len(c.userChanged); n > 64 {
+			t.Fatalf("%d change records kept, bound 64", n)
+		}
+	}
+	if c.floor == floor {
+		t.Fatal("a burst of changes within one TTL did not fall back to forgetting everything")
 	}
 }
 
