@@ -231,15 +231,16 @@ func (s *Service) RequireRecentAuth(ctx context.Context, p Principal, elevation 
 
 // RequireEnrollment refuses, with ErrMFAEnrollmentRequired, an account
 // whose role requires a second factor (--require-mfa) and which has none
-// yet. Only such roles cost a read; an aal2 token has a factor.
+// yet. Only aal1 tokens of such roles ask, and the account is read as
+// /v1/me reads it: from the session's snapshot while that is current
+// (snapshots.go; this process's own enrolment shows at once, another
+// instance's within the snapshot's TTL), else from the store.
 func (s *Service) RequireEnrollment(ctx context.Context, p Principal) error {
 	if !slices.Contains(s.cfg.RequireMFARoles, p.Role) || p.ACR == ACR2 || p.Service() {
 		return nil
 	}
-	u, err := s.accounts.GetUserByID(ctx, p.UserID)
-	if errors.Is(err, store.ErrNotFound) {
-		return ErrTokenRevoked
-	} else if err != nil {
+	u, _, err := s.Me(ctx, p)
+	if err != nil {
 		return err
 	}
 	if !u.MFA {

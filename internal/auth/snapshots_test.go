@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -162,6 +163,54 @@ type countingStore struct {
 func (c *countingStore) GetSessionWithUser(ctx context.Context, id string) (store.Session, store.User, error) {
 	c.reads.Add(1)
 	return c.Store.GetSessionWithUser(ctx, id)
+}
+
+func (c *countingStore) GetUserByID(ctx context.Context, id string) (store.User, error) {
+	c.reads.Add(1)
+	return c.Store.GetUserByID(ctx, id)
+}
+
+// TestRequireEnrollmentFromMemory: --require-mfa's check of an aal1 token
+// reads the account once, not per request, and sees this process's
+// enrolment at once.
+func TestRequireEnrollmentFromMemory(t *testing.T) {
+	f := newFixture(t, nil)
+	counting := &countingStore{Store: f.st}
+	cfg := f.svc.cfg
+	cfg.RequireMFARoles = []string{store.RoleUser}
+	svc := New(cfg, counting, f.keys, make([]byte, 32))
+	ctx := context.Background()
+	if _, err := svc.Register(ctx, "ann", "password-ann", meta); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := svc.Login(ctx, "ann", "password-ann", meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := svc.Authenticate(tk.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := counting.reads.Load()
+	for range 5 {
+		if err := svc.RequireEnrollment(ctx, p); !errors.Is(err, ErrMFAEnrollmentRequired) {
+			t.Fatalf("before enrolment: %v", err)
+		}
+	}
+	if n := counting.reads.Load() - before; n != 1 {
+		t.Fatalf("5 checks read the store %d times, want 1", n)
+	}
+	e, err := svc.EnrollTOTP(ctx, p, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := factortest.TOTP(e.Secret, f.clock.Now())
+	if _, _, err := svc.VerifyFactor(ctx, p, e.Factor.ID, code, meta); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.RequireEnrollment(ctx, p); err != nil {
+		t.Fatalf("right after enrolment, the same aal1 token: %v", err)
+	}
 }
 
 // TestMeFromMemory: repeated /v1/me reads the store once, and every write
