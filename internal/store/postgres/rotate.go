@@ -20,9 +20,9 @@ package postgres
 // queue, and go together as the next batch when it is answered. Under
 // light load every rotation goes alone, with no added wait or hand-off;
 // under load the queue fills during each round trip, and the next batch
-// carries all of it. One batch in flight at a time measured best by
-// far (docs/PERFORMANCE.md: with 2 or 4 in flight, the batches are smaller
-// and both the server and PostgreSQL spend more per rotation). But a batch
+// carries all of it. One batch in flight at a time measured best
+// (docs/PERFORMANCE.md: with 2 or 4 in flight, the batches are smaller and
+// both the server and PostgreSQL spend more per rotation). But a batch
 // can stall — a row lock held by another transaction, a deadlock being
 // detected — and must not stall every refresh with it: once the batch in
 // flight is older than stallAfter, the next one goes anyway, up to
