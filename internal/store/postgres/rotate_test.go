@@ -249,9 +249,10 @@ func TestFailedBatchCommitsNothing(t *testing.T) {
 func TestBatchDeadlockIsRetriedOneByOne(t *testing.T) {
 	ctx := context.Background()
 	url := TestSchema(t)
-	// The batch's backend looks for deadlocks after 1 s of waiting; the
+	// The batch's backend looks for deadlocks after 2 s of waiting (time for
+	// the locker to join the cycle, even on a loaded machine); the
 	// locker's after 30 s: the batch is the one PostgreSQL aborts.
-	s := openStore(t, url+"&deadlock_timeout=1s", Options{RotateBatches: -1})
+	s := openStore(t, url+"&deadlock_timeout=2s", Options{RotateBatches: -1})
 	now := time.Now()
 	a, b := seed(t, s, "d-a", now), seed(t, s, "d-b", now) // the batch locks a, then b
 	locker := lockRow(t, url+"&deadlock_timeout=30s", b.ID)
