@@ -170,14 +170,11 @@ func (c *countingStore) GetUserByID(ctx context.Context, id string) (store.User,
 	return c.Store.GetUserByID(ctx, id)
 }
 
-// TestRequireEnrollmentFromMemory: --require-mfa's check of an aal1 token
-// reads the account once, not per request, and sees this process's
-// enrolment at once.
-func TestRequireEnrollmentFromMemory(t *testing.T) {
-	f := newFixture(t, nil)
+// countedAnn makes a Service with cfg over f's store that counts its
+// account reads, and signs ann in on it.
+func countedAnn(t *testing.T, f *fixture, cfg Config) (*Service, *countingStore, Tokens, Principal) {
+	t.Helper()
 	counting := &countingStore{Store: f.st}
-	cfg := f.svc.cfg
-	cfg.RequireMFARoles = []string{store.RoleUser}
 	svc := New(cfg, counting, f.keys, make([]byte, 32))
 	ctx := context.Background()
 	if _, err := svc.Register(ctx, "ann", "password-ann", meta); err != nil {
@@ -191,6 +188,32 @@ func TestRequireEnrollmentFromMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return svc, counting, tk, p
+}
+
+// enrolTOTP enrols and verifies a TOTP factor for p on svc.
+func enrolTOTP(t *testing.T, f *fixture, svc *Service, p Principal) {
+	t.Helper()
+	ctx := context.Background()
+	e, err := svc.EnrollTOTP(ctx, p, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := factortest.TOTP(e.Secret, f.clock.Now())
+	if _, _, err := svc.VerifyFactor(ctx, p, e.Factor.ID, code, meta); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRequireEnrollmentFromMemory: --require-mfa's check of an aal1 token
+// reads the account once, not per request, and sees this process's
+// enrolment at once.
+func TestRequireEnrollmentFromMemory(t *testing.T) {
+	f := newFixture(t, nil)
+	cfg := f.svc.cfg
+	cfg.RequireMFARoles = []string{store.RoleUser}
+	svc, counting, _, p := countedAnn(t, f, cfg)
+	ctx := context.Background()
 	before := counting.reads.Load()
 	for range 5 {
 		if err := svc.RequireEnrollment(ctx, p); !errors.Is(err, ErrMFAEnrollmentRequired) {
@@ -200,14 +223,7 @@ func TestRequireEnrollmentFromMemory(t *testing.T) {
 	if n := counting.reads.Load() - before; n != 1 {
 		t.Fatalf("5 checks read the store %d times, want 1", n)
 	}
-	e, err := svc.EnrollTOTP(ctx, p, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, _ := factortest.TOTP(e.Secret, f.clock.Now())
-	if _, _, err := svc.VerifyFactor(ctx, p, e.Factor.ID, code, meta); err != nil {
-		t.Fatal(err)
-	}
+	enrolTOTP(t, f, svc, p)
 	if err := svc.RequireEnrollment(ctx, p); err != nil {
 		t.Fatalf("right after enrolment, the same aal1 token: %v", err)
 	}
@@ -218,20 +234,8 @@ func TestRequireEnrollmentFromMemory(t *testing.T) {
 // call (a refresh from a new address, a second factor enrolled).
 func TestMeFromMemory(t *testing.T) {
 	f := newFixture(t, nil)
-	counting := &countingStore{Store: f.st}
-	svc := New(f.svc.cfg, counting, f.keys, make([]byte, 32))
+	svc, counting, tk, p := countedAnn(t, f, f.svc.cfg)
 	ctx := context.Background()
-	if _, err := svc.Register(ctx, "ann", "password-ann", meta); err != nil {
-		t.Fatal(err)
-	}
-	tk, err := svc.Login(ctx, "ann", "password-ann", meta)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := svc.Authenticate(tk.AccessToken)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for range 5 {
 		if _, _, err := svc.Me(ctx, p); err != nil {
 			t.Fatal(err)
@@ -253,14 +257,7 @@ func TestMeFromMemory(t *testing.T) {
 		t.Fatalf("after a refresh from a new address /v1/me says %+v, %v", sess, err)
 	}
 
-	e, err := svc.EnrollTOTP(ctx, p, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, _ := factortest.TOTP(e.Secret, f.clock.Now())
-	if _, _, err := svc.VerifyFactor(ctx, p, e.Factor.ID, code, meta); err != nil {
-		t.Fatal(err)
-	}
+	enrolTOTP(t, f, svc, p)
 	if u, _, err := svc.Me(ctx, p); err != nil || !u.MFA {
 		t.Fatalf("after enrolling a factor /v1/me says mfa=%v (%v)", u.MFA, err)
 	}
