@@ -30,8 +30,14 @@ dur=4
 
 busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 wait_up() { for _ in $(seq 100); do curl -sf "$1" >/dev/null && return; sleep 0.1; done; echo "did not start: $1" >&2; exit 1; }
-cpu() { # label before after requests
-  awk -v l="$1" -v j=$(($3 - $2)) -v hz="$(getconf CLK_TCK)" -v n="$4" 'BEGIN { printf "%s cpu/request %.3f ms\n", l, j / hz * 1000 / n }'
+measure() { # label scenario concurrency command...: one load run, its figures and its CPU per request
+  local label=$1 scenario=$2 conc=$3; shift 3
+  local b0; b0=$(busy)
+  "$@" >"$work/out"
+  local b1; b1=$(busy)
+  awk -v l="$label" 'NR > 1 { print l, $0 }' "$work/out"
+  awk -v l="$label $scenario $conc" -v j=$((b1 - b0)) -v hz="$(getconf CLK_TCK)" -v d=$dur \
+    'NR > 1 { printf "%s cpu/request %.3f ms\n", l, j / hz * 1000 / int($3 * d) }' "$work/out"
 }
 
 gatehouse() {
@@ -42,11 +48,7 @@ gatehouse() {
   wait_up http://127.0.0.1:18183/readyz
   for s in refresh me; do
     for c in 8 32; do
-      local b0; b0=$(busy)
-      "$work/gatehouse" bench --url http://127.0.0.1:18183 --duration ${dur}s --concurrency $c --scenarios $s >"$work/out"
-      local b1; b1=$(busy)
-      awk 'NR > 1 { print "gatehouse", $0 }' "$work/out"
-      cpu "gatehouse $s $c" "$b0" "$b1" "$(awk -v d=$dur 'NR > 1 { print int($3 * d) }' "$work/out")"
+      measure gatehouse $s $c "$work/gatehouse" bench --url http://127.0.0.1:18183 --duration ${dur}s --concurrency $c --scenarios $s
     done
   done
   kill $pid; wait $pid 2>/dev/null || true
@@ -77,11 +79,7 @@ supabase() {
   wait_up http://127.0.0.1:9998/health
   for s in refresh user; do
     for c in 8 32; do
-      local b0; b0=$(busy)
-      "$work/supabench" -url http://127.0.0.1:9998 -scenario $s -concurrency $c -duration ${dur}s >"$work/out"
-      local b1; b1=$(busy)
-      awk 'NR > 1 { print "supabase", $0 }' "$work/out"
-      cpu "supabase $s $c" "$b0" "$b1" "$(awk -v d=$dur 'NR > 1 { print int($3 * d) }' "$work/out")"
+      measure supabase $s $c "$work/supabench" -url http://127.0.0.1:9998 -scenario $s -concurrency $c -duration ${dur}s
     done
   done
   kill $pid; wait $pid 2>/dev/null || true
