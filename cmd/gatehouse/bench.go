@@ -14,8 +14,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/loadgen"
 )
 
 // runBench is a small closed-loop load generator for a running server:
@@ -63,7 +64,7 @@ func runBench(ctx context.Context, in *invocation, base, levels, scenarios strin
 		fmt.Fprintf(stderr, "gatehouse bench: setup: %v\n", err)
 		return exitFailure
 	}
-	fmt.Fprintf(stdout, "%-8s %5s %10s %10s %10s %8s\n", "scenario", "conc", "req/s", "p50", "p99", "errors")
+	fmt.Fprintln(stdout, loadgen.Header)
 	for sc := range strings.SplitSeq(scenarios, ",") {
 		op, ok := map[string]func(*vu) error{"login": b.login, "refresh": b.refresh, "me": b.me}[strings.TrimSpace(sc)]
 		if !ok {
@@ -71,12 +72,11 @@ func runBench(ctx context.Context, in *invocation, base, levels, scenarios strin
 			return exitUsage
 		}
 		for _, c := range cs {
-			r := runLoad(ctx, users[:c], op, duration)
-			if r.firstErr != nil {
-				fmt.Fprintf(stderr, "gatehouse bench: first error: %v\n", r.firstErr)
+			r := loadgen.Run(ctx, users[:c], op, duration)
+			if r.FirstErr != nil {
+				fmt.Fprintf(stderr, "gatehouse bench: first error: %v\n", r.FirstErr)
 			}
-			fmt.Fprintf(stdout, "%-8s %5d %10.0f %10s %10s %8d\n", strings.TrimSpace(sc), c, r.rps,
-				r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errors)
+			fmt.Fprintln(stdout, r.Row(strings.TrimSpace(sc), c))
 			if ctx.Err() != nil {
 				return exitFailure
 			}
@@ -205,57 +205,4 @@ func (b *bencher) me(u *vu) error {
 		return fmt.Errorf("GET /v1/me: %d", res.StatusCode)
 	}
 	return nil
-}
-
-type loadResult struct {
-	rps      float64
-	p50, p99 time.Duration
-	errors   int
-	firstErr error
-}
-
-func runLoad(ctx context.Context, users []*vu, op func(*vu) error, d time.Duration) loadResult {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	var mu sync.Mutex
-	var all []time.Duration
-	errs := 0
-	var firstErr error
-	var wg sync.WaitGroup
-	start := time.Now()
-	for _, u := range users {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			lat := make([]time.Duration, 0, 4096)
-			e := 0
-			for ctx.Err() == nil {
-				t := time.Now()
-				err := op(u)
-				if err != nil {
-					e++
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					continue
-				}
-				lat = append(lat, time.Since(t))
-			}
-			mu.Lock()
-			all = append(all, lat...)
-			errs += e
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	slices.Sort(all)
-	r := loadResult{rps: float64(len(all)) / elapsed.Seconds(), errors: errs, firstErr: firstErr}
-	if len(all) > 0 {
-		r.p50 = all[len(all)*50/100]
-		r.p99 = all[min(len(all)-1, len(all)*99/100)]
-	}
-	return r
 }

@@ -1,21 +1,22 @@
 // Command supabench drives Supabase Auth (GoTrue) the way `gatehouse bench`
 // drives Gatehouse, for scripts/compare-supabase.sh: each virtual user signs
 // up once, then either chains refresh tokens (POST /token?grant_type=
-// refresh_token) or reads its account (GET /user), for a fixed time. It
-// prints the same columns as `gatehouse bench`.
+// refresh_token) or reads its account (GET /user), for a fixed time, with
+// the same load loop and table as `gatehouse bench` (internal/loadgen).
 package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"slices"
-	"sync"
 	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/loadgen"
 )
 
 func main() {
@@ -24,11 +25,14 @@ func main() {
 	conc := flag.Int("concurrency", 8, "virtual users")
 	dur := flag.Duration("duration", 4*time.Second, "how long to run")
 	flag.Parse()
+	if *scenario != "refresh" && *scenario != "user" {
+		fmt.Fprintf(os.Stderr, "supabench: unknown scenario %q (refresh or user)\n", *scenario)
+		os.Exit(2)
+	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conc}, Timeout: 30 * time.Second}
 	run := fmt.Sprint(time.Now().UnixNano())
 
-	type user struct{ access, refresh string }
-	users := make([]user, *conc)
+	users := make([]*user, *conc)
 	for i := range users {
 		body := fmt.Sprintf(`{"email":"u%d-%s@example.com","password":"password-%d-long-enough"}`, i, run, i)
 		var out struct {
@@ -39,58 +43,31 @@ func main() {
 			fmt.Fprintf(os.Stderr, "signup: %v\n", err)
 			os.Exit(1)
 		}
-		users[i] = user{out.AccessToken, out.RefreshToken}
+		users[i] = &user{out.AccessToken, out.RefreshToken}
 	}
 
-	var mu sync.Mutex
-	var lat []time.Duration
-	errs := 0
-	deadline := time.Now().Add(*dur)
-	var wg sync.WaitGroup
-	for i := range users {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			u := users[i]
-			var mine []time.Duration
-			bad := 0
-			for time.Now().Before(deadline) {
-				start := time.Now()
-				var err error
-				if *scenario == "refresh" {
-					var out struct {
-						RefreshToken string `json:"refresh_token"`
-					}
-					err = call(client, "POST", *url+"/token?grant_type=refresh_token", "", `{"refresh_token":"`+u.refresh+`"}`, &out)
-					if err == nil {
-						u.refresh = out.RefreshToken
-					}
-				} else {
-					err = call(client, "GET", *url+"/user", u.access, "", nil)
-				}
-				if err != nil {
-					bad++
-					continue
-				}
-				mine = append(mine, time.Since(start))
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			errs += bad
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	slices.Sort(lat)
-	pct := func(p float64) time.Duration {
-		if len(lat) == 0 {
-			return 0
+	op := func(u *user) error {
+		if *scenario == "user" {
+			return call(client, "GET", *url+"/user", u.access, "", nil)
 		}
-		return lat[min(len(lat)-1, int(float64(len(lat))*p))]
+		var out struct {
+			RefreshToken string `json:"refresh_token"`
+		}
+		err := call(client, "POST", *url+"/token?grant_type=refresh_token", "", `{"refresh_token":"`+u.refresh+`"}`, &out)
+		if err == nil {
+			u.refresh = out.RefreshToken
+		}
+		return err
 	}
-	fmt.Printf("%-8s %5s %10s %10s %10s %8s\n", "scenario", "conc", "req/s", "p50", "p99", "errors")
-	fmt.Printf("%-8s %5d %10.0f %10v %10v %8d\n", *scenario, *conc, float64(len(lat))/dur.Seconds(), pct(0.50), pct(0.99), errs)
+	r := loadgen.Run(context.Background(), users, op, *dur)
+	if r.FirstErr != nil {
+		fmt.Fprintf(os.Stderr, "supabench: first error: %v\n", r.FirstErr)
+	}
+	fmt.Println(loadgen.Header)
+	fmt.Println(r.Row(*scenario, *conc))
 }
+
+type user struct{ access, refresh string }
 
 // call sends one request and decodes a 200 answer into out (if not nil).
 func call(c *http.Client, method, url, bearer, body string, out any) error {
