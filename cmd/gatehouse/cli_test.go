@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -346,5 +347,31 @@ func TestCommandShape(t *testing.T) {
 	t.Setenv("GATEHOUSE_CONCURRENCY", "0")
 	if code, _, errOut := call("bench"); code != exitUsage || !strings.Contains(errOut, "bad concurrency") {
 		t.Errorf("bench with GATEHOUSE_CONCURRENCY=0: exit %d, %q", code, errOut)
+	}
+}
+
+// bench drives a real server through every scenario without a failed
+// request, each virtual user chaining its own refresh tokens: with no reuse
+// grace, a token presented twice is reuse, which revokes the session and
+// fails every later refresh of that user.
+func TestBenchAgainstRunningServer(t *testing.T) {
+	p := start(t, t.TempDir(), nil, "--reuse-grace", "0s")
+	code, out := runCLI(t, "", nil, "bench", "--url", p.base, "--duration", "300ms", "--concurrency", "1,3", "--scenarios", "refresh,me,refresh")
+	if code != exitOK {
+		t.Fatalf("bench: exit %d\n%s", code, out)
+	}
+	rows := 0
+	for line := range strings.Lines(out) {
+		f := strings.Fields(line)
+		if len(f) != 6 || f[0] == "scenario" {
+			continue
+		}
+		rows++
+		if rps, _ := strconv.ParseFloat(f[2], 64); rps <= 0 || f[5] != "0" {
+			t.Errorf("row %q: want requests per second and no errors", line)
+		}
+	}
+	if rows != 6 || strings.Contains(out, "first error") {
+		t.Fatalf("want six clean rows:\n%s", out)
 	}
 }

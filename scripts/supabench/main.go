@@ -6,13 +6,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"time"
 
@@ -29,31 +26,35 @@ func main() {
 		fmt.Fprintf(os.Stderr, "supabench: unknown scenario %q (refresh or user)\n", *scenario)
 		os.Exit(2)
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conc}, Timeout: 30 * time.Second}
 	run := fmt.Sprint(time.Now().UnixNano())
 
 	users := make([]*user, *conc)
 	for i := range users {
 		body := fmt.Sprintf(`{"email":"u%d-%s@example.com","password":"password-%d-long-enough"}`, i, run, i)
+		conn, err := loadgen.NewConn(*url)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "supabench: %v\n", err)
+			os.Exit(2)
+		}
 		var out struct {
 			AccessToken  string `json:"access_token"`
 			RefreshToken string `json:"refresh_token"`
 		}
-		if err := call(client, "POST", *url+"/signup", "", body, &out); err != nil || out.RefreshToken == "" {
+		if err := call(conn, "POST", "/signup", "", body, &out); err != nil || out.RefreshToken == "" {
 			fmt.Fprintf(os.Stderr, "signup: %v\n", err)
 			os.Exit(1)
 		}
-		users[i] = &user{out.AccessToken, out.RefreshToken}
+		users[i] = &user{out.AccessToken, out.RefreshToken, conn}
 	}
 
 	op := func(u *user) error {
 		if *scenario == "user" {
-			return call(client, "GET", *url+"/user", u.access, "", nil)
+			return call(u.conn, "GET", "/user", u.access, "", nil)
 		}
 		var out struct {
 			RefreshToken string `json:"refresh_token"`
 		}
-		err := call(client, "POST", *url+"/token?grant_type=refresh_token", "", `{"refresh_token":"`+u.refresh+`"}`, &out)
+		err := call(u.conn, "POST", "/token?grant_type=refresh_token", "", `{"refresh_token":"`+u.refresh+`"}`, &out)
 		if err == nil {
 			u.refresh = out.RefreshToken
 		}
@@ -67,32 +68,28 @@ func main() {
 	fmt.Println(r.Row(*scenario, *conc))
 }
 
-type user struct{ access, refresh string }
+// user is one virtual user: its tokens and its own connection
+// (loadgen.Conn, the same lean client `gatehouse bench` uses).
+type user struct {
+	access, refresh string
+	conn            *loadgen.Conn
+}
 
 // call sends one request and decodes a 200 answer into out (if not nil).
-func call(c *http.Client, method, url, bearer, body string, out any) error {
-	req, err := http.NewRequest(method, url, bytes.NewReader([]byte(body)))
+func call(c *loadgen.Conn, method, path, bearer, body string, out any) error {
+	var b []byte
+	if body != "" {
+		b = []byte(body)
+	}
+	status, err := c.Do(method, path, bearer, b)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	res, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return err
-	}
-	if res.StatusCode != 200 {
-		return fmt.Errorf("%s %s: %d %.200s", method, url, res.StatusCode, b)
+	if status != 200 {
+		return fmt.Errorf("%s %s: %d %.200s", method, path, status, c.Body.Bytes())
 	}
 	if out != nil {
-		return json.Unmarshal(b, out)
+		return json.Unmarshal(c.Body.Bytes(), out)
 	}
 	return nil
 }
