@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PG="${GATEHOUSE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
 DUR="${DUR:-5s}"
+export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning" # no NOTICEs from the schema resets
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; psql "$PG" -qc "DROP SCHEMA IF EXISTS gh_bench CASCADE; DROP TABLE IF EXISTS pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history" >/dev/null 2>&1; rm -rf "$work"' EXIT
 if [ -n "${BIN:-}" ]; then

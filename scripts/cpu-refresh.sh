@@ -8,7 +8,8 @@
 #
 # BIN=path/to/gatehouse measures that binary instead of building this tree;
 # DUR=seconds per run (default 5); SERVE_ARGS are added to `serve`
-# (e.g. --db-group-commit=false). Needs PostgreSQL on 127.0.0.1:5432 (trust
+# (e.g. --db-group-commit=false) and SERVE_ENV to its environment (e.g.
+# GOMAXPROCS=1). Needs PostgreSQL on 127.0.0.1:5432 (trust
 # auth, database test) or GATEHOUSE_TEST_POSTGRES.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,7 @@ for c in "${@:-8 32}"; do
   for conc in $c; do
     psql "$PG" -qc "DROP SCHEMA IF EXISTS gh_cpu CASCADE; CREATE SCHEMA gh_cpu" >/dev/null 2>&1
     # shellcheck disable=SC2086
-    GATEHOUSE_SECRET=cpu-secret-cpu-secret-cpu-secret-cpu-secret "$work/gatehouse" serve --addr $addr \
+    env ${SERVE_ENV:-} GATEHOUSE_SECRET=cpu-secret-cpu-secret-cpu-secret-cpu-secret "$work/gatehouse" serve --addr $addr \
       --db "$PG&search_path=gh_cpu" --log-level warn --login-rate-per-ip 1000000 --max-sessions-per-user -1 \
       ${SERVE_ARGS:-} >"$work/server.log" 2>&1 &
     pid=$!
