@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -29,6 +30,7 @@ const maxBody = 1 << 20
 // wrk or pgbench costs: as little as it can.
 type Conn struct {
 	addr, host string
+	prefix     string      // the base URL's path, before every request's
 	tlsConfig  *tls.Config // nil for http
 	timeout    time.Duration
 
@@ -40,17 +42,18 @@ type Conn struct {
 	Body bytes.Buffer
 }
 
-// NewConn returns a connection to base (http:// or https://, no path).
-// It dials on first use, and again after any failure.
+// NewConn returns a connection to base (http:// or https://, with a path
+// prefix if the server is mounted under one). It dials on first use, and
+// again after any failure.
 func NewConn(base string) (*Conn, error) {
 	u, err := url.Parse(base)
 	if err != nil {
 		return nil, fmt.Errorf("base URL: %w", err)
 	}
-	if u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		return nil, fmt.Errorf("base URL %q: want scheme://host[:port]", base)
+	if u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("base URL %q: want scheme://host[:port][/path]", base)
 	}
-	c := &Conn{host: u.Host, timeout: 30 * time.Second}
+	c := &Conn{host: u.Host, prefix: strings.TrimRight(u.EscapedPath(), "/"), timeout: 30 * time.Second}
 	port := u.Port()
 	switch u.Scheme {
 	case "http":
@@ -89,6 +92,7 @@ func (c *Conn) do(method, path, bearer string, body []byte) (int, error) {
 	}
 	r := append(c.req[:0], method...)
 	r = append(r, ' ')
+	r = append(r, c.prefix...)
 	r = append(r, path...)
 	r = append(r, " HTTP/1.1\r\nHost: "...)
 	r = append(r, c.host...)

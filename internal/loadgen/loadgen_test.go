@@ -49,6 +49,7 @@ func TestRun(t *testing.T) {
 // body over its bound.
 func TestConn(t *testing.T) {
 	var conns atomic.Int64
+	paths := make(chan string, 1) // paths of no known route
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/echo":
@@ -65,6 +66,8 @@ func TestConn(t *testing.T) {
 			w.WriteHeader(http.StatusTeapot)
 		case "/huge":
 			w.Write(make([]byte, maxBody+1))
+		default:
+			paths <- r.URL.Path
 		}
 	}))
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
@@ -117,7 +120,19 @@ func TestConn(t *testing.T) {
 	if status, err := c.Do("GET", "/echo", "", nil); err != nil || status != 200 {
 		t.Fatalf("after the server closed: %d %v", status, err)
 	}
-	for _, bad := range []string{"ftp://h", "http://", "http://h/path", "http://h?q=1", "::"} {
+	// Mounted under a path: every request goes below it.
+	prefixed, err := NewConn(srv.URL + "/mount/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prefixed.Close()
+	if status, err := prefixed.Do("GET", "/echo", "", nil); err != nil || status != 200 || prefixed.Body.String() != "" {
+		t.Fatalf("GET /mount/echo: %d %v %q", status, err, prefixed.Body.String())
+	}
+	if got := <-paths; got != "/mount/echo" {
+		t.Fatalf("the server saw %q, want /mount/echo", got)
+	}
+	for _, bad := range []string{"ftp://h", "http://", "http://h?q=1", "http://u:p@h", "::"} {
 		if _, err := NewConn(bad); err == nil {
 			t.Errorf("NewConn(%q) accepted", bad)
 		}
