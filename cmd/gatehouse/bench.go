@@ -122,31 +122,33 @@ type benchTokens struct {
 	RefreshToken string `json:"refresh_token"`
 }
 
-func (b *bencher) setup(ctx context.Context, n int) ([]*vu, error) {
+func (b *bencher) setup(ctx context.Context, n int) (users []*vu, err error) {
 	run := make([]byte, 4)
 	rand.Read(run)
-	users := make([]*vu, 0, n)
-	for i := range n {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		conn, err := loadgen.NewConn(b.base)
-		if err != nil {
-			return nil, err
-		}
-		u := &vu{username: fmt.Sprintf("bench-%s-%d", hex.EncodeToString(run), i), password: "bench-password-" + hex.EncodeToString(run), conn: conn}
-		err = u.post("/v1/auth/register", map[string]string{"username": u.username, "password": u.password}, nil)
-		if err == nil {
-			err = b.login(u)
-		}
-		if err != nil {
-			conn.Close()
+	defer func() {
+		if err != nil { // a half-made set of users keeps no connection open
 			for _, u := range users {
 				u.conn.Close()
 			}
-			return nil, err
+			users = nil
 		}
+	}()
+	for i := range n {
+		if err := ctx.Err(); err != nil {
+			return users, err
+		}
+		conn, err := loadgen.NewConn(b.base)
+		if err != nil {
+			return users, err
+		}
+		u := &vu{username: fmt.Sprintf("bench-%s-%d", hex.EncodeToString(run), i), password: "bench-password-" + hex.EncodeToString(run), conn: conn}
 		users = append(users, u)
+		if err := u.post("/v1/auth/register", map[string]string{"username": u.username, "password": u.password}, nil); err != nil {
+			return users, err
+		}
+		if err := b.login(u); err != nil {
+			return users, err
+		}
 	}
 	return users, nil
 }
