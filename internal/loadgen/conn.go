@@ -85,6 +85,13 @@ func (c *Conn) Do(method, path, bearer string, body []byte) (int, error) {
 }
 
 func (c *Conn) do(method, path, bearer string, body []byte) (int, error) {
+	// The bearer comes from the server's answers: a line break in it must
+	// not become a header of its own.
+	for _, s := range [...]string{method, path, bearer} {
+		if strings.ContainsAny(s, "\r\n") {
+			return 0, errors.New("line break in the request line or a header")
+		}
+	}
 	if c.nc == nil {
 		if err := c.dial(); err != nil {
 			return 0, err

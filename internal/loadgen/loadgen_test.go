@@ -132,6 +132,9 @@ func TestConn(t *testing.T) {
 	if got := <-paths; got != "/mount/echo" {
 		t.Fatalf("the server saw %q, want /mount/echo", got)
 	}
+	if _, err := c.Do("GET", "/echo", "tok\r\nX-Injected: 1", nil); err == nil {
+		t.Fatal("a bearer with a line break was sent")
+	}
 	for _, bad := range []string{"ftp://h", "http://", "http://h?q=1", "http://u:p@h", "::"} {
 		if _, err := NewConn(bad); err == nil {
 			t.Errorf("NewConn(%q) accepted", bad)
