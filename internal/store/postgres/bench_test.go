@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/store/storetest"
 )
 
 // BenchmarkRotate measures a refresh's database work — the read of the
@@ -29,23 +29,8 @@ func BenchmarkRotate(b *testing.B) {
 					b.RunParallel(func(pb *testing.PB) {
 						for pb.Next() {
 							id := fmt.Sprintf("s%d", 1+rand.IntN(n))
-							// Read the generation, then swap: a lost race
-							// with another goroutine is a conflict, as in
-							// the domain, and is retried.
-							for {
-								x, err := s.GetSession(ctx, id)
-								if err != nil {
-									b.Fatal(err)
-								}
-								t := time.Now()
-								_, err = s.RotateSession(ctx, store.Rotation{SessionID: id, FromGeneration: x.Generation, Now: t,
-									IdleExpiresAt: t.Add(time.Hour), AccessExpiresAt: t.Add(5 * time.Minute), IP: "127.0.0.1", UserAgent: "b"})
-								if err == nil {
-									break
-								}
-								if err != nil && !isConflict(err) {
-									b.Fatal(err)
-								}
+							if err := storetest.RotateCurrent(ctx, s, id); err != nil {
+								b.Fatal(err)
 							}
 						}
 					})
@@ -89,8 +74,6 @@ func benchStore(b *testing.B, opt Options, n int) *Store {
 	s.pool.Exec(ctx, `ANALYZE sessions`)
 	return s
 }
-
-func isConflict(err error) bool { return errors.Is(err, store.ErrConflict) }
 
 // BenchmarkGroupCommit measures the fast path's rotation (RotateIfCurrent)
 // with group commit and without, from 8 and 32 goroutines, each chaining

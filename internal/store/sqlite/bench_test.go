@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/store/storetest"
 )
 
 // BenchmarkRotate measures the refresh compare-and-swap (one UPDATE …
@@ -108,21 +108,8 @@ func BenchmarkMmap(b *testing.B) {
 				b.ResetTimer()
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
-						id := ids[rand.IntN(len(ids))]
-						for {
-							x, err := s.GetSession(ctx, id)
-							if err != nil {
-								b.Fatal(err)
-							}
-							now := time.Now()
-							_, err = s.RotateSession(ctx, store.Rotation{SessionID: id, FromGeneration: x.Generation, Now: now,
-								IdleExpiresAt: now.Add(time.Hour), AccessExpiresAt: now.Add(5 * time.Minute), IP: "127.0.0.1", UserAgent: "bench"})
-							if err == nil {
-								break
-							}
-							if !errors.Is(err, store.ErrConflict) {
-								b.Fatal(err)
-							}
+						if err := storetest.RotateCurrent(ctx, s, ids[rand.IntN(len(ids))]); err != nil {
+							b.Fatal(err)
 						}
 					}
 				})
