@@ -7,6 +7,8 @@
 #   bare       net/http: read a refresh-sized JSON body, answer a refresh-sized one
 #   sign       bare + an Ed25519 signature over an access token's claims
 #   sign+pg    sign + one single-row UPDATE … RETURNING committed through pgx
+#   raw+pg     sign+pg served from a plain accept loop instead of net/http's
+#              server (what a hand-written HTTP loop would save)
 #   gatehouse  a real refresh (cpu-refresh.sh)
 #
 #   scripts/cpu-floor.sh [CONCURRENCY] [ROUNDS]      default: 8 3
@@ -53,5 +55,6 @@ for _ in $(seq "$rounds"); do
   floor bare
   floor sign --sign
   floor sign+pg --sign --pg "$PG&search_path=gh_floor"
+  floor raw+pg --raw --sign --pg "$PG&search_path=gh_floor"
   BIN="$work/gatehouse" DUR="$DUR" scripts/cpu-refresh.sh "$conc" | sed 's/^/gatehouse /'
 done

@@ -17,6 +17,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -25,6 +27,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -65,6 +68,7 @@ func serve(args []string) error {
 	addr := fs.String("addr", "127.0.0.1:18097", "listen address")
 	sign := fs.Bool("sign", false, "sign an access token's worth of claims with Ed25519 per request")
 	pgURL := fs.String("pg", "", "PostgreSQL URL: one single-row UPDATE … RETURNING per request")
+	raw := fs.Bool("raw", false, "serve from a plain accept loop (http.ReadRequest, one write per answer) instead of net/http's server")
 	fs.Parse(args)
 
 	_, key, err := ed25519.GenerateKey(rand.Reader)
@@ -88,7 +92,7 @@ func serve(args []string) error {
 	claims := []byte(`{"iss":"http://127.0.0.1:18097","sub":"usr_` + strings.Repeat("x", 26) + `","aud":["gatehouse"],"exp":0,"iat":0,"jti":"` +
 		strings.Repeat("j", 22) + `","sid":"ses_` + strings.Repeat("s", 26) + `","roles":["user"],"perms":[],"amr":["pwd"],"auth_time":0}`)
 	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"EdDSA","kid":"k1","typ":"at+jwt"}`))
-	http.HandleFunc("POST /", func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			RefreshToken string `json:"refresh_token"`
 			User         int    `json:"user"`
@@ -121,9 +125,66 @@ func serve(args []string) error {
 			"user":          map[string]any{"id": "usr_" + strings.Repeat("x", 26), "email": "user@example.com", "roles": []string{"user"}},
 		})
 	})
-	srv := &http.Server{Addr: *addr, ReadHeaderTimeout: 10 * time.Second}
+	if *raw {
+		return serveRaw(*addr, h)
+	}
+	srv := &http.Server{Addr: *addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	return srv.ListenAndServe()
 }
+
+// serveRaw serves h without net/http's server: per connection, one
+// goroutine reads a request (http.ReadRequest), runs h and writes the whole
+// answer in one write. No background read, no per-request context or
+// timeouts, no chunking: what a hand-written loop would save, measured,
+// not a server to deploy (it trusts its clients).
+func serveRaw(addr string, h http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer c.Close()
+			br := bufio.NewReader(c)
+			w := &rawWriter{h: http.Header{}}
+			for {
+				r, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				w.status = http.StatusOK
+				w.body.Reset()
+				clear(w.h)
+				h.ServeHTTP(w, r)
+				io.Copy(io.Discard, r.Body)
+				out := fmt.Appendf(w.out[:0], "HTTP/1.1 %d %s\r\nContent-Length: %d\r\n", w.status, http.StatusText(w.status), w.body.Len())
+				for k, v := range w.h {
+					out = fmt.Appendf(out, "%s: %s\r\n", k, v[0])
+				}
+				out = append(append(out, "\r\n"...), w.body.Bytes()...)
+				w.out = out
+				if _, err := c.Write(out); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+type rawWriter struct {
+	h      http.Header
+	status int
+	body   bytes.Buffer
+	out    []byte
+}
+
+func (w *rawWriter) Header() http.Header         { return w.h }
+func (w *rawWriter) Write(b []byte) (int, error) { return w.body.Write(b) }
+func (w *rawWriter) WriteHeader(status int)      { w.status = status }
 
 func load(args []string) error {
 	fs := flag.NewFlagSet("load", flag.ExitOnError)
