@@ -26,8 +26,7 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; psql "$PG" -qc "DROP SCHEMA IF EXISTS gh_floor CASCADE" >/dev/null 2>&1; rm -rf "$work"' EXIT
 go build -o "$work/floor" ./scripts/floor
 go build -o "$work/gatehouse" ./cmd/gatehouse
-tck=$(getconf CLK_TCK)
-ticks() { for p in "$@"; do awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true; done | awk '{ s += $1 } END { print s + 0 }'; }
+. scripts/cpu-split.sh
 
 floor() { # name, serve flags...
   local name=$1; shift
@@ -38,17 +37,14 @@ floor() { # name, serve flags...
   "$work/floor" load --url "http://$addr" --concurrency "$conc" --duration "${DUR}s" >"$work/out" 2>&1 &
   local load=$!
   sleep 1
-  local s0 p0 b0 t0 s1 p1 b1 t1
-  s0=$(ticks $pid); p0=$(ticks $(pgrep -x postgres)); b0=$(ticks $load); t0=$(date +%s.%N)
+  local before after
+  before=$(cpu_sample $pid $load)
   sleep "$((DUR - 2))"
-  s1=$(ticks $pid); p1=$(ticks $(pgrep -x postgres)); b1=$(ticks $load); t1=$(date +%s.%N)
+  after=$(cpu_sample $pid $load)
   wait $load || { cat "$work/out" "$work/server.log" >&2; exit 1; }
   kill $pid; wait $pid 2>/dev/null || true
   local rps; rps=$(awk '$1 == "floor" { print $3 }' "$work/out")
-  awk -v name="$name" -v c="$conc" -v rps="$rps" -v s=$((s1 - s0)) -v p=$((p1 - p0)) -v b=$((b1 - b0)) -v hz="$tck" -v t0="$t0" -v t1="$t1" 'BEGIN {
-    n = rps * (t1 - t0); ms = 1000 / hz / n
-    printf "%-9s c=%-3s %6d req/s   per request: server %.3f ms, postgres %.3f ms, load generator %.3f ms, all %.3f ms\n",
-      name, c, rps, s * ms, p * ms, b * ms, (s + p + b) * ms }'
+  cpu_report "$name" "$conc" "$rps" "$before" "$after" request
 }
 
 for _ in $(seq "$rounds"); do

@@ -19,11 +19,7 @@ addr=127.0.0.1:18092
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; psql "$PG" -qc "DROP SCHEMA IF EXISTS gh_cpu CASCADE" >/dev/null 2>&1; rm -rf "$work"' EXIT
 if [ -n "${BIN:-}" ]; then cp "$BIN" "$work/gatehouse"; else go build -o "$work/gatehouse" ./cmd/gatehouse; fi
-tck=$(getconf CLK_TCK)
-
-ticks() { # utime+stime of the given pids, in clock ticks
-  for p in "$@"; do awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true; done | awk '{ s += $1 } END { print s + 0 }'
-}
+. scripts/cpu-split.sh
 
 for c in "${@:-8 32}"; do
   for conc in $c; do
@@ -39,15 +35,12 @@ for c in "${@:-8 32}"; do
     "$work/gatehouse" bench --url "http://$addr" --duration "${DUR}s" --concurrency "$conc" --scenarios refresh >"$work/out" 2>&1 &
     bench=$!
     sleep 1.5 # setup and ramp
-    s0=$(ticks $pid); p0=$(ticks $(pgrep -x postgres)); b0=$(ticks $bench); t0=$(date +%s.%N)
+    before=$(cpu_sample $pid $bench)
     sleep "$((DUR - 2))"
-    s1=$(ticks $pid); p1=$(ticks $(pgrep -x postgres)); b1=$(ticks $bench); t1=$(date +%s.%N)
+    after=$(cpu_sample $pid $bench)
     wait $bench || { cat "$work/out" "$work/server.log" >&2; exit 1; }
     kill $pid; wait $pid 2>/dev/null || true
     rps=$(awk '$1 == "refresh" { print $3 }' "$work/out")
-    awk -v c="$conc" -v rps="$rps" -v s=$((s1 - s0)) -v p=$((p1 - p0)) -v b=$((b1 - b0)) -v hz="$tck" -v t0="$t0" -v t1="$t1" 'BEGIN {
-      n = rps * (t1 - t0); ms = 1000 / hz / n
-      printf "c=%-3s %6d req/s   per refresh: server %.3f ms, postgres %.3f ms, load generator %.3f ms, all %.3f ms\n",
-        c, rps, s * ms, p * ms, b * ms, (s + p + b) * ms }'
+    cpu_report "" "$conc" "$rps" "$before" "$after" refresh
   done
 done
