@@ -117,7 +117,7 @@ type rotator struct {
 	mu       sync.Mutex
 	queue    []*pending // waiting for a batch, in arrival order
 	inFlight int        // batches sent and not answered
-	active   int        // of those, the ones not yet stalled: at most 1
+	current  *flight    // of those, the one not stalled, if any
 	closed   bool
 	wg       sync.WaitGroup // batches in flight
 
@@ -128,7 +128,14 @@ type rotator struct {
 }
 
 // flight is one batch in flight; its fields are guarded by rotator.mu.
-type flight struct{ stalled, done bool }
+// Its stall timer is armed once a rotation waits behind it: a batch sent
+// from the queue has one from the start, a lone rotation only if another
+// queues while it is in flight.
+type flight struct {
+	started       time.Time
+	timer         *time.Timer
+	stalled, done bool
+}
 
 func newRotator(db sqlstore.Conn, timeout time.Duration, maxInFlight int) *rotator {
 	return &rotator{db: db, timeout: timeout, maxInFlight: maxInFlight}
@@ -149,20 +156,31 @@ func (r *rotator) close() {
 	r.queue = nil
 }
 
-// rotate queues one rotation and waits for its outcome. When nothing is in
-// flight the caller sends the batch itself, in its own goroutine: a lone
-// rotation costs no hand-off. It waits even if ctx ends meanwhile: once
-// sent, the rotation may commit, and its caller must not be told otherwise
-// (the batch's own timeout bounds the wait).
+// rotate sends one rotation, with the others that arrive together, and
+// waits for its outcome. When nothing is in flight or queued the caller
+// sends it itself, in its own goroutine and without queueing: a lone
+// rotation costs no hand-off and nothing the queue needs. It waits even if
+// ctx ends meanwhile: once sent, the rotation may commit, and its caller
+// must not be told otherwise (the batch's own timeout bounds the wait).
 func (r *rotator) rotate(ctx context.Context, rot store.Rotation) (store.Session, store.User, error) {
-	p := &pending{ctx: ctx, r: rot, done: make(chan outcome, 1)}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		return store.Session{}, store.User{}, fmt.Errorf("rotate if current: %w: store closed", store.ErrUnavailable)
 	}
+	if len(r.queue) == 0 && r.mayStart() {
+		f := r.start()
+		r.mu.Unlock()
+		o := r.alone(ctx, rot)
+		r.finish(f)
+		return o.s, o.u, o.err
+	}
+	p := &pending{ctx: ctx, r: rot, done: make(chan outcome, 1)}
 	r.queue = append(r.queue, p)
 	batch, f := r.next()
+	if batch == nil && r.current != nil && r.current.timer == nil {
+		r.armStall(r.current, stallAfter-time.Since(r.current.started))
+	}
 	r.mu.Unlock()
 	if batch != nil {
 		r.send(batch, f)
@@ -171,45 +189,67 @@ func (r *rotator) rotate(ctx context.Context, rot store.Rotation) (store.Session
 	return o.s, o.u, o.err
 }
 
-// next takes the next batch off the queue if one may go now: none is in
-// flight, or the ones in flight have all stalled and fewer than
-// maxInFlight are. The caller holds mu and sends the batch.
+// mayStart reports whether a batch may go now: none is in flight, or the
+// ones in flight have all stalled and fewer than maxInFlight are. The
+// caller holds mu.
+func (r *rotator) mayStart() bool {
+	return !r.closed && r.current == nil && r.inFlight < r.maxInFlight
+}
+
+// start records a batch going now. The caller holds mu and has asked
+// mayStart.
+func (r *rotator) start() *flight {
+	f := &flight{started: time.Now()}
+	r.inFlight++
+	r.current = f
+	r.wg.Add(1)
+	return f
+}
+
+// next takes the next batch off the queue if one may go now, with its
+// stall timer armed. The caller holds mu and sends the batch.
 func (r *rotator) next() ([]*pending, *flight) {
-	if len(r.queue) == 0 || r.closed || r.active > 0 || r.inFlight >= r.maxInFlight {
+	if len(r.queue) == 0 || !r.mayStart() {
 		return nil, nil
 	}
 	var batch []*pending
 	batch, r.queue = take(r.queue)
-	r.inFlight++
-	r.active++
-	r.wg.Add(1)
-	return batch, &flight{}
+	f := r.start()
+	r.armStall(f, stallAfter)
+	return batch, f
 }
 
-// send runs a batch, then sends the next one if rotations queued meanwhile.
-// Should the batch stall, the next one goes without waiting for it.
-func (r *rotator) send(batch []*pending, f *flight) {
-	t := time.AfterFunc(stallAfter, func() {
+// armStall arms f's stall timer to fire after d: should f still be in
+// flight then, the next batch goes without waiting for it. The caller
+// holds mu.
+func (r *rotator) armStall(f *flight, d time.Duration) {
+	f.timer = time.AfterFunc(max(d, 0), func() {
 		r.mu.Lock()
-		if f.done {
+		if f.done || f.stalled {
 			r.mu.Unlock()
 			return
 		}
 		f.stalled = true
-		r.active--
+		r.current = nil
 		next, nf := r.next()
 		r.mu.Unlock()
 		if next != nil {
 			r.send(next, nf)
 		}
 	})
-	r.run(batch)
-	t.Stop()
+}
+
+// finish records f answered, and sends the next batch if rotations queued
+// meanwhile.
+func (r *rotator) finish(f *flight) {
 	r.mu.Lock()
 	f.done = true
+	if f.timer != nil {
+		f.timer.Stop()
+	}
 	r.inFlight--
-	if !f.stalled {
-		r.active--
+	if r.current == f {
+		r.current = nil
 	}
 	next, nf := r.next()
 	r.mu.Unlock()
@@ -217,6 +257,12 @@ func (r *rotator) send(batch []*pending, f *flight) {
 	if next != nil {
 		go r.send(next, nf)
 	}
+}
+
+// send runs a batch taken off the queue, then finishes it.
+func (r *rotator) send(batch []*pending, f *flight) {
+	r.run(batch)
+	r.finish(f)
 }
 
 // take forms a batch from the front of the queue: up to maxBatch
@@ -244,7 +290,7 @@ func (r *rotator) run(batch []*pending) {
 	live := batch[:0]
 	for _, p := range batch {
 		if err := p.ctx.Err(); err != nil {
-			p.done <- outcome{err: fmt.Errorf("rotate if current: %w: %v", store.ErrUnavailable, err)}
+			p.done <- outcome{err: gone(err)}
 			continue
 		}
 		live = append(live, p)
@@ -272,6 +318,25 @@ func (r *rotator) run(batch []*pending) {
 			}
 		}
 	}
+}
+
+// alone runs a lone rotation in its caller's goroutine, as run would have
+// run it in a batch of one: not sent if its caller is gone, else under the
+// batch's timeout, not the caller's context.
+func (r *rotator) alone(callerCtx context.Context, rot store.Rotation) outcome {
+	if err := callerCtx.Err(); err != nil {
+		return outcome{err: gone(err)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	r.single.Add(1)
+	s, u, err := rotateSingle(ctx, r.db, rot)
+	return outcome{s, u, err}
+}
+
+// gone is the answer to a rotation whose caller left before it was sent.
+func gone(err error) error {
+	return fmt.Errorf("rotate if current: %w: %v", store.ErrUnavailable, err)
 }
 
 func (r *rotator) one(ctx context.Context, p *pending) {
