@@ -127,13 +127,15 @@ type rotator struct {
 	single, batches, batched, retried atomic.Int64
 }
 
-// flight is one batch in flight; its fields are guarded by rotator.mu.
-// Its stall timer is armed once a rotation waits behind it: a batch sent
-// from the queue has one from the start, a lone rotation only if another
-// queues while it is in flight.
+// flight is one batch in flight. Its stall timer is armed once a rotation
+// waits behind it: a batch sent from the queue has one from the start
+// (armed by its sender, outside mu, as it goes), a lone rotation only if
+// another queues while it is in flight (under mu).
 type flight struct {
-	started       time.Time
-	timer         *time.Timer
+	timer *time.Timer // set by the sender of a batch from the queue, else under mu
+	// Guarded by rotator.mu:
+	lone          bool      // sent by rotate's caller, not from the queue
+	started       time.Time // when, if lone
 	stalled, done bool
 }
 
@@ -170,6 +172,7 @@ func (r *rotator) rotate(ctx context.Context, rot store.Rotation) (store.Session
 	}
 	if len(r.queue) == 0 && r.mayStart() {
 		f := r.start()
+		f.lone, f.started = true, time.Now()
 		r.mu.Unlock()
 		o := r.alone(ctx, rot)
 		r.finish(f)
@@ -178,8 +181,8 @@ func (r *rotator) rotate(ctx context.Context, rot store.Rotation) (store.Session
 	p := &pending{ctx: ctx, r: rot, done: make(chan outcome, 1)}
 	r.queue = append(r.queue, p)
 	batch, f := r.next()
-	if batch == nil && r.current != nil && r.current.timer == nil {
-		r.armStall(r.current, stallAfter-time.Since(r.current.started))
+	if cur := r.current; batch == nil && cur != nil && cur.lone && cur.timer == nil {
+		cur.timer = r.stallTimer(cur, stallAfter-time.Since(cur.started))
 	}
 	r.mu.Unlock()
 	if batch != nil {
@@ -199,31 +202,28 @@ func (r *rotator) mayStart() bool {
 // start records a batch going now. The caller holds mu and has asked
 // mayStart.
 func (r *rotator) start() *flight {
-	f := &flight{started: time.Now()}
+	f := &flight{}
 	r.inFlight++
 	r.current = f
 	r.wg.Add(1)
 	return f
 }
 
-// next takes the next batch off the queue if one may go now, with its
-// stall timer armed. The caller holds mu and sends the batch.
+// next takes the next batch off the queue if one may go now. The caller
+// holds mu and sends the batch.
 func (r *rotator) next() ([]*pending, *flight) {
 	if len(r.queue) == 0 || !r.mayStart() {
 		return nil, nil
 	}
 	var batch []*pending
 	batch, r.queue = take(r.queue)
-	f := r.start()
-	r.armStall(f, stallAfter)
-	return batch, f
+	return batch, r.start()
 }
 
-// armStall arms f's stall timer to fire after d: should f still be in
-// flight then, the next batch goes without waiting for it. The caller
-// holds mu.
-func (r *rotator) armStall(f *flight, d time.Duration) {
-	f.timer = time.AfterFunc(max(d, 0), func() {
+// stallTimer returns f's stall timer, to fire after d: should f still be
+// in flight then, the next batch goes without waiting for it.
+func (r *rotator) stallTimer(f *flight, d time.Duration) *time.Timer {
+	return time.AfterFunc(max(d, 0), func() {
 		r.mu.Lock()
 		if f.done || f.stalled {
 			r.mu.Unlock()
@@ -261,6 +261,7 @@ func (r *rotator) finish(f *flight) {
 
 // send runs a batch taken off the queue, then finishes it.
 func (r *rotator) send(batch []*pending, f *flight) {
+	f.timer = r.stallTimer(f, stallAfter)
 	r.run(batch)
 	r.finish(f)
 }
